@@ -1,0 +1,220 @@
+//! HTTP Basic auth (RFC 7617) for `/delivery/**`, with actix-web-httpauth.
+//!
+//! Every rejection is an `ApiError::Unauthorized`, which actix-web-httpauth turns into an
+//! `Ok(401 response)`: the CORS layer outside it then adds `Access-Control-Allow-Origin`, so the
+//! page sees 401 instead of status 0. This guard never sees a preflight in the default order
+//! (CORS answers those first); see `app.rs`.
+
+use std::future::{Ready, ready};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix_web::dev::{Payload, ServiceRequest};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use actix_web_httpauth::headers::authorization::{Basic, ParseError, Scheme};
+use actix_web_httpauth::middleware::HttpAuthentication;
+use secrecy::SecretString;
+use sqlx::SqlitePool;
+use tokio::sync::Semaphore;
+
+use crate::error::ApiError;
+use crate::users;
+
+/// Paths behind Basic auth. Everything else (`/health`, unknown paths) is public.
+pub const PROTECTED_PREFIX: &str = "/delivery";
+
+pub fn is_protected(path: &str) -> bool {
+    path.strip_prefix(PROTECTED_PREFIX)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// The logged-in user, put in the request extensions for handlers that want it.
+#[derive(Debug, Clone)]
+pub struct AuthedUser(pub String);
+
+/// Checks credentials against the users table. Shared by all workers (`web::Data`).
+pub struct Authenticator {
+    pool: SqlitePool,
+    /// argon2 is CPU-bound (~20 ms): it runs on the blocking pool, at most this many at once,
+    /// so a flood of wrong passwords cannot take every core.
+    verifications: Arc<Semaphore>,
+}
+
+impl Authenticator {
+    pub fn new(pool: SqlitePool, max_concurrent_verifications: usize) -> Self {
+        Self {
+            pool,
+            verifications: Arc::new(Semaphore::new(max_concurrent_verifications.max(1))),
+        }
+    }
+
+    pub async fn verify(&self, creds: Credentials) -> Result<AuthedUser, ApiError> {
+        let hash = users::password_hash(&self.pool, &creds.user).await?;
+        let permit = self
+            .verifications
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        let span = tracing::Span::current();
+        let ok = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            span.in_scope(|| users::verify_password(hash.as_deref(), &creds.password))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+        if ok {
+            Ok(AuthedUser(creds.user))
+        } else {
+            Err(unauthorized("wrong user name or password"))
+        }
+    }
+}
+
+/// Basic credentials, decoded. The password is a `SecretString`: redacted in Debug, never logged.
+#[derive(Debug)]
+pub struct Credentials {
+    pub user: String,
+    pub password: SecretString,
+}
+
+fn unauthorized(detail: &str) -> ApiError {
+    ApiError::Unauthorized(format!("{detail}; use HTTP Basic authentication"))
+}
+
+impl Credentials {
+    /// Decodes `Authorization: Basic base64(user:password)`. The scheme is matched
+    /// case-insensitively (RFC 9110 §11.1); decoding itself is actix-web-httpauth's.
+    pub fn from_header(value: Option<&HeaderValue>) -> Result<Self, ApiError> {
+        let value = value.ok_or_else(|| unauthorized("missing Authorization header"))?;
+        let text = value
+            .to_str()
+            .map_err(|_| unauthorized("the Authorization header is not visible ASCII"))?;
+        let (scheme, token) = text.trim().split_once(' ').unwrap_or((text, ""));
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return Err(unauthorized("only the Basic scheme is accepted"));
+        }
+        let normalised = HeaderValue::from_str(&format!("Basic {}", token.trim_start()))
+            .map_err(|_| unauthorized("malformed Basic credentials"))?;
+        let basic = Basic::parse(&normalised).map_err(|e| {
+            unauthorized(match e {
+                ParseError::Base64DecodeError(_) | ParseError::Invalid => {
+                    "the Basic credentials are not valid base64"
+                }
+                ParseError::Utf8Error(_) => "the Basic credentials are not UTF-8",
+                ParseError::MissingField(_) => "the Basic credentials have no ':' separator",
+                _ => "malformed Basic credentials",
+            })
+        })?;
+        let user = basic.user_id();
+        let Some(password) = basic.password() else {
+            return Err(unauthorized("empty password"));
+        };
+        if user.is_empty() {
+            return Err(unauthorized("empty user name"));
+        }
+        Ok(Self {
+            user: user.to_owned(),
+            password: password.into(),
+        })
+    }
+}
+
+impl FromRequest for Credentials {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Self::from_header(req.headers().get(header::AUTHORIZATION)))
+    }
+}
+
+type Validation =
+    Pin<Box<dyn Future<Output = Result<ServiceRequest, (actix_web::Error, ServiceRequest)>>>>;
+type Validator = fn(ServiceRequest, Result<Credentials, ApiError>) -> Validation;
+
+/// The Basic-auth middleware. Where it is wrapped decides whether preflights ever reach it.
+pub fn basic() -> HttpAuthentication<Result<Credentials, ApiError>, Validator> {
+    let validator: Validator = |req, creds| Box::pin(validate(req, creds));
+    HttpAuthentication::with_fn(validator)
+}
+
+async fn validate(
+    req: ServiceRequest,
+    creds: Result<Credentials, ApiError>,
+) -> Result<ServiceRequest, (actix_web::Error, ServiceRequest)> {
+    if !is_protected(req.path()) {
+        return Ok(req);
+    }
+    let Some(auth) = req.app_data::<web::Data<Authenticator>>().cloned() else {
+        return Err((
+            ApiError::Internal(anyhow::anyhow!("no Authenticator")).into(),
+            req,
+        ));
+    };
+    match async { auth.verify(creds?).await }.await {
+        Ok(user) => {
+            req.extensions_mut().insert(user);
+            Ok(req)
+        }
+        Err(e) => Err((e.into(), req)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn parse(value: &str) -> Result<Credentials, ApiError> {
+        Credentials::from_header(Some(&HeaderValue::from_str(value).expect("header")))
+    }
+
+    #[test]
+    fn only_delivery_paths_are_protected() {
+        assert!(is_protected("/delivery"));
+        assert!(is_protected("/delivery/all"));
+        assert!(!is_protected("/deliveryx"));
+        assert!(!is_protected("/health"));
+    }
+
+    #[test]
+    fn the_scheme_is_case_insensitive() {
+        // "demo:demo-password"
+        for value in [
+            "Basic ZGVtbzpkZW1vLXBhc3N3b3Jk",
+            "basic ZGVtbzpkZW1vLXBhc3N3b3Jk",
+            "BASIC  ZGVtbzpkZW1vLXBhc3N3b3Jk",
+        ] {
+            let creds = parse(value).expect(value);
+            assert_eq!(creds.user, "demo");
+            assert_eq!(creds.password.expose_secret(), "demo-password");
+        }
+    }
+
+    #[test]
+    fn a_password_may_contain_colons() {
+        // "alice:a:b"
+        let creds = parse("Basic YWxpY2U6YTpi").expect("valid");
+        assert_eq!(creds.user, "alice");
+        assert_eq!(creds.password.expose_secret(), "a:b");
+    }
+
+    #[test]
+    fn malformed_credentials_are_refused_with_a_reason() {
+        for (value, reason) in [
+            ("Bearer abc", "only the Basic scheme"),
+            ("Basic", "base64"),
+            ("Basic !!!notbase64", "base64"),
+            ("Basic ZGVtbw==", "':' separator"),  // "demo"
+            ("Basic ZGVtbzo=", "empty password"), // "demo:"
+            ("Basic OnNlY3JldA==", "empty user"), // ":secret"
+            ("Basic //79", "UTF-8"),              // bytes ff fe fd
+        ] {
+            let err = parse(value).expect_err(value).to_string();
+            assert!(err.contains(reason), "{value}: {err}");
+        }
+        assert!(Credentials::from_header(None).is_err());
+    }
+}

@@ -1,0 +1,133 @@
+//! The command line is the whole configuration: every flag has an environment fallback, and the doc
+//! comments below are the `--help` text. Defaults live here and nowhere else.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::cors::AllowedOrigin;
+
+pub const DEFAULT_CERT: &str = "certs/localhost.crt";
+pub const DEFAULT_KEY: &str = "certs/localhost.key";
+
+/// A reference backend that answers CORS preflights before HTTP Basic auth.
+#[derive(Debug, Parser)]
+#[command(name = "delivery-api", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// With no subcommand, `delivery-api` serves (same flags as `delivery-api serve`).
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTPS API (the default).
+    Serve(ServeArgs),
+    /// Manage the users allowed to log in with HTTP Basic auth.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to serve HTTPS on. Plain HTTP is not offered.
+    #[arg(long, env = "DELIVERY_API_BIND", default_value = "127.0.0.1:8443")]
+    pub bind: SocketAddr,
+
+    /// A browser origin allowed to call the API (scheme://host[:port], exact match). Repeatable.
+    #[arg(
+        long = "allowed-origin",
+        env = "DELIVERY_API_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://localhost:4200"
+    )]
+    pub allowed_origins: Vec<AllowedOrigin>,
+
+    /// Answer `Access-Control-Allow-Credentials: true`, so pages that use `withCredentials: true`
+    /// (Fetch credentials mode "include") can read responses too.
+    #[arg(
+        long,
+        env = "DELIVERY_API_ALLOW_CREDENTIALS",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub allow_credentials: bool,
+
+    /// How long (seconds) a browser may cache a successful preflight. Chromium caps it at 7200.
+    #[arg(long, env = "DELIVERY_API_CORS_MAX_AGE", default_value_t = 600)]
+    pub cors_max_age: usize,
+
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+
+    /// PEM certificate chain. Default: certs/localhost.crt, generated with a dev CA when missing.
+    #[arg(long, env = "DELIVERY_API_TLS_CERT", requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// PEM private key for --cert. Default: certs/localhost.key, generated when missing.
+    #[arg(long, env = "DELIVERY_API_TLS_KEY", requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// TEACHING ONLY: put Basic auth in front of CORS, which reproduces the classic bug
+    /// (the credential-less preflight gets 401 and the browser blocks the request).
+    #[arg(long, env = "DELIVERY_API_AUTH_BEFORE_CORS")]
+    pub auth_before_cors: bool,
+
+    /// Worker threads (default: one per CPU core).
+    #[arg(long, env = "DELIVERY_API_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Seconds to finish in-flight requests after SIGTERM/SIGINT.
+    #[arg(long, env = "DELIVERY_API_SHUTDOWN_GRACE", default_value_t = 10)]
+    pub shutdown_grace: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// SQLite database; created and migrated on first start.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/delivery.db"
+    )]
+    pub database_url: String,
+
+    /// How long (milliseconds) a query waits for another writer's lock before giving up with 503.
+    #[arg(long, env = "DELIVERY_API_DB_BUSY_TIMEOUT_MS", default_value_t = 5000)]
+    pub db_busy_timeout_ms: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user, or replace its password. The password is read from standard input.
+    Add {
+        name: String,
+        /// Read the password from the first line of standard input (required: never pass it as an argument).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// List user names.
+    List {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Remove a user.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+impl ServeArgs {
+    /// The flags as if none were given (what a bare `cargo run --release` uses). Tests start from here.
+    pub fn defaults() -> Self {
+        Cli::parse_from(["delivery-api"]).serve
+    }
+}

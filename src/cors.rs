@@ -1,0 +1,192 @@
+//! The CORS policy (WHATWG Fetch, "CORS protocol"), built with actix-cors.
+//!
+//! A browser sends the preflight `OPTIONS` *without* credentials, so this layer must answer it
+//! before Basic auth ever runs; see `app.rs` for where it sits. actix-cors answers preflights
+//! itself and never calls the services it wraps.
+
+use std::fmt;
+use std::str::FromStr;
+
+use actix_cors::Cors;
+use actix_web::http::{Method, header};
+
+/// Methods the frontend may use. Preflights only ever ask for non-safelisted ones, but listing
+/// GET/HEAD too is harmless and reads clearly.
+const METHODS: [Method; 5] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+];
+
+/// One allowed origin: a browser's serialised origin (`scheme://host[:port]`), or `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedOrigin {
+    Any,
+    Exact(String),
+}
+
+impl FromStr for AllowedOrigin {
+    type Err = String;
+
+    /// Accepts exactly what a browser puts in `Origin`: scheme, host and optional port, nothing
+    /// else. A path, a trailing slash, a query or user info would never match byte for byte, so
+    /// they are refused here instead of silently never matching.
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let raw = raw.trim();
+        if raw == "*" {
+            return Ok(Self::Any);
+        }
+        let bad = |why: &str| {
+            Err(format!(
+                "invalid allowed origin {raw:?}: {why} (expected scheme://host[:port], e.g. http://localhost:4200)"
+            ))
+        };
+        let Some((scheme, rest)) = raw.split_once("://") else {
+            return bad("no scheme");
+        };
+        if !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
+            return bad("the scheme must be http or https");
+        }
+        if rest.is_empty() {
+            return bad("no host");
+        }
+        if let Some(c) = rest.chars().find(|c| matches!(c, '/' | '?' | '#' | '@')) {
+            return bad(match c {
+                '/' => "an origin has no path, not even a trailing slash",
+                '@' => "an origin has no user info",
+                _ => "an origin has no query or fragment",
+            });
+        }
+        let url = match url::Url::parse(raw) {
+            Ok(url) => url,
+            Err(e) => return bad(&e.to_string()),
+        };
+        // The browser's serialisation: lower-case scheme and host, default port dropped.
+        Ok(Self::Exact(url.origin().ascii_serialization()))
+    }
+}
+
+impl fmt::Display for AllowedOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Any => f.write_str("*"),
+            Self::Exact(origin) => f.write_str(origin),
+        }
+    }
+}
+
+/// What the policy is built from; checked once at start-up by [`CorsConfig::validate`].
+#[derive(Debug, Clone)]
+pub struct CorsConfig {
+    pub origins: Vec<AllowedOrigin>,
+    pub allow_credentials: bool,
+    pub max_age_secs: usize,
+}
+
+impl CorsConfig {
+    /// Refuses configurations a browser would reject or that would be unsafe.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.origins.is_empty() {
+            return Err("no allowed origin: pass --allowed-origin http://localhost:4200".into());
+        }
+        let any = self.origins.contains(&AllowedOrigin::Any);
+        if any && self.allow_credentials {
+            return Err(
+                "`*` as an allowed origin cannot be combined with credentials (the Fetch standard \
+                 forbids `Access-Control-Allow-Origin: *` with `Access-Control-Allow-Credentials`): \
+                 list the exact origins, or pass --allow-credentials false"
+                    .into(),
+            );
+        }
+        if any && self.origins.len() > 1 {
+            return Err("`*` already allows every origin: list exact origins or `*` alone".into());
+        }
+        Ok(())
+    }
+
+    /// Builds the actix-cors middleware. Cheap: called once per worker.
+    pub fn policy(&self) -> Cors {
+        let mut cors = Cors::default()
+            .allowed_methods(METHODS)
+            // Named explicitly: the `*` wildcard never covers Authorization (Fetch standard).
+            .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+            // Without this the page cannot read these headers on a 401 / 201.
+            .expose_headers([
+                header::WWW_AUTHENTICATE,
+                header::LOCATION,
+                header::RETRY_AFTER,
+                header::ETAG,
+                header::LINK,
+            ])
+            .max_age(self.max_age_secs);
+        for origin in &self.origins {
+            cors = match origin {
+                AllowedOrigin::Exact(origin) => cors.allowed_origin(origin),
+                AllowedOrigin::Any => cors.allow_any_origin().send_wildcard(),
+            };
+        }
+        if self.allow_credentials {
+            cors = cors.supports_credentials();
+        }
+        cors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exact(s: &str) -> AllowedOrigin {
+        AllowedOrigin::Exact(s.to_owned())
+    }
+
+    #[test]
+    fn origins_are_normalised_the_way_browsers_serialise_them() {
+        for (input, expected) in [
+            ("http://localhost:4200", exact("http://localhost:4200")),
+            ("HTTP://LocalHost:4200", exact("http://localhost:4200")),
+            ("https://example.com:443", exact("https://example.com")),
+            ("http://127.0.0.1:8080", exact("http://127.0.0.1:8080")),
+            ("http://[::1]:4200", exact("http://[::1]:4200")),
+            ("*", AllowedOrigin::Any),
+        ] {
+            assert_eq!(input.parse::<AllowedOrigin>(), Ok(expected), "{input}");
+        }
+    }
+
+    #[test]
+    fn origins_that_can_never_match_are_refused_with_the_reason() {
+        for (input, reason) in [
+            ("localhost:4200", "no scheme"),
+            ("http://localhost:4200/", "trailing slash"),
+            ("http://localhost:4200/app", "no path"),
+            ("http://user@localhost:4200", "user info"),
+            ("http://localhost:4200?x", "query"),
+            ("ftp://localhost", "http or https"),
+            ("http://", "no host"),
+            ("http://localhost:99999", "invalid port"),
+            ("null", "no scheme"),
+        ] {
+            let err = input.parse::<AllowedOrigin>().expect_err(input);
+            assert!(err.contains(reason), "{input}: {err}");
+            assert!(err.contains(input), "the message names the origin: {err}");
+        }
+    }
+
+    #[test]
+    fn wildcard_with_credentials_is_refused() {
+        let config = CorsConfig {
+            origins: vec![AllowedOrigin::Any],
+            allow_credentials: true,
+            max_age_secs: 600,
+        };
+        assert!(config.validate().is_err());
+        let config = CorsConfig {
+            allow_credentials: false,
+            ..config
+        };
+        assert!(config.validate().is_ok());
+    }
+}

@@ -1,0 +1,61 @@
+//! SQLite through sqlx: one pool, WAL, migrations embedded in the binary and applied at start.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::config::DatabaseArgs;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// Opens (creating if needed) and migrates the database. Used by `serve` and by `user ...`.
+pub async fn connect(args: &DatabaseArgs) -> anyhow::Result<SqlitePool> {
+    let options = SqliteConnectOptions::from_str(&args.database_url)
+        .with_context(|| format!("invalid --database-url {:?}", args.database_url))?
+        .create_if_missing(true)
+        .foreign_keys(true)
+        // WAL lets readers run beside the one writer. synchronous=FULL fsyncs the WAL on every
+        // commit, so an acknowledged write survives kill -9 *and* a power cut.
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_millis(args.db_busy_timeout_ms))
+        .statement_cache_capacity(64);
+
+    let path = options.get_filename().to_owned();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the database directory {}", dir.display()))?;
+    }
+
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+        .with_context(|| format!("cannot open the database {}", path.display()))?;
+
+    MIGRATOR
+        .run(&pool)
+        .await
+        .with_context(|| format!("cannot migrate the database {}", path.display()))?;
+    Ok(pool)
+}
+
+/// Errors that mean "the database cannot serve right now" (busy, locked, read-only, gone, pool
+/// exhausted) rather than a bug: the API answers them with 503 + Retry-After.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => {
+            // SQLite primary result codes: 5 BUSY, 6 LOCKED, 8 READONLY, 10 IOERR, 13 FULL,
+            // 14 CANTOPEN (extended codes keep the primary code in the low byte).
+            let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
+            matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14)
+        }
+        _ => false,
+    }
+}

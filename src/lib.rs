@@ -1,0 +1,30 @@
+//! delivery-api: a reference backend that answers CORS preflights before HTTP Basic auth.
+//!
+//! The modules, in the order a request meets them:
+
+/// THE middleware order (CORS outside auth) and why. Start reading here.
+pub mod app;
+/// HTTP Basic auth (actix-web-httpauth), argon2 off the async workers.
+pub mod auth;
+/// The `user add|list|remove` subcommand.
+pub mod cli;
+/// Flags and environment variables (clap): the whole configuration.
+pub mod config;
+/// The CORS policy (actix-cors) and allowed-origin parsing.
+pub mod cors;
+/// SQLite pool and embedded migrations.
+pub mod db;
+/// Deliveries: types and queries.
+pub mod deliveries;
+/// One error type, rendered as RFC 9457 problem+json.
+pub mod error;
+/// The route tree and its handlers.
+pub mod routes;
+/// Builds the server: checks, TLS, database, listener.
+pub mod startup;
+/// tracing setup.
+pub mod telemetry;
+/// rustls configuration and the generated dev CA.
+pub mod tls;
+/// Users and password hashes, shared with the `user` subcommand.
+pub mod users;

@@ -1,0 +1,23 @@
+//! `GET /health`: public, and honest: it asks the database, so a dead database reads 503.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+use sqlx::SqlitePool;
+
+use crate::error::Result;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/health")
+            .route(web::get().to(health))
+            .route(web::head().to(health))
+            .default_service(super::method_not_allowed("GET, HEAD")),
+    );
+}
+
+async fn health(pool: web::Data<SqlitePool>) -> Result<HttpResponse> {
+    sqlx::query("SELECT 1 FROM deliveries LIMIT 1")
+        .execute(pool.get_ref())
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "status": "ok" })))
+}

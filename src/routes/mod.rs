@@ -1,0 +1,69 @@
+//! The route tree, and the extractor settings that turn every bad input into problem+json.
+
+pub mod delivery;
+pub mod health;
+
+use actix_web::error::{JsonPayloadError, PathError};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::error::ApiError;
+
+/// JSON bodies above this size get 413.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(json_config())
+        .app_data(path_config())
+        .configure(health::configure)
+        .configure(delivery::configure)
+        .default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!("no resource at {}", req.path())))
+}
+
+/// A resource's fallback for methods it does not serve: 405 with `Allow` (RFC 9110 §15.5.6).
+pub fn method_not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move |req: HttpRequest| async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed(
+            format!("{} is not allowed here", req.method()),
+            allow,
+        ))
+    })
+}
+
+fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(MAX_JSON_BODY)
+        .error_handler(|err, _req| json_error(err).into())
+}
+
+fn json_error(err: JsonPayloadError) -> ApiError {
+    match err {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::PayloadTooLarge(format!("JSON bodies are limited to {MAX_JSON_BODY} bytes"))
+        }
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(
+            "send the body as JSON with Content-Type: application/json".into(),
+        ),
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            ApiError::Unprocessable(format!("invalid delivery: {e}"))
+        }
+        JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("malformed JSON: {e}")),
+        other => ApiError::BadRequest(format!("cannot read the request body: {other}")),
+    }
+}
+
+fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err, req| {
+        let PathError::Deserialize(_) = err else {
+            return ApiError::BadRequest(err.to_string()).into();
+        };
+        ApiError::NotFound(format!(
+            "no resource at {}: a delivery id is a whole number",
+            req.path()
+        ))
+        .into()
+    })
+}

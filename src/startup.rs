@@ -1,0 +1,118 @@
+//! Builds the server from its flags: configuration checks, TLS, database, listener. `main` and the
+//! tests both go through [`Application::build`], so the tests serve exactly what users run.
+
+use std::net::{SocketAddr, TcpListener};
+
+use actix_web::dev::Server;
+use actix_web::{HttpServer, web};
+use anyhow::Context;
+use sqlx::SqlitePool;
+
+use crate::app::{self, AppState, MiddlewareOrder};
+use crate::auth::Authenticator;
+use crate::config::ServeArgs;
+use crate::cors::CorsConfig;
+use crate::tls::TlsFiles;
+use crate::{db, users};
+
+pub struct Application {
+    addr: SocketAddr,
+    server: Server,
+    pool: SqlitePool,
+}
+
+impl Application {
+    pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
+        let cors = CorsConfig {
+            origins: args.allowed_origins.clone(),
+            allow_credentials: args.allow_credentials,
+            max_age_secs: args.cors_max_age,
+        };
+        cors.validate().map_err(anyhow::Error::msg)?;
+        let tls = TlsFiles::resolve(args.cert.as_deref(), args.key.as_deref())?.server_config()?;
+        let pool = db::connect(&args.db).await?;
+
+        let order = if args.auth_before_cors {
+            tracing::warn!(
+                "!!! --auth-before-cors: Basic auth now runs BEFORE CORS. Browsers' preflights carry \
+                 no credentials, so they get 401 and every cross-origin call fails with status 0. \
+                 This reproduces the classic bug on purpose; never run it like this. !!!"
+            );
+            MiddlewareOrder::AuthBeforeCors
+        } else {
+            MiddlewareOrder::CorsBeforeAuth
+        };
+        let workers = args.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        });
+        let state = AppState {
+            pool: pool.clone(),
+            authenticator: web::Data::new(Authenticator::new(pool.clone(), workers)),
+            cors,
+            order,
+        };
+
+        let listener = TcpListener::bind(args.bind)
+            .with_context(|| format!("cannot listen on {}", args.bind))?;
+        let addr = listener.local_addr()?;
+        let server = HttpServer::new(move || app::app(state.clone()))
+            .workers(workers)
+            .shutdown_timeout(args.shutdown_grace)
+            .listen_rustls_0_23(listener, tls)?
+            .run();
+
+        let origins: Vec<String> = args
+            .allowed_origins
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        tracing::info!(
+            "serving https://{addr} (allowed origins: {}; try: curl --cacert certs/dev-ca.crt https://localhost:{}/health)",
+            origins.join(", "),
+            addr.port()
+        );
+        print_login_hint(&pool).await;
+        Ok(Self { addr, server, pool })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Serves until SIGINT/SIGTERM (in-flight requests get the grace period), then closes the pool.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.pool.close().await;
+        result
+    }
+}
+
+/// Tells a newcomer how to log in, and warns while the demo password is unchanged.
+async fn print_login_hint(pool: &SqlitePool) {
+    let hash = users::password_hash(pool, users::DEMO_USER)
+        .await
+        .ok()
+        .flatten();
+    let demo_default = match hash {
+        Some(hash) => tokio::task::spawn_blocking(move || {
+            users::verify_password(Some(&hash), &users::DEMO_PASSWORD.into())
+        })
+        .await
+        .unwrap_or(false),
+        None => false,
+    };
+    if demo_default {
+        tracing::info!(
+            "log in with user `{}` and password `{}` (change it: delivery-api user add {} --password-stdin)",
+            users::DEMO_USER,
+            users::DEMO_PASSWORD,
+            users::DEMO_USER
+        );
+    } else {
+        tracing::info!("log in with a user from `delivery-api user list`");
+    }
+}

@@ -1,0 +1,69 @@
+//! HTTPS with rustls (ring provider, TLS 1.2 and 1.3 only). Loads the PEM pair given on the
+//! command line, or the default dev pair under certs/, generated on first start.
+
+pub mod dev_ca;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::{DEFAULT_CERT, DEFAULT_KEY};
+
+/// Where the certificate and key come from.
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// Explicit paths must exist; the defaults are generated (with a dev CA) when missing.
+    pub fn resolve(cert: Option<&Path>, key: Option<&Path>) -> anyhow::Result<Self> {
+        match (cert, key) {
+            (Some(cert), Some(key)) => Ok(Self {
+                cert: cert.to_owned(),
+                key: key.to_owned(),
+            }),
+            (None, None) => {
+                let files = Self {
+                    cert: DEFAULT_CERT.into(),
+                    key: DEFAULT_KEY.into(),
+                };
+                if !files.cert.exists() || !files.key.exists() {
+                    let dir = files.cert.parent().unwrap_or(Path::new("."));
+                    dev_ca::generate(dir).context("cannot generate the dev certificates")?;
+                }
+                Ok(files)
+            }
+            _ => bail!("--cert and --key go together"),
+        }
+    }
+
+    pub fn server_config(&self) -> anyhow::Result<ServerConfig> {
+        let certs = CertificateDer::pem_file_iter(&self.cert)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .with_context(|| format!("cannot read the TLS certificate {}", self.cert.display()))?;
+        if certs.is_empty() {
+            bail!("{} holds no PEM certificate", self.cert.display());
+        }
+        let key = PrivateKeyDer::from_pem_file(&self.key)
+            .with_context(|| format!("cannot read the TLS private key {}", self.key.display()))?;
+
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .context("TLS 1.2/1.3 are not supported by the crypto provider")?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .with_context(|| {
+                format!(
+                    "{} and {} do not form a usable certificate/key pair",
+                    self.cert.display(),
+                    self.key.display()
+                )
+            })
+    }
+}

@@ -1,0 +1,126 @@
+//! Users and their argon2id password hashes, shared by the Basic-auth guard and `delivery-api user`.
+//! Passwords only ever live in `SecretString`s (redacted in Debug) and are never stored or logged.
+
+use std::sync::LazyLock;
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::SqlitePool;
+
+pub const DEMO_USER: &str = "demo";
+pub const DEMO_PASSWORD: &str = "demo-password";
+
+/// Checked against when the user does not exist, so that an unknown name costs as much as a wrong
+/// password and names cannot be discovered by timing. (It is the hash of a random string.)
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$cEn9ZgxQv2B6ZPLYm0seUA$cvY8ABA0TpqJ5dhvJRxHZFrwL4Rtj/RJMl7zlgQZDdw";
+
+/// argon2id with the OWASP-recommended minimum (19 MiB, 2 passes, 1 lane).
+fn hasher() -> Argon2<'static> {
+    static PARAMS: LazyLock<Params> = LazyLock::new(|| {
+        Params::new(19 * 1024, 2, 1, None).expect("argon2 params are valid constants")
+    });
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, PARAMS.clone())
+}
+
+/// Hashes a password to a PHC string (`$argon2id$v=19$...`) with a fresh random salt. CPU-heavy.
+pub fn hash_password(password: &SecretString) -> anyhow::Result<String> {
+    let hash = hasher()
+        .hash_password(password.expose_secret().as_bytes())
+        .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
+    Ok(hash.to_string())
+}
+
+/// Verifies a password against a stored hash, or against the dummy hash when `hash` is `None`
+/// (the user does not exist), so both failures cost the same. CPU-heavy: call off the async workers.
+pub fn verify_password(hash: Option<&str>, password: &SecretString) -> bool {
+    let parsed = match PasswordHash::new(hash.unwrap_or(DUMMY_HASH)) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            tracing::error!(error = %e, "a stored password hash cannot be parsed");
+            return false;
+        }
+    };
+    let ok = hasher()
+        .verify_password(password.expose_secret().as_bytes(), &parsed)
+        .is_ok();
+    ok && hash.is_some()
+}
+
+pub async fn password_hash(pool: &SqlitePool, name: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT password_hash FROM users WHERE name = ?")
+        .bind(name)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Creates the user or replaces its password. Returns true when the user was new.
+pub async fn upsert(pool: &SqlitePool, name: &str, hash: &str) -> sqlx::Result<bool> {
+    let existed = password_hash(pool, name).await?.is_some();
+    sqlx::query(
+        "INSERT INTO users (name, password_hash) VALUES (?, ?)
+         ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash,
+                                           updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+    )
+    .bind(name)
+    .bind(hash)
+    .execute(pool)
+    .await?;
+    Ok(!existed)
+}
+
+pub async fn list(pool: &SqlitePool) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT name FROM users ORDER BY name")
+        .fetch_all(pool)
+        .await
+}
+
+/// Returns true when a user was removed.
+pub async fn remove(pool: &SqlitePool, name: &str) -> sqlx::Result<bool> {
+    let done = sqlx::query("DELETE FROM users WHERE name = ?")
+        .bind(name)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Checks a user name given on the command line: what Basic auth can carry (RFC 7617: no colon).
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("a user name has 1 to 64 characters".into());
+    }
+    if name.contains(':') || name.chars().any(char::is_control) {
+        return Err("a user name cannot contain ':' or control characters (RFC 7617)".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hash_verifies_only_its_own_password() {
+        let hash = hash_password(&"s3cret".into()).expect("hash");
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(verify_password(Some(&hash), &"s3cret".into()));
+        assert!(!verify_password(Some(&hash), &"s3cret ".into()));
+    }
+
+    #[test]
+    fn an_unknown_user_never_verifies_even_with_the_dummy_password() {
+        assert!(!verify_password(None, &"anything".into()));
+        assert!(
+            PasswordHash::new(DUMMY_HASH).is_ok(),
+            "the dummy hash parses"
+        );
+    }
+
+    #[test]
+    fn names_with_a_colon_are_refused() {
+        assert!(validate_name("a:b").is_err());
+        assert!(validate_name("").is_err());
+        assert!(validate_name("alice").is_ok());
+    }
+}
