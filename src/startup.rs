@@ -83,6 +83,16 @@ impl Application {
         self.addr.port()
     }
 
+    /// The server's pool (tests use it to arrange data and inspect what was written).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Stops the server from outside (tests restart it on the same database).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Serves until SIGINT/SIGTERM (in-flight requests get the grace period), then closes the pool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;

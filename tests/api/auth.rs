@@ -1,0 +1,99 @@
+//! Basic auth: every failure is a 401 the page can read (CORS headers + WWW-Authenticate).
+
+use reqwest::Method;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn failed_logins_get_401_with_a_challenge_and_cors_headers() {
+    let app = spawn_app().await;
+    let cases: [(&str, Option<&str>); 9] = [
+        ("no Authorization header", None),
+        ("wrong password", Some("Basic ZGVtbzp3cm9uZy1wYXNzd29yZA==")), // demo:wrong-password
+        ("unknown user", Some("Basic bm9ib2R5OmRlbW8tcGFzc3dvcmQ=")),   // nobody:demo-password
+        ("empty password", Some("Basic ZGVtbzo=")),                     // demo:
+        ("no colon", Some("Basic ZGVtbw==")),                           // demo
+        ("not base64", Some("Basic %%%not-base64%%%")),
+        ("another scheme", Some("Bearer abc.def.ghi")),
+        ("scheme only", Some("Basic")),
+        (
+            "user with a colon",
+            Some("Basic ZDplbW86ZGVtby1wYXNzd29yZA=="),
+        ), // d:emo:demo-password
+    ];
+    for (what, authorization) in cases {
+        let mut req = app
+            .request(Method::GET, "/delivery/all", ORIGIN)
+            .header("Accept", ACCEPT)
+            .header("Content-Type", CONTENT_TYPE);
+        if let Some(value) = authorization {
+            req = req.header("Authorization", value);
+        }
+        let res = req.send().await.expect("sent");
+
+        assert_readable_by_origin(&res, what);
+        assert_eq!(
+            header(res.headers(), "www-authenticate"),
+            Some(r#"Basic realm="delivery-api", charset="UTF-8""#),
+            "{what}"
+        );
+        assert_problem(res, 401, what).await;
+    }
+}
+
+#[tokio::test]
+async fn the_basic_scheme_is_case_insensitive() {
+    let app = spawn_app().await;
+    for scheme in ["Basic", "basic", "BASIC"] {
+        let res = app
+            .request(Method::GET, "/delivery/all", ORIGIN)
+            .header(
+                "Authorization",
+                format!("{scheme} ZGVtbzpkZW1vLXBhc3N3b3Jk"),
+            )
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), 200, "{scheme}");
+    }
+}
+
+#[tokio::test]
+async fn health_is_public_and_checks_the_database() {
+    let app = spawn_app().await;
+    let res = app
+        .request(Method::GET, "/health", ORIGIN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        header(res.headers(), "access-control-allow-origin"),
+        Some(ORIGIN)
+    );
+    assert_eq!(json(res).await, serde_json::json!({ "status": "ok" }));
+
+    app.pool.close().await;
+    let res = app
+        .request(Method::GET, "/health", ORIGIN)
+        .send()
+        .await
+        .expect("sent");
+    assert!(res.headers().contains_key("retry-after"));
+    let detail = assert_problem(res, 503, "health without a database").await;
+    assert!(
+        !detail.contains("sqlx") && !detail.contains("Pool"),
+        "no internals: {detail}"
+    );
+}
+
+#[tokio::test]
+async fn health_stays_public_in_the_teaching_mode_too() {
+    let app = spawn_app_with(|args| args.auth_before_cors = true).await;
+    let res = app
+        .request(Method::GET, "/health", ORIGIN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 200);
+}

@@ -1,0 +1,111 @@
+//! CRUD over HTTPS, checked through the API and in the database, across a restart.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn create_read_replace_delete_round_trip_survives_a_restart() {
+    let app = spawn_app().await;
+
+    // Create: 201, Location, the stored row.
+    let res = app
+        .create(&json!({"reference": "DLV-T-1", "recipient": "Ada", "address": "1 Loop Road"}))
+        .await;
+    assert_eq!(res.status(), 201);
+    assert_readable_by_origin(&res, "201");
+    let location = header(res.headers(), "location")
+        .expect("Location")
+        .to_owned();
+    let created = json(res).await;
+    assert_eq!(location, format!("/delivery/{}", created["id"]));
+    assert_eq!(created["status"], "pending", "status defaults to pending");
+    assert_eq!(app.count_deliveries().await, SEEDED as i64 + 1);
+
+    // The server is restarted on the same database file: nothing is lost.
+    let app = app.restart(|_| {}).await;
+    let res = app
+        .article_request(Method::GET, &location, ORIGIN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 200);
+    assert_eq!(json(res).await, created);
+
+    // Replace.
+    let res = app
+        .article_request(Method::PUT, &location, ORIGIN)
+        .body(json!({"reference": "DLV-T-1", "recipient": "Ada L.", "address": "2 Loop Road", "status": "in_transit"}).to_string())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 200);
+    let replaced = json(res).await;
+    assert_eq!(replaced["status"], "in_transit");
+    assert_eq!(replaced["recipient"], "Ada L.");
+    assert_eq!(replaced["created_at"], created["created_at"]);
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM deliveries WHERE reference = 'DLV-T-1'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("row");
+    assert_eq!(status, "in_transit");
+
+    // Delete: 204, then 404.
+    let res = app
+        .article_request(Method::DELETE, &location, ORIGIN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 204);
+    assert_readable_by_origin(&res, "204");
+    assert_eq!(app.count_deliveries().await, SEEDED as i64);
+    let res = app
+        .article_request(Method::GET, &location, ORIGIN)
+        .send()
+        .await
+        .expect("sent");
+    assert_problem(res, 404, "deleted").await;
+}
+
+#[tokio::test]
+async fn the_list_is_ordered_by_id_and_head_answers_like_get() {
+    let app = spawn_app().await;
+    let body = json(app.get_all().await).await;
+    let ids: Vec<i64> = body
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|d| d["id"].as_i64().expect("id"))
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted);
+
+    let head = app
+        .article_request(Method::HEAD, "/delivery/all", ORIGIN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(head.status(), 200);
+    assert_readable_by_origin(&head, "HEAD");
+    assert_eq!(head.bytes().await.expect("body").len(), 0);
+}
+
+#[tokio::test]
+async fn strings_are_trimmed_and_every_status_is_accepted() {
+    let app = spawn_app().await;
+    for (i, status) in ["pending", "in_transit", "delivered", "cancelled"]
+        .iter()
+        .enumerate()
+    {
+        let res = app
+            .create(&json!({"reference": format!("  R-{i}  "), "recipient": "Bo", "address": "Street", "status": status}))
+            .await;
+        assert_eq!(res.status(), 201, "{status}");
+        let body = json(res).await;
+        assert_eq!(body["status"], *status);
+        assert_eq!(body["reference"], format!("R-{i}"));
+    }
+}

@@ -1,0 +1,191 @@
+//! Bad input of every kind gets a clear 4xx problem+json, never a 500, and every error response
+//! carries the CORS headers, so the page reads the real status instead of 0.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn bad_bodies_get_a_4xx_problem_that_says_what_is_wrong_and_nothing_is_written() {
+    let app = spawn_app().await;
+    let valid = json!({"reference": "DLV-2026-0099", "recipient": "Ada", "address": "1 Loop Road"});
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        (
+            "malformed JSON",
+            "{\"reference\": ".into(),
+            400,
+            "malformed JSON",
+        ),
+        ("not an object", "[1,2]".into(), 422, "invalid delivery"),
+        (
+            "unknown field",
+            json!({"reference": "X", "recipient": "A", "address": "B", "colour": "red"})
+                .to_string(),
+            422,
+            "colour",
+        ),
+        (
+            "missing field",
+            json!({"reference": "X", "recipient": "A"}).to_string(),
+            422,
+            "address",
+        ),
+        (
+            "empty string",
+            json!({"reference": "", "recipient": "A", "address": "B"}).to_string(),
+            422,
+            "reference",
+        ),
+        (
+            "blank string",
+            json!({"reference": "X", "recipient": "   ", "address": "B"}).to_string(),
+            422,
+            "recipient",
+        ),
+        (
+            "bad status",
+            json!({"reference": "X", "recipient": "A", "address": "B", "status": "lost"})
+                .to_string(),
+            422,
+            "lost",
+        ),
+        (
+            "wrong type",
+            json!({"reference": 7, "recipient": "A", "address": "B"}).to_string(),
+            422,
+            "expected a string",
+        ),
+        (
+            "too long",
+            json!({"reference": "X", "recipient": "A", "address": "a".repeat(501)}).to_string(),
+            422,
+            "address",
+        ),
+        (
+            "duplicate reference",
+            json!({"reference": "DLV-2026-0001", "recipient": "A", "address": "B"}).to_string(),
+            409,
+            "DLV-2026-0001",
+        ),
+    ];
+    for (what, body, status, mention) in cases {
+        let res = app
+            .article_request(Method::POST, "/delivery", ORIGIN)
+            .body(body)
+            .send()
+            .await
+            .expect("sent");
+        assert_readable_by_origin(&res, what);
+        let detail = assert_problem(res, status, what).await;
+        assert!(
+            detail.contains(mention),
+            "{what}: {detail:?} should mention {mention:?}"
+        );
+    }
+    assert_eq!(
+        app.count_deliveries().await,
+        SEEDED as i64,
+        "no bad input was written"
+    );
+
+    // The valid body still works afterwards: the service kept running.
+    assert_eq!(app.create(&valid).await.status(), 201);
+}
+
+#[tokio::test]
+async fn every_error_path_carries_the_cors_headers() {
+    let app = spawn_app().await;
+    let big = format!("{{\"reference\": \"{}\"}}", "x".repeat(70 * 1024));
+    let cases = vec![
+        (
+            "401",
+            app.request(Method::GET, "/delivery/all", ORIGIN),
+            401,
+        ),
+        (
+            "404 unknown id",
+            app.article_request(Method::GET, "/delivery/999999", ORIGIN),
+            404,
+        ),
+        (
+            "404 id that is not a number",
+            app.article_request(Method::GET, "/delivery/abc", ORIGIN),
+            404,
+        ),
+        (
+            "404 unknown route",
+            app.request(Method::GET, "/nowhere", ORIGIN),
+            404,
+        ),
+        (
+            "404 PUT unknown id",
+            app.article_request(Method::PUT, "/delivery/999999", ORIGIN)
+                .body(json!({"reference": "Z", "recipient": "A", "address": "B"}).to_string()),
+            404,
+        ),
+        (
+            "404 DELETE unknown id",
+            app.article_request(Method::DELETE, "/delivery/999999", ORIGIN),
+            404,
+        ),
+        (
+            "405",
+            app.article_request(Method::PATCH, "/delivery/all", ORIGIN),
+            405,
+        ),
+        (
+            "413",
+            app.article_request(Method::POST, "/delivery", ORIGIN)
+                .body(big),
+            413,
+        ),
+        (
+            "415",
+            app.request(Method::POST, "/delivery", ORIGIN)
+                .basic_auth(USER, Some(PASSWORD))
+                .header("Content-Type", "text/plain")
+                .body("reference=x"),
+            415,
+        ),
+    ];
+    for (what, req, status) in cases {
+        let res = req.send().await.expect("sent");
+        assert_readable_by_origin(&res, what);
+        if status == 405 {
+            assert_eq!(
+                header(res.headers(), "allow"),
+                Some("GET, HEAD"),
+                "405 names what is allowed"
+            );
+        }
+        assert_problem(res, status, what).await;
+    }
+}
+
+#[tokio::test]
+async fn a_database_failure_is_a_503_the_page_can_read_not_a_500() {
+    let app = spawn_app().await;
+    // Another writer holds the write lock longer than the busy timeout.
+    let app = app.restart(|args| args.db.db_busy_timeout_ms = 200).await;
+    let mut locker = app.pool.begin().await.expect("tx");
+    sqlx::query("INSERT INTO deliveries (reference, recipient, address) VALUES ('LOCK', 'L', 'L')")
+        .execute(&mut *locker)
+        .await
+        .expect("holds the write lock");
+
+    let res = app
+        .create(&json!({"reference": "DLV-X", "recipient": "A", "address": "B"}))
+        .await;
+
+    assert_readable_by_origin(&res, "503");
+    assert_eq!(header(res.headers(), "retry-after"), Some("1"));
+    assert_problem(res, 503, "locked").await;
+    locker.rollback().await.expect("rollback");
+
+    // Once the lock is gone, it works again by itself.
+    let res = app
+        .create(&json!({"reference": "DLV-X", "recipient": "A", "address": "B"}))
+        .await;
+    assert_eq!(res.status(), 201);
+}

@@ -1,0 +1,229 @@
+//! One way to start the app in a test: the real `Application::build` on a free port, over TLS,
+//! with its own tempdir (SQLite file + freshly generated dev CA), and a client that trusts only
+//! that CA.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use delivery_api::config::ServeArgs;
+use delivery_api::startup::Application;
+use delivery_api::tls::dev_ca;
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, RequestBuilder, Response};
+use rustls::pki_types::pem::PemObject;
+use serde_json::Value;
+use sqlx::SqlitePool;
+use tempfile::TempDir;
+
+/// The article's frontend origin (Angular's dev server), allowed by default.
+pub const ORIGIN: &str = "http://localhost:4200";
+/// The article's headers on the actual request.
+pub const ACCEPT: &str = "application/json, text/plain, */*";
+pub const CONTENT_TYPE: &str = "application/json; charset=utf-8";
+pub const USER: &str = "demo";
+pub const PASSWORD: &str = "demo-password";
+/// Deliveries seeded by the migrations.
+pub const SEEDED: usize = 12;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    /// `https://localhost:PORT`: the name in the certificate, resolved to the bound address.
+    pub base: String,
+    pub client: reqwest::Client,
+    pub pool: SqlitePool,
+    pub dir: Arc<TempDir>,
+    handle: actix_web::dev::ServerHandle,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the app with default flags, adjusted by `configure`, in a fresh directory.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    dev_ca::generate(dir.path()).expect("dev certificates");
+    start(dir, configure).await
+}
+
+impl TestApp {
+    /// Stops this server and starts a new one on the same directory (database and certificates).
+    pub async fn restart(self, configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
+        self.handle.stop(true).await;
+        self.server
+            .await
+            .expect("server task")
+            .expect("server stopped cleanly");
+        start(self.dir, configure).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request as a browser on `origin` would send it (no credentials unless added).
+    pub fn request(&self, method: Method, path: &str, origin: &str) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .header("Origin", origin)
+    }
+
+    /// The preflight a browser sends before the article's request: no credentials, ever.
+    pub async fn preflight(&self, path: &str, method: &str, origin: &str) -> Response {
+        self.request(Method::OPTIONS, path, origin)
+            .header("Access-Control-Request-Method", method)
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization,content-type",
+            )
+            .send()
+            .await
+            .expect("preflight sent")
+    }
+
+    /// The article's actual request: its three headers, from `origin`, as `user:password`.
+    pub fn article_request(&self, method: Method, path: &str, origin: &str) -> RequestBuilder {
+        self.request(method, path, origin)
+            .header("Accept", ACCEPT)
+            .header("Content-Type", CONTENT_TYPE)
+            .basic_auth(USER, Some(PASSWORD))
+    }
+
+    pub async fn get_all(&self) -> Response {
+        self.article_request(Method::GET, "/delivery/all", ORIGIN)
+            .send()
+            .await
+            .expect("GET sent")
+    }
+
+    pub async fn create(&self, body: &Value) -> Response {
+        self.article_request(Method::POST, "/delivery", ORIGIN)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("POST sent")
+    }
+
+    pub async fn count_deliveries(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM deliveries")
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
+    }
+}
+
+async fn start(dir: Arc<TempDir>, configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    delivery_api::telemetry::init(if std::env::var_os("TEST_LOG").is_some() {
+        "info"
+    } else {
+        "off"
+    });
+    let mut args = ServeArgs::defaults();
+    args.bind = "127.0.0.1:0".parse().expect("addr");
+    args.db.database_url = format!("sqlite://{}", dir.path().join("test.db").display());
+    args.cert = Some(dir.path().join(dev_ca::SERVER_CERT));
+    args.key = Some(dir.path().join(dev_ca::SERVER_KEY));
+    args.workers = Some(2);
+    args.shutdown_grace = 2;
+    configure(&mut args);
+
+    let app = Application::build(args).await.expect("the app starts");
+    let addr = app.addr();
+    let pool = app.pool().clone();
+    let handle = app.handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        addr,
+        base: format!("https://localhost:{}", addr.port()),
+        client: client_trusting(&dir.path().join(dev_ca::CA_CERT), addr),
+        pool,
+        dir,
+        handle,
+        server,
+    }
+}
+
+/// A reqwest client whose only trust anchor is the generated dev CA: every test that gets an
+/// answer has verified the server certificate against it.
+pub fn client_trusting(ca: &Path, addr: SocketAddr) -> reqwest::Client {
+    let ca = std::fs::read(ca).expect("CA certificate");
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
+        roots.add(cert.expect("PEM")).expect("root");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .resolve("localhost", addr)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+pub async fn json(res: Response) -> Value {
+    res.json().await.expect("a JSON body")
+}
+
+pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v: &HeaderValue| v.to_str().ok())
+}
+
+/// The comma-separated tokens of a header, lower-cased (for Vary, Allow-*, Expose-Headers).
+pub fn tokens(headers: &HeaderMap, name: &str) -> Vec<String> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// What the browser needs to let the page read a response from `ORIGIN`.
+pub fn assert_readable_by_origin(res: &Response, what: &str) {
+    let h = res.headers();
+    assert_eq!(
+        header(h, "access-control-allow-origin"),
+        Some(ORIGIN),
+        "{what}: Access-Control-Allow-Origin must echo the page's origin exactly"
+    );
+    assert!(
+        tokens(h, "vary").contains(&"origin".to_owned()),
+        "{what}: Vary must name Origin, got {:?}",
+        h.get("vary")
+    );
+    let exposed = tokens(h, "access-control-expose-headers");
+    for name in ["www-authenticate", "location"] {
+        assert!(
+            exposed.contains(&name.to_owned()),
+            "{what}: {name} must be exposed, got {exposed:?}"
+        );
+    }
+}
+
+/// An RFC 9457 problem document with the given status; returns its `detail`.
+pub async fn assert_problem(res: Response, status: u16, what: &str) -> String {
+    assert_eq!(res.status().as_u16(), status, "{what}: status");
+    assert_eq!(
+        header(res.headers(), "content-type"),
+        Some("application/problem+json"),
+        "{what}: content type"
+    );
+    let body = json(res).await;
+    assert_eq!(body["status"], status, "{what}: body.status");
+    assert!(body["title"].is_string(), "{what}: body.title");
+    let detail = body["detail"].as_str().expect("body.detail").to_owned();
+    assert!(!detail.is_empty(), "{what}: detail says what is wrong");
+    detail
+}

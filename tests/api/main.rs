@@ -1,0 +1,9 @@
+//! One integration-test binary (faster to build and link than one per file).
+
+mod auth;
+mod cli;
+mod delivery;
+mod errors;
+mod helpers;
+mod preflight;
+mod tls;

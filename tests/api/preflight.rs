@@ -1,0 +1,192 @@
+//! The article, replayed: the credential-less preflight, then the GET with its three headers.
+
+use reqwest::Method;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn the_articles_preflight_is_answered_without_credentials_and_the_get_succeeds() {
+    let app = spawn_app().await;
+
+    // Act 1: the browser's preflight. No Authorization header: browsers never send one here.
+    let preflight = app.preflight("/delivery/all", "GET", ORIGIN).await;
+
+    assert!(
+        preflight.status().is_success(),
+        "preflight must be 2xx, got {}",
+        preflight.status()
+    );
+    let h = preflight.headers();
+    assert_eq!(header(h, "access-control-allow-origin"), Some(ORIGIN));
+    assert!(tokens(h, "access-control-allow-methods").contains(&"get".to_owned()));
+    let allowed = tokens(h, "access-control-allow-headers");
+    // Named, not `*`: the wildcard never covers Authorization.
+    assert!(allowed.contains(&"authorization".to_owned()), "{allowed:?}");
+    assert!(allowed.contains(&"content-type".to_owned()), "{allowed:?}");
+    let max_age: u32 = header(h, "access-control-max-age")
+        .expect("Max-Age")
+        .parse()
+        .expect("number");
+    assert!(
+        max_age > 5,
+        "a Max-Age above the browsers' 5 s default, got {max_age}"
+    );
+    assert!(tokens(h, "vary").contains(&"origin".to_owned()));
+
+    // Act 2: the actual request, as the Angular app sends it.
+    let get = app.get_all().await;
+
+    assert_eq!(get.status(), 200);
+    assert_readable_by_origin(&get, "GET /delivery/all");
+    assert_eq!(
+        header(get.headers(), "content-type"),
+        Some("application/json")
+    );
+    let body = json(get).await;
+    let items = body.as_array().expect("an array");
+    assert_eq!(items.len(), SEEDED);
+    for key in [
+        "id",
+        "reference",
+        "recipient",
+        "address",
+        "status",
+        "created_at",
+        "updated_at",
+    ] {
+        assert!(
+            items[0].get(key).is_some(),
+            "each delivery has {key}: {}",
+            items[0]
+        );
+    }
+}
+
+#[tokio::test]
+async fn preflights_for_every_method_the_frontend_uses_are_answered() {
+    let app = spawn_app().await;
+    for (path, method) in [
+        ("/delivery", "POST"),
+        ("/delivery/1", "PUT"),
+        ("/delivery/1", "DELETE"),
+        ("/delivery/1", "GET"),
+    ] {
+        let res = app.preflight(path, method, ORIGIN).await;
+        assert!(
+            res.status().is_success(),
+            "{method} {path}: {}",
+            res.status()
+        );
+        assert_eq!(
+            header(res.headers(), "access-control-allow-origin"),
+            Some(ORIGIN)
+        );
+        let methods = tokens(res.headers(), "access-control-allow-methods");
+        assert!(
+            methods.contains(&method.to_ascii_lowercase()),
+            "{method}: {methods:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_preflight_touches_neither_auth_nor_the_database() {
+    let app = spawn_app().await;
+    // With the pool closed, anything that reaches auth or a handler fails...
+    app.pool.close().await;
+    let get = app.get_all().await;
+    assert_eq!(
+        get.status(),
+        503,
+        "auth needs the database, so it is now unavailable"
+    );
+    assert_readable_by_origin(&get, "503");
+
+    // ...but the preflight is still answered: CORS never called the layers inside it.
+    let preflight = app.preflight("/delivery/all", "GET", ORIGIN).await;
+    assert_eq!(preflight.status(), 200);
+    assert_eq!(
+        header(preflight.headers(), "access-control-allow-origin"),
+        Some(ORIGIN)
+    );
+}
+
+#[tokio::test]
+async fn origins_that_only_look_like_the_allowed_one_get_no_cors_headers() {
+    let app = spawn_app().await;
+    for origin in [
+        "http://localhost:4200.evil.example",
+        "http://evil.localhost:4200",
+        "http://localhost:42000",
+        "http://localhost:420",
+        "https://localhost:4200",
+        "http://localhost",
+        "http://127.0.0.1:4200",
+        "http://LOCALHOST:4200",
+        "http://localhost:4200/",
+        "null",
+    ] {
+        let preflight = app.preflight("/delivery/all", "GET", origin).await;
+        assert_eq!(
+            header(preflight.headers(), "access-control-allow-origin"),
+            None,
+            "preflight from {origin}"
+        );
+        assert!(
+            !preflight.status().is_success(),
+            "preflight from {origin} must not pass"
+        );
+
+        // Even with valid credentials, the response carries nothing a browser would accept.
+        let get = app
+            .article_request(Method::GET, "/delivery/all", origin)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(
+            header(get.headers(), "access-control-allow-origin"),
+            None,
+            "GET from {origin}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn several_origins_can_be_allowed_and_each_gets_its_own_echo() {
+    let other = "https://app.example.com";
+    let app = spawn_app_with(|args| {
+        args.allowed_origins = vec![
+            ORIGIN.parse().expect("origin"),
+            other.parse().expect("origin"),
+        ];
+    })
+    .await;
+    for origin in [ORIGIN, other] {
+        let res = app.preflight("/delivery/all", "GET", origin).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(
+            header(res.headers(), "access-control-allow-origin"),
+            Some(origin)
+        );
+    }
+}
+
+#[tokio::test]
+async fn auth_before_cors_rejects_the_preflight_with_401_the_bug_reproduced() {
+    let app = spawn_app_with(|args| args.auth_before_cors = true).await;
+
+    let preflight = app.preflight("/delivery/all", "GET", ORIGIN).await;
+
+    // The article's failure: the guard demands credentials the preflight can never carry,
+    // and (being outside CORS) its 401 has no Access-Control-Allow-Origin either.
+    assert_eq!(preflight.status(), 401);
+    assert_eq!(
+        header(preflight.headers(), "access-control-allow-origin"),
+        None
+    );
+
+    // Postman-style clients never preflight, so for them the API "works": that is the trap.
+    let get = app.get_all().await;
+    assert_eq!(get.status(), 200);
+    assert_eq!(json(get).await.as_array().map(Vec::len), Some(SEEDED));
+}
