@@ -77,6 +77,18 @@ pub struct ServeArgs {
     #[arg(long, env = "DELIVERY_API_AUTH_BEFORE_CORS")]
     pub auth_before_cors: bool,
 
+    /// Where to serve the demo page: a second origin (plain HTTP) that calls the API from a browser.
+    #[arg(
+        long,
+        env = "DELIVERY_API_DEMO_PAGE_BIND",
+        default_value = "127.0.0.1:4200"
+    )]
+    pub demo_page_bind: SocketAddr,
+
+    /// Do not serve the demo page.
+    #[arg(long, env = "DELIVERY_API_NO_DEMO_PAGE")]
+    pub no_demo_page: bool,
+
     /// Worker threads (default: one per CPU core).
     #[arg(long, env = "DELIVERY_API_WORKERS")]
     pub workers: Option<usize>,

@@ -16,6 +16,8 @@ pub mod cors;
 pub mod db;
 /// Deliveries: types and queries.
 pub mod deliveries;
+/// The demo page, served on a second origin.
+pub mod demo_page;
 /// One error type, rendered as RFC 9457 problem+json.
 pub mod error;
 /// The route tree and its handlers.

@@ -3,7 +3,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::{HttpServer, web};
 use anyhow::Context;
 use sqlx::SqlitePool;
@@ -13,16 +13,56 @@ use crate::auth::Authenticator;
 use crate::config::ServeArgs;
 use crate::cors::CorsConfig;
 use crate::tls::TlsFiles;
-use crate::{db, users};
+use crate::{db, demo_page, users};
 
 pub struct Application {
     addr: SocketAddr,
     server: Server,
+    demo: Option<(SocketAddr, Server)>,
     pool: SqlitePool,
+}
+
+/// The sockets to serve on, bound before anything else so that tests can pick free ports.
+pub struct Listeners {
+    pub api: TcpListener,
+    pub demo_page: Option<TcpListener>,
+}
+
+impl Listeners {
+    pub fn bind(args: &ServeArgs) -> anyhow::Result<Self> {
+        let api = TcpListener::bind(args.bind)
+            .with_context(|| format!("cannot listen on {}", args.bind))?;
+        let demo_page = if args.no_demo_page {
+            None
+        } else {
+            demo_page::bind(args.demo_page_bind)
+        };
+        Ok(Self { api, demo_page })
+    }
+}
+
+/// Stops both servers (the API and the demo page).
+#[derive(Clone)]
+pub struct AppHandle {
+    servers: Vec<ServerHandle>,
+}
+
+impl AppHandle {
+    pub async fn stop(&self, graceful: bool) {
+        for server in &self.servers {
+            server.stop(graceful).await;
+        }
+    }
 }
 
 impl Application {
     pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
+        let listeners = Listeners::bind(&args)?;
+        Self::build_on(args, listeners).await
+    }
+
+    /// Like [`Application::build`], on sockets the caller has already bound.
+    pub async fn build_on(args: ServeArgs, listeners: Listeners) -> anyhow::Result<Self> {
         let cors = CorsConfig {
             origins: args.allowed_origins.clone(),
             allow_credentials: args.allow_credentials,
@@ -52,14 +92,20 @@ impl Application {
             order,
         };
 
-        let listener = TcpListener::bind(args.bind)
-            .with_context(|| format!("cannot listen on {}", args.bind))?;
-        let addr = listener.local_addr()?;
+        let addr = listeners.api.local_addr()?;
         let server = HttpServer::new(move || app::app(state.clone()))
             .workers(workers)
             .shutdown_timeout(args.shutdown_grace)
-            .listen_rustls_0_23(listener, tls)?
+            .listen_rustls_0_23(listeners.api, tls)?
             .run();
+        let demo = match listeners.demo_page {
+            Some(listener) => {
+                let demo_addr = listener.local_addr()?;
+                let api_base = format!("https://localhost:{}", addr.port());
+                Some((demo_addr, demo_page::serve(listener, &api_base)?))
+            }
+            None => None,
+        };
 
         let origins: Vec<String> = args
             .allowed_origins
@@ -71,8 +117,19 @@ impl Application {
             origins.join(", "),
             addr.port()
         );
+        if let Some((demo_addr, _)) = &demo {
+            tracing::info!(
+                "demo page: http://localhost:{} (a second origin; open it in a browser)",
+                demo_addr.port()
+            );
+        }
         print_login_hint(&pool).await;
-        Ok(Self { addr, server, pool })
+        Ok(Self {
+            addr,
+            server,
+            demo,
+            pool,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -88,14 +145,24 @@ impl Application {
         &self.pool
     }
 
-    /// Stops the server from outside (tests restart it on the same database).
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.server.handle()
+    /// Where the demo page is served, if it is.
+    pub fn demo_page_addr(&self) -> Option<SocketAddr> {
+        self.demo.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// Stops the servers from outside (tests restart them on the same database).
+    pub fn handle(&self) -> AppHandle {
+        let mut servers = vec![self.server.handle()];
+        servers.extend(self.demo.as_ref().map(|(_, server)| server.handle()));
+        AppHandle { servers }
     }
 
     /// Serves until SIGINT/SIGTERM (in-flight requests get the grace period), then closes the pool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
+        let result = match self.demo {
+            Some((_, demo)) => tokio::try_join!(self.server, demo).map(|_| ()),
+            None => self.server.await,
+        };
         self.pool.close().await;
         result
     }

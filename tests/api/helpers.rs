@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use delivery_api::config::ServeArgs;
-use delivery_api::startup::Application;
+use delivery_api::startup::{AppHandle, Application, Listeners};
 use delivery_api::tls::dev_ca;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response};
@@ -33,7 +33,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub pool: SqlitePool,
     pub dir: Arc<TempDir>,
-    handle: actix_web::dev::ServerHandle,
+    /// The demo page's URL, when started with [`spawn_app_with_page`].
+    pub page: Option<String>,
+    handle: AppHandle,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -45,7 +47,20 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
     dev_ca::generate(dir.path()).expect("dev certificates");
-    start(dir, configure).await
+    start(dir, None, configure).await
+}
+
+/// Also serves the demo page, on a free port of its own: `configure` gets the page's origin
+/// (`http://localhost:PORT`) to decide whether the API allows it.
+pub async fn spawn_app_with_page(configure: impl FnOnce(&mut ServeArgs, &str)) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    dev_ca::generate(dir.path()).expect("dev certificates");
+    let page = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port for the page");
+    let origin = format!(
+        "http://localhost:{}",
+        page.local_addr().expect("addr").port()
+    );
+    start(dir, Some(page), |args| configure(args, &origin)).await
 }
 
 impl TestApp {
@@ -56,7 +71,7 @@ impl TestApp {
             .await
             .expect("server task")
             .expect("server stopped cleanly");
-        start(self.dir, configure).await
+        start(self.dir, None, configure).await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -114,7 +129,11 @@ impl TestApp {
     }
 }
 
-async fn start(dir: Arc<TempDir>, configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
+async fn start(
+    dir: Arc<TempDir>,
+    demo_page: Option<std::net::TcpListener>,
+    configure: impl FnOnce(&mut ServeArgs),
+) -> TestApp {
     delivery_api::telemetry::init(if std::env::var_os("TEST_LOG").is_some() {
         "info"
     } else {
@@ -129,8 +148,17 @@ async fn start(dir: Arc<TempDir>, configure: impl FnOnce(&mut ServeArgs)) -> Tes
     args.shutdown_grace = 2;
     configure(&mut args);
 
-    let app = Application::build(args).await.expect("the app starts");
+    let listeners = Listeners {
+        api: std::net::TcpListener::bind(args.bind).expect("a free port"),
+        demo_page,
+    };
+    let app = Application::build_on(args, listeners)
+        .await
+        .expect("the app starts");
     let addr = app.addr();
+    let page = app
+        .demo_page_addr()
+        .map(|a| format!("http://localhost:{}/", a.port()));
     let pool = app.pool().clone();
     let handle = app.handle();
     let server = tokio::spawn(app.run_until_stopped());
@@ -140,6 +168,7 @@ async fn start(dir: Arc<TempDir>, configure: impl FnOnce(&mut ServeArgs)) -> Tes
         client: client_trusting(&dir.path().join(dev_ca::CA_CERT), addr),
         pool,
         dir,
+        page,
         handle,
         server,
     }

@@ -1,0 +1,49 @@
+//! A small static page on a *second origin* (default http://localhost:4200, where an Angular dev
+//! server would run), so a browser makes real cross-origin calls to the API. Plain HTTP on purpose:
+//! the page's origin is `http://…`, the API's is `https://…`, exactly as in the article.
+
+use std::net::{SocketAddr, TcpListener};
+
+use actix_web::dev::Server;
+use actix_web::http::header;
+use actix_web::{App, HttpResponse, HttpServer, web};
+
+const PAGE: &str = include_str!("demo_page/index.html");
+
+/// Binds the demo page's address; `None` (with the reason logged) if it is taken, since the API
+/// must start anyway.
+pub fn bind(addr: SocketAddr) -> Option<TcpListener> {
+    match TcpListener::bind(addr) {
+        Ok(listener) => Some(listener),
+        Err(e) => {
+            tracing::warn!(
+                "the demo page is off: cannot listen on {addr} ({e}); is an Angular dev server \
+                 running there? Pass --demo-page-bind to use another address, or --no-demo-page"
+            );
+            None
+        }
+    }
+}
+
+/// Serves the page; `api_base` (e.g. `https://localhost:8443`) is written into it.
+pub fn serve(listener: TcpListener, api_base: &str) -> std::io::Result<Server> {
+    let page = web::Data::new(PAGE.replace("__API_BASE__", api_base));
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(page.clone())
+            .route("/", web::get().to(index))
+            .route("/index.html", web::get().to(index))
+            .default_service(web::to(HttpResponse::NotFound))
+    })
+    .workers(1)
+    .listen(listener)?
+    .run())
+}
+
+async fn index(page: web::Data<String>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(page.get_ref().clone())
+}
