@@ -92,3 +92,36 @@ fn an_empty_password_is_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
 }
+
+#[tokio::test]
+async fn a_taken_demo_page_port_leaves_the_api_running_without_the_page() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    delivery_api::tls::dev_ca::generate(dir.path()).expect("certs");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut args = delivery_api::config::ServeArgs::defaults();
+    args.bind = "127.0.0.1:0".parse().expect("addr");
+    args.demo_page_bind = taken.local_addr().expect("addr");
+    args.shutdown_grace = 1;
+    args.db.database_url = format!("sqlite://{}", dir.path().join("t.db").display());
+    args.cert = Some(dir.path().join("localhost.crt"));
+    args.key = Some(dir.path().join("localhost.key"));
+
+    let app = delivery_api::startup::Application::build(args)
+        .await
+        .expect("the API starts anyway");
+
+    assert_eq!(app.demo_page_addr(), None);
+    let addr = app.addr();
+    let client = client_trusting(&dir.path().join("dev-ca.crt"), addr);
+    let handle = app.handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    let res = client
+        .get(format!("https://localhost:{}/health", addr.port()))
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(res.status(), 200);
+    drop(client);
+    handle.stop(true).await;
+    server.await.expect("task").expect("stopped cleanly");
+}
