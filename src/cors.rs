@@ -111,7 +111,13 @@ impl CorsConfig {
         let mut cors = Cors::default()
             .allowed_methods(METHODS)
             // Named explicitly: the `*` wildcard never covers Authorization (Fetch standard).
-            .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+            // X-Requested-With: some HTTP clients (older Angular interceptors, jQuery) still add it.
+            .allowed_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                header::HeaderName::from_static("x-requested-with"),
+            ])
             // Without this the page cannot read these headers on a 401 / 201.
             .expose_headers([
                 header::WWW_AUTHENTICATE,

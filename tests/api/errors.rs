@@ -189,3 +189,29 @@ async fn a_database_failure_is_a_503_the_page_can_read_not_a_500() {
         .await;
     assert_eq!(res.status(), 201);
 }
+
+#[tokio::test]
+async fn an_internal_error_is_a_500_problem_with_cors_headers_and_no_internals() {
+    let app = spawn_app().await;
+    // A schema that is broken beyond "temporarily unavailable".
+    sqlx::query("ALTER TABLE deliveries RENAME TO deliveries_gone")
+        .execute(&app.pool)
+        .await
+        .expect("rename");
+
+    let res = app.get_all().await;
+
+    assert_readable_by_origin(&res, "500");
+    let detail = assert_problem(res, 500, "500").await;
+    assert!(
+        !detail.contains("deliveries"),
+        "no SQL in the body: {detail}"
+    );
+    // The service keeps running.
+    let res = app
+        .request(Method::GET, "/nowhere", ORIGIN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 404);
+}
