@@ -5,8 +5,10 @@ use std::io::BufRead;
 use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::UserCommand;
-use crate::{db, users};
+use std::process::ExitCode;
+
+use crate::config::{PreflightArgs, UserCommand};
+use crate::{db, doctor, users};
 
 pub async fn user(command: UserCommand) -> anyhow::Result<()> {
     match command {
@@ -35,6 +37,31 @@ pub async fn user(command: UserCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `delivery-api preflight`: prints the report; exits 0 only when a browser could read the response.
+pub async fn preflight(args: &PreflightArgs) -> ExitCode {
+    match doctor::run(args).await {
+        Ok(report) => {
+            if args.json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(json) => println!("{json}"),
+                    Err(e) => eprintln!("error: {e}"),
+                }
+            } else {
+                print!("{}", doctor::render(&report));
+            }
+            if report.readable {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// The first line of standard input, without its line ending. Never echoed, never logged.

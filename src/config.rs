@@ -30,6 +30,43 @@ pub enum Command {
     /// Manage the users allowed to log in with HTTP Basic auth.
     #[command(subcommand)]
     User(UserCommand),
+    /// Replay a browser's CORS check (preflight, then the request) against any URL, and name the
+    /// rule that fails. Exit status 0 only when a browser would let the page read the response.
+    Preflight(PreflightArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PreflightArgs {
+    /// The URL the page calls, e.g. https://localhost:8443/delivery/all
+    pub url: url::Url,
+    /// The page's origin.
+    #[arg(long, default_value = "http://localhost:4200")]
+    pub origin: String,
+    /// The request's method.
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    /// A request header, as curl's -H: 'Name: value' replaces a default of that name, 'Name:' removes it.
+    /// Defaults: the article's Accept, Authorization: Basic and Content-Type: application/json.
+    #[arg(long = "header", short = 'H')]
+    pub headers: Vec<String>,
+    /// NAME:PASSWORD for the Authorization header (default: a placeholder).
+    #[arg(long, short = 'u')]
+    pub user: Option<String>,
+    /// Credentials mode "include", as Angular's `withCredentials: true`.
+    #[arg(long)]
+    pub with_credentials: bool,
+    /// A request body for the actual request (e.g. for POST).
+    #[arg(long, short = 'd')]
+    pub data: Option<String>,
+    /// Trust this PEM CA (e.g. certs/dev-ca.crt) instead of the system's roots.
+    #[arg(long, conflicts_with = "insecure")]
+    pub cacert: Option<PathBuf>,
+    /// Do not verify the server certificate (a browser would: expect status 0 there).
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -12,12 +12,16 @@ pub mod cli;
 pub mod config;
 /// The CORS policy (actix-cors) and allowed-origin parsing.
 pub mod cors;
+/// The browser's CORS rules (WHATWG Fetch), as pure functions.
+pub mod cors_check;
 /// SQLite pool and embedded migrations.
 pub mod db;
 /// Deliveries: types and queries.
 pub mod deliveries;
 /// The demo page, served on a second origin.
 pub mod demo_page;
+/// `delivery-api preflight`: replay a browser's CORS exchange against any URL.
+pub mod doctor;
 /// One error type, rendered as RFC 9457 problem+json.
 pub mod error;
 /// The route tree and its handlers.

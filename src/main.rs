@@ -8,6 +8,7 @@ async fn main() -> std::process::ExitCode {
     telemetry::init("info,sqlx=warn");
     let result = match args.command {
         Some(Command::User(command)) => cli::user(command).await,
+        Some(Command::Preflight(args)) => return cli::preflight(&args).await,
         Some(Command::Serve(serve)) => serve_until_stopped(serve).await,
         None => serve_until_stopped(args.serve).await,
     };

@@ -1,0 +1,358 @@
+//! `delivery-api preflight`: replays a browser's CORS exchange against any URL and names the rule
+//! that fails. The rules are in `cors_check.rs`; this module only sends requests and prints.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine;
+use serde::Serialize;
+
+use crate::config::PreflightArgs;
+use crate::cors_check::{self, Check, CorsRequest, Outcome, SeenResponse};
+
+/// The article's headers, sent unless `--header` replaces them.
+const DEFAULT_ACCEPT: &str = "application/json, text/plain, */*";
+const DEFAULT_CONTENT_TYPE: &str = "application/json; charset=utf-8";
+const PLACEHOLDER_USER: &str = "user:password";
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub url: String,
+    pub request: CorsRequest,
+    /// Why the browser preflights (empty: it does not).
+    pub preflight_reasons: Vec<String>,
+    pub preflight: Option<Exchange>,
+    pub actual: Option<Exchange>,
+    /// True when a browser would let the page read the actual response.
+    pub readable: bool,
+    pub verdict: String,
+}
+
+/// One request/response, as sent and as seen, with the rules checked on it.
+#[derive(Debug, Serialize)]
+pub struct Exchange {
+    pub method: String,
+    pub request_headers: Vec<(String, String)>,
+    pub response: Option<SeenResponse>,
+    /// Set when no response arrived (the browser reports status 0).
+    pub error: Option<String>,
+    pub checks: Vec<Check>,
+}
+
+impl Exchange {
+    fn passed(&self) -> bool {
+        self.error.is_none() && cors_check::passes(&self.checks)
+    }
+}
+
+/// Runs the whole exchange the way a browser would.
+pub async fn run(args: &PreflightArgs) -> anyhow::Result<Report> {
+    let request = cors_request(args)?;
+    let client = client(args)?;
+    let url = args.url.as_str().to_owned();
+    let preflight_reasons = cors_check::preflight_reasons(&request);
+
+    let preflight = if preflight_reasons.is_empty() {
+        None
+    } else {
+        Some(send_preflight(&client, &url, &request).await)
+    };
+    let actual = match &preflight {
+        Some(p) if !p.passed() => None, // the browser stops here: the request is never sent
+        _ => Some(send_actual(&client, &url, &request, args.data.as_deref()).await),
+    };
+    let readable = actual.as_ref().is_some_and(Exchange::passed);
+    let verdict = verdict(&request, preflight.as_ref(), actual.as_ref(), readable);
+    Ok(Report {
+        url,
+        request,
+        preflight_reasons,
+        preflight,
+        actual,
+        readable,
+        verdict,
+    })
+}
+
+/// The request the page makes: the article's by default, adjusted by the flags.
+pub fn cors_request(args: &PreflightArgs) -> anyhow::Result<CorsRequest> {
+    let user = args.user.as_deref().unwrap_or(PLACEHOLDER_USER);
+    let basic = base64::engine::general_purpose::STANDARD.encode(user);
+    let mut headers: Vec<(String, String)> = vec![
+        ("Accept".into(), DEFAULT_ACCEPT.into()),
+        ("Authorization".into(), format!("Basic {basic}")),
+        ("Content-Type".into(), DEFAULT_CONTENT_TYPE.into()),
+    ];
+    for raw in &args.headers {
+        let (name, value) = raw
+            .split_once(':')
+            .with_context(|| format!("--header {raw:?} is not of the form 'Name: value'"))?;
+        let (name, value) = (name.trim(), value.trim());
+        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        // As with curl, `--header 'Name:'` removes a default header.
+        if !value.is_empty() {
+            headers.push((name.to_owned(), value.to_owned()));
+        }
+    }
+    Ok(CorsRequest {
+        origin: args.origin.clone(),
+        method: args.method.to_ascii_uppercase(),
+        headers,
+        with_credentials: args.with_credentials,
+    })
+}
+
+fn client(args: &PreflightArgs) -> anyhow::Result<reqwest::Client> {
+    // One crypto provider for the process (ring, as the server uses).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder()
+        // Browsers never follow a redirect on a preflight; show it instead.
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(15))
+        .user_agent(concat!(
+            "delivery-api-preflight/",
+            env!("CARGO_PKG_VERSION")
+        ));
+    if let Some(path) = &args.cacert {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("cannot read --cacert {}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("{} holds no PEM certificate", path.display()))?;
+        builder = builder.tls_certs_only(certs);
+    }
+    if args.insecure {
+        builder = builder.tls_danger_accept_invalid_certs(true);
+    }
+    builder.build().context("cannot build the HTTP client")
+}
+
+async fn send_preflight(client: &reqwest::Client, url: &str, req: &CorsRequest) -> Exchange {
+    // Exactly what a browser sends: no credentials, no Authorization, the unsafe names sorted.
+    let mut headers = vec![
+        ("Origin".to_owned(), req.origin.clone()),
+        (
+            "Access-Control-Request-Method".to_owned(),
+            req.method.clone(),
+        ),
+    ];
+    let names = cors_check::unsafe_header_names(&req.headers);
+    if !names.is_empty() {
+        headers.push(("Access-Control-Request-Headers".to_owned(), names.join(",")));
+    }
+    headers.extend([
+        ("Accept".to_owned(), "*/*".to_owned()),
+        ("Sec-Fetch-Mode".to_owned(), "cors".to_owned()),
+        ("Sec-Fetch-Dest".to_owned(), "empty".to_owned()),
+    ]);
+    let sent = exchange(client, reqwest::Method::OPTIONS, url, &headers, None).await;
+    finish("OPTIONS", headers, sent, |res| {
+        cors_check::check_preflight(req, res)
+    })
+}
+
+async fn send_actual(
+    client: &reqwest::Client,
+    url: &str,
+    req: &CorsRequest,
+    body: Option<&str>,
+) -> Exchange {
+    let mut headers = vec![("Origin".to_owned(), req.origin.clone())];
+    headers.extend(req.headers.iter().cloned());
+    let method = reqwest::Method::from_bytes(req.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let sent = exchange(client, method, url, &headers, body).await;
+    finish(&req.method, headers, sent, |res| {
+        cors_check::check_actual(req, res)
+    })
+}
+
+async fn exchange(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(String, String)],
+    body: Option<&str>,
+) -> Result<SeenResponse, String> {
+    let mut request = client.request(method, url);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    if let Some(body) = body {
+        request = request.body(body.to_owned());
+    }
+    let res = request.send().await.map_err(|e| describe_error(&e))?;
+    Ok(SeenResponse {
+        status: res.status().as_u16(),
+        headers: res
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+    })
+}
+
+fn finish(
+    method: &str,
+    request_headers: Vec<(String, String)>,
+    sent: Result<SeenResponse, String>,
+    check: impl FnOnce(&SeenResponse) -> Vec<Check>,
+) -> Exchange {
+    match sent {
+        Ok(res) => Exchange {
+            method: method.to_owned(),
+            request_headers,
+            checks: check(&res),
+            response: Some(res),
+            error: None,
+        },
+        Err(error) => Exchange {
+            method: method.to_owned(),
+            request_headers,
+            response: None,
+            error: Some(error),
+            checks: Vec::new(),
+        },
+    }
+}
+
+/// A transport failure, in the words a frontend developer needs (the page would see status 0).
+fn describe_error(e: &reqwest::Error) -> String {
+    let mut chain = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let _ = write!(chain, ": {s}");
+        source = s.source();
+    }
+    let hint = if chain.contains("certificate") || chain.contains("UnknownIssuer") {
+        " (the certificate is not trusted: a browser shows this as status 0 too; pass --cacert certs/dev-ca.crt, or trust the CA)"
+    } else if e.is_connect() {
+        " (nothing answers there: is the server running on that port?)"
+    } else if e.is_timeout() {
+        " (no answer within 15 s)"
+    } else {
+        ""
+    };
+    format!("{chain}{hint}")
+}
+
+fn verdict(
+    req: &CorsRequest,
+    preflight: Option<&Exchange>,
+    actual: Option<&Exchange>,
+    readable: bool,
+) -> String {
+    let first_failure = |x: &Exchange| {
+        x.error.clone().or_else(|| {
+            x.checks
+                .iter()
+                .find(|c| c.outcome == Outcome::Fail)
+                .map(|c| c.cause.clone().unwrap_or_else(|| c.rule.clone()))
+        })
+    };
+    if let Some(reason) = preflight.and_then(first_failure) {
+        return format!(
+            "FAIL: the browser blocks the request at the preflight; the page sees status 0. {reason}"
+        );
+    }
+    match actual {
+        Some(a) if readable => {
+            let status = a.response.as_ref().map_or(0, |r| r.status);
+            format!(
+                "PASS: a page on {} can read the response (status {status}).",
+                req.origin
+            )
+        }
+        Some(a) => format!(
+            "FAIL: the browser blocks the response; the page sees status 0. {}",
+            first_failure(a).unwrap_or_default()
+        ),
+        None => "FAIL: no request was made".to_owned(),
+    }
+}
+
+/// The human-readable report.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let req = &report.request;
+    let _ = writeln!(
+        out,
+        "{} {} from origin {}",
+        req.method, report.url, req.origin
+    );
+    if req.with_credentials {
+        let _ = writeln!(out, "credentials mode: include (withCredentials: true)");
+    }
+    let _ = writeln!(out);
+    if report.preflight_reasons.is_empty() {
+        let _ = writeln!(
+            out,
+            "0. Preflight needed? no: a simple request (safelisted method and headers)"
+        );
+    } else {
+        let _ = writeln!(out, "0. Preflight needed? yes, because:");
+        for reason in &report.preflight_reasons {
+            let _ = writeln!(out, "     - {reason}");
+        }
+    }
+    let mut step = 1;
+    if let Some(p) = &report.preflight {
+        render_exchange(&mut out, step, "Preflight", &report.url, p);
+        step += 1;
+    }
+    match &report.actual {
+        Some(a) => render_exchange(&mut out, step, "Actual request", &report.url, a),
+        None => {
+            let _ = writeln!(
+                out,
+                "\n{step}. Actual request: not sent (the browser stops at a failed preflight)"
+            );
+        }
+    }
+    let _ = writeln!(out, "\n{}", report.verdict);
+    out
+}
+
+fn render_exchange(out: &mut String, step: usize, title: &str, url: &str, x: &Exchange) {
+    let _ = writeln!(out, "\n{step}. {title}: {} {url}", x.method);
+    for (name, value) in &x.request_headers {
+        let shown = if name.eq_ignore_ascii_case("authorization") {
+            "Basic <credentials>"
+        } else {
+            value
+        };
+        let _ = writeln!(out, "     > {name}: {shown}");
+    }
+    if let Some(error) = &x.error {
+        let _ = writeln!(out, "   FAIL  no response: {error}");
+        return;
+    }
+    if let Some(res) = &x.response {
+        let _ = writeln!(out, "     < status {}", res.status);
+        for (name, value) in res.headers.iter().filter(|(n, _)| interesting(n)) {
+            let _ = writeln!(out, "     < {name}: {value}");
+        }
+    }
+    for check in &x.checks {
+        let tag = match check.outcome {
+            Outcome::Pass => "PASS",
+            Outcome::Fail => "FAIL",
+            Outcome::Warn => "WARN",
+            Outcome::Info => "INFO",
+        };
+        let _ = writeln!(out, "   {tag}  {}", check.rule);
+        if let Some(cause) = &check.cause {
+            let _ = writeln!(out, "         -> {cause}");
+        }
+    }
+}
+
+fn interesting(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.starts_with("access-control-")
+        || matches!(n.as_str(), "vary" | "www-authenticate" | "location")
+}
