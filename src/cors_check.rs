@@ -328,14 +328,18 @@ fn vary_origin(res: &SeenResponse) -> Option<Check> {
 pub fn check_actual(req: &CorsRequest, res: &SeenResponse) -> Vec<Check> {
     let mut checks = cors_check(req, res);
     if !passes(&checks) && res.status >= 400 {
-        checks.push(Check::fail(
-            format!("the {} response carries CORS headers", res.status),
-            format!(
-                "the {} has no usable CORS headers, so the page sees status 0 instead of {}: \
+        // The most actionable reading first: the page will not even see this error's status.
+        checks.insert(
+            0,
+            Check::fail(
+                format!("the {} response carries CORS headers", res.status),
+                format!(
+                    "the {} has no usable CORS headers, so the page sees status 0 instead of {}: \
                  error responses (auth failures above all) must pass through the CORS layer",
-                res.status, res.status
+                    res.status, res.status
+                ),
             ),
-        ));
+        );
     }
     checks.extend(vary_origin(res));
     let exposed: Vec<String> = list(res.get("access-control-expose-headers"))

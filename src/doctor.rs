@@ -64,7 +64,7 @@ pub async fn run(args: &PreflightArgs) -> anyhow::Result<Report> {
     };
     let readable = actual.as_ref().is_some_and(Exchange::passed);
     let verdict = verdict(&request, preflight.as_ref(), actual.as_ref(), readable);
-    Ok(Report {
+    let mut report = Report {
         url,
         request,
         preflight_reasons,
@@ -72,7 +72,27 @@ pub async fn run(args: &PreflightArgs) -> anyhow::Result<Report> {
         actual,
         readable,
         verdict,
-    })
+    };
+    report.redact();
+    Ok(report)
+}
+
+impl Report {
+    /// Credentials never leave the tool: not in the text report, not in the JSON.
+    fn redact(&mut self) {
+        let sent = [self.preflight.as_mut(), self.actual.as_mut()];
+        let all = sent
+            .into_iter()
+            .flatten()
+            .flat_map(|x| x.request_headers.iter_mut())
+            .chain(self.request.headers.iter_mut());
+        for (name, value) in all {
+            if name.eq_ignore_ascii_case("authorization") {
+                let scheme = value.split(' ').next().unwrap_or_default();
+                *value = format!("{scheme} <redacted>");
+            }
+        }
+    }
 }
 
 /// The request the page makes: the article's by default, adjusted by the flags.
@@ -320,12 +340,7 @@ pub fn render(report: &Report) -> String {
 fn render_exchange(out: &mut String, step: usize, title: &str, url: &str, x: &Exchange) {
     let _ = writeln!(out, "\n{step}. {title}: {} {url}", x.method);
     for (name, value) in &x.request_headers {
-        let shown = if name.eq_ignore_ascii_case("authorization") {
-            "Basic <credentials>"
-        } else {
-            value
-        };
-        let _ = writeln!(out, "     > {name}: {shown}");
+        let _ = writeln!(out, "     > {name}: {value}");
     }
     if let Some(error) = &x.error {
         let _ = writeln!(out, "   FAIL  no response: {error}");

@@ -4,6 +4,7 @@ mod auth;
 mod browser;
 mod cli;
 mod delivery;
+mod doctor;
 mod errors;
 mod helpers;
 mod preflight;

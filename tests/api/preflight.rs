@@ -11,6 +11,9 @@ async fn the_articles_preflight_is_answered_without_credentials_and_the_get_succ
     // Act 1: the browser's preflight. No Authorization header: browsers never send one here.
     let preflight = app.preflight("/delivery/all", "GET", ORIGIN).await;
 
+    // Judged by the browser's rules (Fetch standard), then spelled out.
+    assert_preflight_passes(&preflight, "GET", "the article's preflight");
+
     assert!(
         preflight.status().is_success(),
         "preflight must be 2xx, got {}",
@@ -72,6 +75,7 @@ async fn preflights_for_every_method_the_frontend_uses_are_answered() {
         ("/delivery/1", "GET"),
     ] {
         let res = app.preflight(path, method, ORIGIN).await;
+        assert_preflight_passes(&res, method, path);
         assert!(
             res.status().is_success(),
             "{method} {path}: {}",
