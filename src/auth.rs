@@ -8,6 +8,7 @@
 use std::future::{Ready, ready};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix_web::dev::{Payload, ServiceRequest};
 use actix_web::http::header::{self, HeaderValue};
@@ -18,6 +19,7 @@ use secrecy::SecretString;
 use sqlx::SqlitePool;
 use tokio::sync::Semaphore;
 
+use crate::credential_cache::{CredentialCache, POLL_INTERVAL};
 use crate::error::ApiError;
 use crate::users;
 
@@ -39,35 +41,68 @@ pub struct Authenticator {
     /// argon2 is CPU-bound (~20 ms): it runs on the blocking pool, at most this many at once,
     /// so a flood of wrong passwords cannot take every core.
     verifications: Arc<Semaphore>,
+    /// Successful logins, so argon2 runs once per credential, not once per request.
+    cache: CredentialCache,
+    /// How many argon2 verifications ran (for tests and metrics).
+    verified: AtomicU64,
 }
 
 impl Authenticator {
-    pub fn new(pool: SqlitePool, max_concurrent_verifications: usize) -> Self {
+    pub fn new(
+        pool: SqlitePool,
+        max_concurrent_verifications: usize,
+        cache: CredentialCache,
+    ) -> Self {
         Self {
             pool,
             verifications: Arc::new(Semaphore::new(max_concurrent_verifications.max(1))),
+            cache,
+            verified: AtomicU64::new(0),
         }
     }
 
     pub async fn verify(&self, creds: Credentials) -> Result<AuthedUser, ApiError> {
-        let hash = users::password_hash(&self.pool, &creds.user).await?;
+        if let Some(user) = self.cache.get(&creds) {
+            return Ok(AuthedUser(user));
+        }
+        let (revision, hash) = users::password_hash_at_revision(&self.pool, &creds.user).await?;
         let permit = self
             .verifications
             .clone()
             .acquire_owned()
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
+        self.verified.fetch_add(1, Ordering::Relaxed);
         let span = tracing::Span::current();
-        let ok = tokio::task::spawn_blocking(move || {
+        let (ok, creds) = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            span.in_scope(|| users::verify_password(hash.as_deref(), &creds.password))
+            let ok = span.in_scope(|| users::verify_password(hash.as_deref(), &creds.password));
+            (ok, creds)
         })
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
-        if ok {
-            Ok(AuthedUser(creds.user))
-        } else {
-            Err(unauthorized("wrong user name or password"))
+        if !ok {
+            return Err(unauthorized("wrong user name or password"));
+        }
+        self.cache.insert(&creds, revision);
+        Ok(AuthedUser(creds.user))
+    }
+
+    /// How many argon2 verifications have run since start.
+    pub fn verifications_run(&self) -> u64 {
+        self.verified.load(Ordering::Relaxed)
+    }
+
+    /// Keeps the cache in step with the database's users revision, until the pool closes.
+    pub async fn watch_users(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(POLL_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while !self.pool.is_closed() {
+            tick.tick().await;
+            match users::revision(&self.pool).await {
+                Ok(revision) => self.cache.observe_revision(revision),
+                Err(e) => tracing::debug!(error = %e, "cannot read the users revision"),
+            }
         }
     }
 }

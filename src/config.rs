@@ -126,6 +126,15 @@ pub struct ServeArgs {
     #[arg(long, env = "DELIVERY_API_NO_DEMO_PAGE")]
     pub no_demo_page: bool,
 
+    /// Seconds a successful login is remembered, so argon2 does not run on every request. Any change
+    /// to users (even from `delivery-api user` in another process) drops all of them within 250 ms.
+    #[arg(long, env = "DELIVERY_API_AUTH_CACHE_TTL", default_value_t = 300)]
+    pub auth_cache_ttl: u64,
+
+    /// How many distinct logins are remembered at most (least recently used ones go first).
+    #[arg(long, env = "DELIVERY_API_AUTH_CACHE_SIZE", default_value_t = 10_000)]
+    pub auth_cache_size: usize,
+
     /// Worker threads (default: one per CPU core).
     #[arg(long, env = "DELIVERY_API_WORKERS")]
     pub workers: Option<usize>,

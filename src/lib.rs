@@ -14,6 +14,8 @@ pub mod config;
 pub mod cors;
 /// The browser's CORS rules (WHATWG Fetch), as pure functions.
 pub mod cors_check;
+/// Successful logins remembered (HMAC-keyed, bounded, TTL, dropped on any user change).
+pub mod credential_cache;
 /// SQLite pool and embedded migrations.
 pub mod db;
 /// Deliveries: types and queries.

@@ -2,6 +2,7 @@
 //! tests both go through [`Application::build`], so the tests serve exactly what users run.
 
 use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{HttpServer, web};
@@ -12,6 +13,7 @@ use crate::app::{self, AppState, MiddlewareOrder};
 use crate::auth::Authenticator;
 use crate::config::ServeArgs;
 use crate::cors::CorsConfig;
+use crate::credential_cache::CredentialCache;
 use crate::tls::TlsFiles;
 use crate::{db, demo_page, users};
 
@@ -20,6 +22,7 @@ pub struct Application {
     server: Server,
     demo: Option<(SocketAddr, Server)>,
     pool: SqlitePool,
+    authenticator: web::Data<Authenticator>,
 }
 
 /// The sockets to serve on, bound before anything else so that tests can pick free ports.
@@ -85,9 +88,15 @@ impl Application {
         let workers = args.workers.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
         });
+        let cache = CredentialCache::new(
+            args.auth_cache_size,
+            Duration::from_secs(args.auth_cache_ttl),
+        );
+        let authenticator = web::Data::new(Authenticator::new(pool.clone(), workers, cache));
+        tokio::spawn(authenticator.clone().into_inner().watch_users());
         let state = AppState {
             pool: pool.clone(),
-            authenticator: web::Data::new(Authenticator::new(pool.clone(), workers)),
+            authenticator: authenticator.clone(),
             cors,
             order,
         };
@@ -129,6 +138,7 @@ impl Application {
             server,
             demo,
             pool,
+            authenticator,
         })
     }
 
@@ -143,6 +153,11 @@ impl Application {
     /// The server's pool (tests use it to arrange data and inspect what was written).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The Basic-auth checker (tests read how many argon2 verifications ran).
+    pub fn authenticator(&self) -> web::Data<Authenticator> {
+        self.authenticator.clone()
     }
 
     /// Where the demo page is served, if it is.

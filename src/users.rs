@@ -55,6 +55,29 @@ pub async fn password_hash(pool: &SqlitePool, name: &str) -> sqlx::Result<Option
         .await
 }
 
+/// The users revision (bumped by the database on any change to users) and the user's hash, read
+/// together so that a cached login is tied to the revision it was verified under.
+pub async fn password_hash_at_revision(
+    pool: &SqlitePool,
+    name: &str,
+) -> sqlx::Result<(u64, Option<String>)> {
+    let (revision, hash): (i64, Option<String>) = sqlx::query_as(
+        "SELECT r.revision, u.password_hash
+         FROM users_revision r LEFT JOIN users u ON u.name = ?",
+    )
+    .bind(name)
+    .fetch_one(pool)
+    .await?;
+    Ok((revision as u64, hash))
+}
+
+pub async fn revision(pool: &SqlitePool) -> sqlx::Result<u64> {
+    let revision: i64 = sqlx::query_scalar("SELECT revision FROM users_revision")
+        .fetch_one(pool)
+        .await?;
+    Ok(revision as u64)
+}
+
 /// Creates the user or replaces its password. Returns true when the user was new.
 pub async fn upsert(pool: &SqlitePool, name: &str, hash: &str) -> sqlx::Result<bool> {
     let existed = password_hash(pool, name).await?.is_some();

@@ -97,3 +97,90 @@ async fn health_stays_public_in_the_teaching_mode_too() {
         .expect("sent");
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test]
+async fn argon2_runs_once_per_credential_not_once_per_request() {
+    let app = spawn_app().await;
+    for _ in 0..20 {
+        assert_eq!(app.get_all().await.status(), 200);
+    }
+    assert_eq!(
+        app.authenticator.verifications_run(),
+        1,
+        "one verification, then the cache"
+    );
+
+    // Wrong passwords are never cached: each one is verified (and refused).
+    for _ in 0..3 {
+        let res = app
+            .request(Method::GET, "/delivery/all", ORIGIN)
+            .basic_auth(USER, Some("wrong-password"))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), 401);
+    }
+    assert_eq!(app.authenticator.verifications_run(), 4);
+}
+
+/// The cache never outlives a password change made by another process (`delivery-api user`):
+/// the database bumps a revision, the server polls it every 250 ms.
+#[tokio::test]
+async fn a_password_changed_from_the_cli_while_serving_takes_effect_within_the_poll_interval() {
+    let app = spawn_app().await;
+    let db = format!("sqlite://{}", app.dir.path().join("test.db").display());
+    let login = |password: &'static str| {
+        app.request(Method::GET, "/delivery/all", ORIGIN)
+            .basic_auth(USER, Some(password))
+            .send()
+    };
+    assert_eq!(
+        login(PASSWORD).await.expect("sent").status(),
+        200,
+        "cached from now on"
+    );
+
+    let out = cli(
+        &["user", "add", USER, "--password-stdin"],
+        &db,
+        "a-brand-new-password\n",
+    )
+    .await;
+    assert!(out.status.success());
+    let changed = std::time::Instant::now();
+
+    // Within the bound the old password stops working and the new one works.
+    let deadline = changed + std::time::Duration::from_secs(2);
+    loop {
+        let status = login(PASSWORD).await.expect("sent").status();
+        if status == 401 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old password still works after 2 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let stale_for = changed.elapsed();
+    assert!(
+        stale_for < std::time::Duration::from_millis(1500),
+        "stale for {stale_for:?}"
+    );
+    assert_eq!(
+        login("a-brand-new-password").await.expect("sent").status(),
+        200
+    );
+
+    // Removing the user works the same way.
+    let out = cli(&["user", "remove", USER], &db, "").await;
+    assert!(out.status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while login("a-brand-new-password").await.expect("sent").status() != 401 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a removed user still logs in after 2 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -1,47 +1,28 @@
 //! The real binary: `user add|list|remove`, and start-up refusing bad configuration.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
 use reqwest::Method;
 
 use crate::helpers::*;
-
-fn run(args: &[&str], db: &str, stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_delivery-api"))
-        .args(args)
-        .env("DATABASE_URL", db)
-        .env("RUST_LOG", "off")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write");
-    child.wait_with_output().expect("exit")
-}
 
 #[tokio::test]
 async fn a_user_added_from_the_cli_can_log_in_and_its_password_is_only_hashed() {
     let app = spawn_app().await;
     let db = format!("sqlite://{}", app.dir.path().join("test.db").display());
 
-    let out = run(
+    let out = cli(
         &["user", "add", "alice", "--password-stdin"],
         &db,
         "correct horse battery\n",
-    );
+    )
+    .await;
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = run(&["user", "list"], &db, "");
+    let out = cli(&["user", "list"], &db, "").await;
     assert_eq!(String::from_utf8_lossy(&out.stdout), "alice\ndemo\n");
 
     let stored: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE name = 'alice'")
@@ -59,36 +40,44 @@ async fn a_user_added_from_the_cli_can_log_in_and_its_password_is_only_hashed() 
         .expect("sent");
     assert_eq!(res.status(), 200);
 
-    let out = run(&["user", "remove", "alice"], &db, "");
+    let out = cli(&["user", "remove", "alice"], &db, "").await;
     assert!(out.status.success());
-    let out = run(&["user", "remove", "alice"], &db, "");
+    let out = cli(&["user", "remove", "alice"], &db, "").await;
     assert!(
         !out.status.success(),
         "removing twice says there is no such user"
     );
 }
 
-#[test]
-fn an_invalid_origin_stops_start_up_naming_it() {
+#[tokio::test]
+async fn an_invalid_origin_stops_start_up_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = format!("sqlite://{}", dir.path().join("t.db").display());
     for origin in ["http://localhost:4200/", "localhost:4200", "*"] {
-        let out = run(
-            &["serve", "--bind", "127.0.0.1:0", "--allowed-origin", origin],
+        let out = cli(
+            &[
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--no-demo-page",
+                "--allowed-origin",
+                origin,
+            ],
             &db,
             "",
-        );
+        )
+        .await;
         assert!(!out.status.success(), "{origin} is refused");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(origin), "{origin}: {stderr}");
     }
 }
 
-#[test]
-fn an_empty_password_is_refused() {
+#[tokio::test]
+async fn an_empty_password_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = format!("sqlite://{}", dir.path().join("t.db").display());
-    let out = run(&["user", "add", "bob", "--password-stdin"], &db, "\n");
+    let out = cli(&["user", "add", "bob", "--password-stdin"], &db, "\n").await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
 }

@@ -33,6 +33,7 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub pool: SqlitePool,
+    pub authenticator: actix_web::web::Data<delivery_api::auth::Authenticator>,
     pub dir: Arc<TempDir>,
     /// The demo page's URL, when started with [`spawn_app_with_page`].
     pub page: Option<String>,
@@ -161,6 +162,7 @@ async fn start(
         .demo_page_addr()
         .map(|a| format!("http://localhost:{}/", a.port()));
     let pool = app.pool().clone();
+    let authenticator = app.authenticator();
     let handle = app.handle();
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
@@ -168,6 +170,7 @@ async fn start(
         base: format!("https://localhost:{}", addr.port()),
         client: client_trusting(&dir.path().join(dev_ca::CA_CERT), addr),
         pool,
+        authenticator,
         dir,
         page,
         handle,
@@ -304,4 +307,26 @@ pub async fn assert_problem(res: Response, status: u16, what: &str) -> String {
     let detail = body["detail"].as_str().expect("body.detail").to_owned();
     assert!(!detail.is_empty(), "{what}: detail says what is wrong");
     detail
+}
+
+/// Runs the real binary (`delivery-api ARGS`) on the database `db`, with `stdin` as its input.
+/// tokio's process API: a blocking wait would stall the runtime that drives the test's server.
+pub async fn cli(args: &[&str], db: &str, stdin: &str) -> std::process::Output {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"))
+        .args(args)
+        .env("DATABASE_URL", db)
+        .env("RUST_LOG", "off")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(stdin.as_bytes())
+        .await
+        .expect("write stdin");
+    drop(input);
+    child.wait_with_output().await.expect("exit")
 }
