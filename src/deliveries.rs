@@ -79,6 +79,18 @@ pub async fn all(pool: &SqlitePool) -> sqlx::Result<Vec<Delivery>> {
     .await
 }
 
+/// One page of the list, ordered by id.
+pub async fn page(pool: &SqlitePool, limit: u32, offset: u32) -> sqlx::Result<Vec<Delivery>> {
+    sqlx::query_as(
+        "SELECT id, reference, recipient, address, status, created_at, updated_at
+         FROM deliveries ORDER BY id LIMIT ? OFFSET ?",
+    )
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await
+}
+
 pub async fn one(pool: &SqlitePool, id: i64) -> sqlx::Result<Option<Delivery>> {
     sqlx::query_as(
         "SELECT id, reference, recipient, address, status, created_at, updated_at

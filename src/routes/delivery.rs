@@ -2,6 +2,7 @@
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
+use serde::Deserialize;
 use sqlx::SqlitePool;
 
 use crate::deliveries::{self, NewDelivery};
@@ -30,9 +31,43 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// `?limit=&offset=`, both optional. Without `limit` the whole list is returned (unchanged API).
+#[derive(Debug, Deserialize)]
+struct Page {
+    limit: Option<u32>,
+    #[serde(default)]
+    offset: u32,
+}
+
+const MAX_LIMIT: u32 = 1000;
+
 #[tracing::instrument(skip_all)]
-async fn list(pool: web::Data<SqlitePool>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(deliveries::all(&pool).await?))
+async fn list(pool: web::Data<SqlitePool>, page: web::Query<Page>) -> Result<HttpResponse> {
+    let Some(limit) = page.limit else {
+        return Ok(HttpResponse::Ok().json(deliveries::all(&pool).await?));
+    };
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )));
+    }
+    let items = deliveries::page(&pool, limit, page.offset).await?;
+    let mut res = HttpResponse::Ok();
+    // RFC 8288 links to the neighbouring pages (exposed to the page by the CORS policy).
+    let link = |offset: u32, rel: &str| {
+        format!("</delivery/all?limit={limit}&offset={offset}>; rel=\"{rel}\"")
+    };
+    let mut links = Vec::new();
+    if items.len() == limit as usize {
+        links.push(link(page.offset.saturating_add(limit), "next"));
+    }
+    if page.offset > 0 {
+        links.push(link(page.offset.saturating_sub(limit), "prev"));
+    }
+    if !links.is_empty() {
+        res.insert_header((header::LINK, links.join(", ")));
+    }
+    Ok(res.json(items))
 }
 
 #[tracing::instrument(skip_all, fields(delivery_id = %*id))]

@@ -14,6 +14,7 @@ pub const MAX_JSON_BODY: usize = 64 * 1024;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(json_config())
         .app_data(path_config())
+        .app_data(query_config())
         .configure(health::configure)
         .configure(delivery::configure)
         .default_service(web::to(not_found));
@@ -53,6 +54,12 @@ fn json_error(err: JsonPayloadError) -> ApiError {
         JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("malformed JSON: {e}")),
         other => ApiError::BadRequest(format!("cannot read the request body: {other}")),
     }
+}
+
+fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        ApiError::BadRequest(format!("invalid query string: {err}")).into()
+    })
 }
 
 fn path_config() -> web::PathConfig {

@@ -109,3 +109,46 @@ async fn strings_are_trimmed_and_every_status_is_accepted() {
         assert_eq!(body["reference"], format!("R-{i}"));
     }
 }
+
+#[tokio::test]
+async fn pages_follow_their_link_headers_and_a_bare_list_is_unchanged() {
+    let app = spawn_app().await;
+    let all = json(app.get_all().await).await;
+    let mut seen = Vec::new();
+    let mut next = Some("/delivery/all?limit=5".to_owned());
+    while let Some(path) = next.take() {
+        let res = app
+            .article_request(Method::GET, &path, ORIGIN)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), 200, "{path}");
+        assert_readable_by_origin(&res, &path);
+        let link = header(res.headers(), "link").unwrap_or_default().to_owned();
+        next = link
+            .split(", ")
+            .find(|l| l.ends_with("rel=\"next\""))
+            .map(|l| {
+                l.trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .expect("uri")
+                    .to_owned()
+            });
+        seen.extend(json(res).await.as_array().expect("array").clone());
+    }
+    assert_eq!(
+        serde_json::Value::Array(seen),
+        all,
+        "the pages add up to the bare list"
+    );
+
+    for bad in ["limit=0", "limit=1001", "limit=x", "offset=-1"] {
+        let res = app
+            .article_request(Method::GET, &format!("/delivery/all?{bad}"), ORIGIN)
+            .send()
+            .await
+            .expect("sent");
+        assert_problem(res, 400, bad).await;
+    }
+}
