@@ -21,6 +21,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::auth::{self, Authenticator};
 use crate::cors::CorsConfig;
+use crate::list_cache::ListCache;
 use crate::routes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,7 @@ pub enum MiddlewareOrder {
 pub struct AppState {
     pub pool: SqlitePool,
     pub authenticator: web::Data<Authenticator>,
+    pub list_cache: web::Data<ListCache>,
     pub cors: CorsConfig,
     pub order: MiddlewareOrder,
 }
@@ -57,6 +59,7 @@ pub fn app(
     App::new()
         .app_data(web::Data::new(state.pool))
         .app_data(state.authenticator)
+        .app_data(state.list_cache)
         .configure(routes::configure)
         // actix-web runs middleware in the OPPOSITE order of registration:
         // the LAST `.wrap()` is the OUTERMOST layer and sees the request FIRST.

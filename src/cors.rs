@@ -117,6 +117,7 @@ impl CorsConfig {
                 header::CONTENT_TYPE,
                 header::ACCEPT,
                 header::HeaderName::from_static("x-requested-with"),
+                header::IF_NONE_MATCH,
             ])
             // Without this the page cannot read these headers on a 401 / 201.
             .expose_headers([

@@ -26,6 +26,8 @@ pub mod demo_page;
 pub mod doctor;
 /// One error type, rendered as RFC 9457 problem+json.
 pub mod error;
+/// The serialized list, reused while the database's deliveries revision is unchanged.
+pub mod list_cache;
 /// The route tree and its handlers.
 pub mod routes;
 /// Builds the server: checks, TLS, database, listener.

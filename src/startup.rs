@@ -14,6 +14,7 @@ use crate::auth::Authenticator;
 use crate::config::ServeArgs;
 use crate::cors::CorsConfig;
 use crate::credential_cache::CredentialCache;
+use crate::list_cache::ListCache;
 use crate::tls::TlsFiles;
 use crate::{db, demo_page, users};
 
@@ -97,6 +98,7 @@ impl Application {
         let state = AppState {
             pool: pool.clone(),
             authenticator: authenticator.clone(),
+            list_cache: web::Data::new(ListCache::default()),
             cors,
             order,
         };

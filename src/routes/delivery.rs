@@ -1,12 +1,14 @@
 //! `/delivery/**`: list, read, create, replace, delete. Basic auth has already run (see app.rs).
 
-use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, EntityTag};
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, mime, web};
 use serde::Deserialize;
 use sqlx::SqlitePool;
 
 use crate::deliveries::{self, NewDelivery};
 use crate::error::{ApiError, Result};
+use crate::list_cache::ListCache;
 use crate::routes::method_not_allowed;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -42,9 +44,14 @@ struct Page {
 const MAX_LIMIT: u32 = 1000;
 
 #[tracing::instrument(skip_all)]
-async fn list(pool: web::Data<SqlitePool>, page: web::Query<Page>) -> Result<HttpResponse> {
+async fn list(
+    req: HttpRequest,
+    pool: web::Data<SqlitePool>,
+    cache: web::Data<ListCache>,
+    page: web::Query<Page>,
+) -> Result<HttpResponse> {
     let Some(limit) = page.limit else {
-        return Ok(HttpResponse::Ok().json(deliveries::all(&pool).await?));
+        return whole_list(&req, &pool, &cache).await;
     };
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
@@ -68,6 +75,39 @@ async fn list(pool: web::Data<SqlitePool>, page: web::Query<Page>) -> Result<Htt
         res.insert_header((header::LINK, links.join(", ")));
     }
     Ok(res.json(items))
+}
+
+/// The bare list, served from the revision-checked cache, with an ETag (304 on If-None-Match).
+async fn whole_list(
+    req: &HttpRequest,
+    pool: &SqlitePool,
+    cache: &ListCache,
+) -> Result<HttpResponse> {
+    let revision = ListCache::revision(pool).await?;
+    let etag = EntityTag::new_strong(format!("deliveries-r{revision}"));
+    let not_modified = client_has(req, &etag);
+    let mut res = HttpResponse::build(if not_modified {
+        StatusCode::NOT_MODIFIED
+    } else {
+        StatusCode::OK
+    });
+    res.insert_header(header::ETag(etag))
+        // Per user (Basic auth): no shared caches; browsers revalidate with the ETag.
+        .insert_header((header::CACHE_CONTROL, "private, no-cache"));
+    if not_modified {
+        return Ok(res.finish());
+    }
+    let list = cache.get(pool, revision).await?;
+    Ok(res.content_type(mime::APPLICATION_JSON).body(list.body))
+}
+
+/// True when If-None-Match names this version (weak comparison, RFC 9110 §13.1.2).
+fn client_has(req: &HttpRequest, etag: &EntityTag) -> bool {
+    match req.get_header::<header::IfNoneMatch>() {
+        Some(header::IfNoneMatch::Any) => true,
+        Some(header::IfNoneMatch::Items(tags)) => tags.iter().any(|t| t.weak_eq(etag)),
+        None => false,
+    }
 }
 
 #[tracing::instrument(skip_all, fields(delivery_id = %*id))]

@@ -152,3 +152,67 @@ async fn pages_follow_their_link_headers_and_a_bare_list_is_unchanged() {
         assert_problem(res, 400, bad).await;
     }
 }
+
+#[tokio::test]
+async fn the_list_has_an_etag_answers_304_and_never_serves_data_older_than_a_write() {
+    let app = spawn_app().await;
+    let first = app.get_all().await;
+    let etag = header(first.headers(), "etag").expect("ETag").to_owned();
+    assert_eq!(
+        header(first.headers(), "cache-control"),
+        Some("private, no-cache")
+    );
+
+    // Unchanged: 304, no body, still readable by the page.
+    let res = app
+        .article_request(Method::GET, "/delivery/all", ORIGIN)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 304);
+    assert_eq!(
+        header(res.headers(), "access-control-allow-origin"),
+        Some(ORIGIN)
+    );
+    assert!(res.bytes().await.expect("body").is_empty());
+
+    // A write through the API: the next read has it, with a new ETag.
+    assert_eq!(
+        app.create(&json!({"reference": "R-API", "recipient": "A", "address": "B"}))
+            .await
+            .status(),
+        201
+    );
+    let res = app
+        .article_request(Method::GET, "/delivery/all", ORIGIN)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 200, "the old ETag no longer matches");
+    assert_ne!(header(res.headers(), "etag"), Some(etag.as_str()));
+    assert_eq!(json(res).await.as_array().map(Vec::len), Some(SEEDED + 1));
+
+    // A write by another connection (as another process would make): visible on the very next read.
+    let other = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        app.dir.path().join("test.db").display()
+    ))
+    .await
+    .expect("a second connection");
+    sqlx::query(
+        "INSERT INTO deliveries (reference, recipient, address) VALUES ('R-OTHER', 'O', 'P')",
+    )
+    .execute(&other)
+    .await
+    .expect("insert");
+    let list = json(app.get_all().await).await;
+    assert!(
+        list.as_array()
+            .expect("array")
+            .iter()
+            .any(|d| d["reference"] == "R-OTHER"),
+        "the other writer's row is served at once"
+    );
+}

@@ -1,0 +1,61 @@
+//! The serialized `GET /delivery/all` body, kept while the data has not changed.
+//!
+//! Correctness rests on the database, not on timing: every request reads `deliveries_revision`
+//! (bumped by a trigger on any write, by any process) and the body is reused only when it was
+//! built at that same revision. So the list is never older than the last acknowledged write,
+//! including writes by another process. The revision is also the list's ETag.
+
+use std::sync::Mutex;
+
+use actix_web::web::Bytes;
+use sqlx::SqlitePool;
+
+use crate::deliveries;
+use crate::error::ApiError;
+
+#[derive(Default)]
+pub struct ListCache {
+    current: Mutex<Option<(u64, Bytes)>>,
+}
+
+/// The list as JSON bytes, and the revision it reflects (at least).
+pub struct List {
+    pub revision: u64,
+    pub body: Bytes,
+}
+
+impl ListCache {
+    /// The database's current revision (one indexed single-row read).
+    pub async fn revision(pool: &SqlitePool) -> sqlx::Result<u64> {
+        let revision: i64 = sqlx::query_scalar("SELECT revision FROM deliveries_revision")
+            .fetch_one(pool)
+            .await?;
+        Ok(revision as u64)
+    }
+
+    /// The body for `revision`: the cached one if it was built at that revision, otherwise read
+    /// and serialized again. Rows are read after the revision, so they are at least that new.
+    pub async fn get(&self, pool: &SqlitePool, revision: u64) -> Result<List, ApiError> {
+        if let Some((rev, body)) = self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            && *rev == revision
+        {
+            return Ok(List {
+                revision,
+                body: body.clone(),
+            });
+        }
+        let rows = deliveries::all(pool).await?;
+        let body =
+            Bytes::from(serde_json::to_vec(&rows).map_err(|e| ApiError::Internal(e.into()))?);
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        // Keep the newest revision seen, whichever request finishes first.
+        if current.as_ref().is_none_or(|(rev, _)| *rev <= revision) {
+            *current = Some((revision, body.clone()));
+        }
+        Ok(List { revision, body })
+    }
+}
