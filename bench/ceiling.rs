@@ -1,7 +1,7 @@
 //! The ceiling for this stack on this machine: actix-web + rustls answering with fixed bytes, no
 //! auth, no database, no CORS logic. `bench/bench.py` runs it beside delivery-api.
 //!
-//! cargo run --release --example ceiling -- ADDR CERT KEY BODY_FILE
+//! cargo run --release --example ceiling -- ADDR CERT KEY LIST_BODY_FILE ONE_BODY_FILE
 
 use std::sync::Arc;
 
@@ -15,8 +15,8 @@ const ORIGIN: &str = "http://localhost:4200";
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, addr, cert, key, body] = &args[..] else {
-        eprintln!("usage: ceiling ADDR CERT KEY BODY_FILE");
+    let [_, addr, cert, key, list, one] = &args[..] else {
+        eprintln!("usage: ceiling ADDR CERT KEY LIST_BODY_FILE ONE_BODY_FILE");
         std::process::exit(2);
     };
     let certs = CertificateDer::pem_file_iter(cert)
@@ -31,12 +31,17 @@ async fn main() -> std::io::Result<()> {
     .with_no_client_auth()
     .with_single_cert(certs, key)
     .expect("tls");
-    let body = web::Bytes::from(std::fs::read(body).expect("body file"));
+    let list = web::Bytes::from(std::fs::read(list).expect("list body file"));
+    let one = web::Bytes::from(std::fs::read(one).expect("one body file"));
 
     HttpServer::new(move || {
-        let body = body.clone();
+        let (list, one) = (list.clone(), one.clone());
         App::new().default_service(web::to(move |req: HttpRequest| {
-            let body = body.clone();
+            let body = if req.path() == "/delivery/all" {
+                list.clone()
+            } else {
+                one.clone()
+            };
             async move {
                 match (req.method().as_str(), req.path()) {
                     ("OPTIONS", _) => HttpResponse::Ok()

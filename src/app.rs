@@ -22,6 +22,7 @@ use tracing_actix_web::TracingLogger;
 use crate::auth::{self, Authenticator};
 use crate::cors::CorsConfig;
 use crate::list_cache::ListCache;
+use crate::revision::RevisionProbe;
 use crate::routes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +41,8 @@ pub struct AppState {
     pub list_cache: web::Data<ListCache>,
     pub cors: CorsConfig,
     pub order: MiddlewareOrder,
+    /// The SQLite file, for each worker's in-thread revision probe (`revision.rs`).
+    pub db_file: std::path::PathBuf,
 }
 
 /// Builds the application. `startup.rs` (and so every test) serves exactly this.
@@ -57,6 +60,7 @@ pub fn app(
     let correct = state.order == MiddlewareOrder::CorsBeforeAuth;
 
     App::new()
+        .app_data(web::Data::new(RevisionProbe::open(&state.db_file))) // one per worker thread
         .app_data(web::Data::new(state.pool))
         .app_data(state.authenticator)
         .app_data(state.list_cache)

@@ -19,8 +19,9 @@ use secrecy::SecretString;
 use sqlx::SqlitePool;
 use tokio::sync::Semaphore;
 
-use crate::credential_cache::{CredentialCache, POLL_INTERVAL};
+use crate::credential_cache::CredentialCache;
 use crate::error::ApiError;
+use crate::revision::{self, RevisionProbe};
 use crate::users;
 
 /// Paths behind Basic auth. Everything else (`/health`, unknown paths) is public.
@@ -61,8 +62,13 @@ impl Authenticator {
         }
     }
 
-    pub async fn verify(&self, creds: Credentials) -> Result<AuthedUser, ApiError> {
-        if let Some(user) = self.cache.get(&creds) {
+    /// Checks `creds`; `users_revision` is the database's current one (see `revision.rs`).
+    pub async fn verify(
+        &self,
+        creds: Credentials,
+        users_revision: u64,
+    ) -> Result<AuthedUser, ApiError> {
+        if let Some(user) = self.cache.get(&creds, users_revision) {
             return Ok(AuthedUser(user));
         }
         let (revision, hash) = users::password_hash_at_revision(&self.pool, &creds.user).await?;
@@ -91,19 +97,6 @@ impl Authenticator {
     /// How many argon2 verifications have run since start.
     pub fn verifications_run(&self) -> u64 {
         self.verified.load(Ordering::Relaxed)
-    }
-
-    /// Keeps the cache in step with the database's users revision, until the pool closes.
-    pub async fn watch_users(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(POLL_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        while !self.pool.is_closed() {
-            tick.tick().await;
-            match users::revision(&self.pool).await {
-                Ok(revision) => self.cache.observe_revision(revision),
-                Err(e) => tracing::debug!(error = %e, "cannot read the users revision"),
-            }
-        }
     }
 }
 
@@ -188,9 +181,18 @@ async fn validate(
             req,
         ));
     };
-    match async { auth.verify(creds?).await }.await {
-        Ok(user) => {
+    let probe = req.app_data::<web::Data<RevisionProbe>>().cloned();
+    let checked = async {
+        let creds = creds?;
+        // Read once per request; the list handler reuses it from the extensions.
+        let revisions = revision::current(probe.as_ref().map(|p| p.get_ref()), &auth.pool).await?;
+        let user = auth.verify(creds, revisions.users).await?;
+        Ok::<_, ApiError>((user, revisions))
+    };
+    match checked.await {
+        Ok((user, revisions)) => {
             req.extensions_mut().insert(user);
+            req.extensions_mut().insert(revisions);
             Ok(req)
         }
         Err(e) => Err((e.into(), req)),

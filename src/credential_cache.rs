@@ -3,12 +3,12 @@
 //! - Keyed by HMAC-SHA256(per-process random key, user NUL password): the password itself is never
 //!   stored, and the key dies with the process.
 //! - Bounded (LRU, `capacity` entries) and each entry expires `ttl` after its verification.
-//! - Every entry is dropped when any user is added, changed or removed, by this process or another
-//!   one: the database bumps `users_revision` in a trigger, and the server polls it
-//!   ([`POLL_INTERVAL`]), so a changed password stops working within that interval.
+//! - An entry counts only under the users revision it was verified at: the database bumps
+//!   `users_revision` in a trigger whenever any user is added, changed or removed (by this process
+//!   or by `delivery-api user` in another one), and every request reads it (`revision.rs`). So a
+//!   changed or removed password stops working on the very next request: no staleness window.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hashlink::LruCache;
@@ -17,15 +17,10 @@ use secrecy::ExposeSecret;
 
 use crate::auth::Credentials;
 
-/// How often the server reads `users_revision`: the staleness bound after `delivery-api user ...`.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
-
 pub struct CredentialCache {
     key: hmac::Key,
     entries: Mutex<LruCache<Key, Entry>>,
     ttl: Duration,
-    /// The users revision the entries were verified under.
-    revision: AtomicU64,
 }
 
 struct Entry {
@@ -41,7 +36,6 @@ impl CredentialCache {
                 .expect("the system random generator is available"),
             entries: Mutex::new(LruCache::new(capacity.max(1))),
             ttl,
-            revision: AtomicU64::new(0),
         }
     }
 
@@ -53,10 +47,10 @@ impl CredentialCache {
         Key(ctx.sign())
     }
 
-    /// The user, if these exact credentials were verified recently under the current revision.
-    pub fn get(&self, creds: &Credentials) -> Option<String> {
+    /// The user, if these exact credentials were verified recently, at the users revision that is
+    /// current now.
+    pub fn get(&self, creds: &Credentials, revision: u64) -> Option<String> {
         let key = self.fingerprint(creds);
-        let revision = self.revision.load(Ordering::Acquire);
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let fresh = entries
             .get(&key)
@@ -79,20 +73,6 @@ impl CredentialCache {
         let key = self.fingerprint(creds);
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries.insert(key, entry);
-    }
-
-    /// Records the database's users revision; a new one drops every entry.
-    pub fn observe_revision(&self, revision: u64) {
-        if self.revision.swap(revision, Ordering::AcqRel) != revision {
-            self.entries
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clear();
-        }
-    }
-
-    pub fn revision(&self) -> u64 {
-        self.revision.load(Ordering::Acquire)
     }
 }
 
@@ -128,39 +108,41 @@ mod tests {
         let cache = CredentialCache::new(8, Duration::from_secs(60));
         cache.insert(&creds("alice", "secret-1"), 0);
         assert_eq!(
-            cache.get(&creds("alice", "secret-1")).as_deref(),
+            cache.get(&creds("alice", "secret-1"), 0).as_deref(),
             Some("alice")
         );
-        assert_eq!(cache.get(&creds("alice", "secret-2")), None);
-        assert_eq!(cache.get(&creds("alicesecret-1", "")), None);
+        assert_eq!(cache.get(&creds("alice", "secret-2"), 0), None);
+        assert_eq!(cache.get(&creds("alicesecret-1", ""), 0), None);
     }
 
     #[test]
-    fn a_new_users_revision_drops_everything() {
+    fn an_entry_counts_only_at_the_revision_it_was_verified_at() {
         let cache = CredentialCache::new(8, Duration::from_secs(60));
         cache.insert(&creds("alice", "secret-1"), 0);
-        cache.observe_revision(1);
-        assert_eq!(cache.get(&creds("alice", "secret-1")), None);
-        // A verification that started before the change is stale on arrival.
-        cache.insert(&creds("alice", "secret-1"), 0);
-        assert_eq!(cache.get(&creds("alice", "secret-1")), None);
+        assert_eq!(
+            cache.get(&creds("alice", "secret-1"), 1),
+            None,
+            "users changed since"
+        );
+        // ...and it is gone, even if asked again at the old revision.
+        assert_eq!(cache.get(&creds("alice", "secret-1"), 0), None);
     }
 
     #[test]
     fn entries_expire_and_the_size_is_bounded() {
         let cache = CredentialCache::new(2, Duration::ZERO);
         cache.insert(&creds("a", "p"), 0);
-        assert_eq!(cache.get(&creds("a", "p")), None, "expired at once");
+        assert_eq!(cache.get(&creds("a", "p"), 0), None, "expired at once");
 
         let cache = CredentialCache::new(2, Duration::from_secs(60));
         for user in ["a", "b", "c"] {
             cache.insert(&creds(user, "p"), 0);
         }
         assert_eq!(
-            cache.get(&creds("a", "p")),
+            cache.get(&creds("a", "p"), 0),
             None,
             "the least recently used entry went"
         );
-        assert!(cache.get(&creds("c", "p")).is_some());
+        assert!(cache.get(&creds("c", "p"), 0).is_some());
     }
 }

@@ -1,5 +1,6 @@
 //! SQLite through sqlx: one pool, WAL, migrations embedded in the binary and applied at start.
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -13,6 +14,11 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
 /// Opens (creating if needed) and migrates the database. Used by `serve` and by `user ...`.
 pub async fn connect(args: &DatabaseArgs) -> anyhow::Result<SqlitePool> {
+    Ok(connect_file(args).await?.0)
+}
+
+/// Like [`connect`], also returning the database file's path.
+pub async fn connect_file(args: &DatabaseArgs) -> anyhow::Result<(SqlitePool, PathBuf)> {
     let options = SqliteConnectOptions::from_str(&args.database_url)
         .with_context(|| format!("invalid --database-url {:?}", args.database_url))?
         .create_if_missing(true)
@@ -33,6 +39,8 @@ pub async fn connect(args: &DatabaseArgs) -> anyhow::Result<SqlitePool> {
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
         .min_connections(1)
+        // No ping before each use: SQLite is in-process, and the ping doubles every query's cost.
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await
@@ -42,7 +50,7 @@ pub async fn connect(args: &DatabaseArgs) -> anyhow::Result<SqlitePool> {
         .run(&pool)
         .await
         .with_context(|| format!("cannot migrate the database {}", path.display()))?;
-    Ok(pool)
+    Ok((pool, path))
 }
 
 /// Errors that mean "the database cannot serve right now" (busy, locked, read-only, gone, pool

@@ -1,8 +1,8 @@
 //! The serialized `GET /delivery/all` body, kept while the data has not changed.
 //!
 //! Correctness rests on the database, not on timing: every request reads `deliveries_revision`
-//! (bumped by a trigger on any write, by any process) and the body is reused only when it was
-//! built at that same revision. So the list is never older than the last acknowledged write,
+//! (bumped by a trigger on any write, by any process; see `revision.rs`) and the body is reused
+//! only when it was built at that same revision. So the list is never older than the last acknowledged write,
 //! including writes by another process. The revision is also the list's ETag.
 
 use std::sync::Mutex;
@@ -25,14 +25,6 @@ pub struct List {
 }
 
 impl ListCache {
-    /// The database's current revision (one indexed single-row read).
-    pub async fn revision(pool: &SqlitePool) -> sqlx::Result<u64> {
-        let revision: i64 = sqlx::query_scalar("SELECT revision FROM deliveries_revision")
-            .fetch_one(pool)
-            .await?;
-        Ok(revision as u64)
-    }
-
     /// The body for `revision`: the cached one if it was built at that revision, otherwise read
     /// and serialized again. Rows are read after the revision, so they are at least that new.
     pub async fn get(&self, pool: &SqlitePool, revision: u64) -> Result<List, ApiError> {

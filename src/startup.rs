@@ -74,7 +74,7 @@ impl Application {
         };
         cors.validate().map_err(anyhow::Error::msg)?;
         let tls = TlsFiles::resolve(args.cert.as_deref(), args.key.as_deref())?.server_config()?;
-        let pool = db::connect(&args.db).await?;
+        let (pool, db_file) = db::connect_file(&args.db).await?;
 
         let order = if args.auth_before_cors {
             tracing::warn!(
@@ -94,13 +94,13 @@ impl Application {
             Duration::from_secs(args.auth_cache_ttl),
         );
         let authenticator = web::Data::new(Authenticator::new(pool.clone(), workers, cache));
-        tokio::spawn(authenticator.clone().into_inner().watch_users());
         let state = AppState {
             pool: pool.clone(),
             authenticator: authenticator.clone(),
             list_cache: web::Data::new(ListCache::default()),
             cors,
             order,
+            db_file,
         };
 
         let addr = listeners.api.local_addr()?;

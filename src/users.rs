@@ -71,13 +71,6 @@ pub async fn password_hash_at_revision(
     Ok((revision as u64, hash))
 }
 
-pub async fn revision(pool: &SqlitePool) -> sqlx::Result<u64> {
-    let revision: i64 = sqlx::query_scalar("SELECT revision FROM users_revision")
-        .fetch_one(pool)
-        .await?;
-    Ok(revision as u64)
-}
-
 /// Creates the user or replaces its password. Returns true when the user was new.
 pub async fn upsert(pool: &SqlitePool, name: &str, hash: &str) -> sqlx::Result<bool> {
     let existed = password_hash(pool, name).await?.is_some();

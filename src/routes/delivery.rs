@@ -9,6 +9,7 @@ use sqlx::SqlitePool;
 use crate::deliveries::{self, NewDelivery};
 use crate::error::{ApiError, Result};
 use crate::list_cache::ListCache;
+use crate::revision::{self, Revisions};
 use crate::routes::method_not_allowed;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -83,7 +84,12 @@ async fn whole_list(
     pool: &SqlitePool,
     cache: &ListCache,
 ) -> Result<HttpResponse> {
-    let revision = ListCache::revision(pool).await?;
+    // Read by the auth layer for this request (revision.rs); read here only if it did not run.
+    let revisions = req.extensions().get::<Revisions>().copied();
+    let revision = match revisions {
+        Some(r) => r.deliveries,
+        None => revision::read_with_pool(pool).await?.deliveries,
+    };
     let etag = EntityTag::new_strong(format!("deliveries-r{revision}"));
     let not_modified = client_has(req, &etag);
     let mut res = HttpResponse::build(if not_modified {

@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""delivery-api beside its ceiling, in one run, on loopback over HTTPS.
+
+Builds in release mode, starts delivery-api and the ceiling server (bench/ceiling.rs: actix-web +
+rustls answering fixed bytes, no auth, no database), seeds N deliveries, and drives both with oha,
+scenario by scenario, the two targets interleaved (ceiling, service, ceiling, service, ...). Prints one
+table: requests/s, p50, p99, non-2xx, and each ratio to the ceiling. Then GET /delivery/all at
+10 / 100 / 1,000 / 10,000 rows. It reports; it passes or fails nothing.
+
+    python3 bench/bench.py                 # 32 connections, 5 s per run, 2 rounds, 100 rows
+    python3 bench/bench.py --duration 10 --rounds 3 --no-scaling
+
+Needs oha (`cargo install oha --locked`) and curl. Absolute figures move between runs on shared
+machines: compare the ratios, which are measured side by side.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ORIGIN = "http://localhost:4200"
+ARTICLE_HEADERS = [
+    "Origin: " + ORIGIN,
+    "Accept: application/json, text/plain, */*",
+    "Content-Type: application/json; charset=utf-8",
+]
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def wait_https(port, cacert, path="/health", timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r = subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", cacert,
+             f"https://localhost:{port}{path}"],
+            capture_output=True, text=True)
+        if r.stdout.strip() in ("200", "404"):
+            return
+        time.sleep(0.2)
+    sys.exit(f"nothing answers on port {port}")
+
+
+def curl(port, cacert, path, *args):
+    """status, headers (lower-case names), body of one request."""
+    r = subprocess.run(
+        ["curl", "-s", "-i", "--http1.1", "--cacert", cacert, *args, f"https://localhost:{port}{path}"],
+        capture_output=True, check=True)
+    head, _, body = r.stdout.decode().partition("\r\n\r\n")
+    lines = head.split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers, body
+
+
+def seed(db, rows):
+    """Exactly `rows` deliveries (written by another process, as the API must tolerate)."""
+    con = sqlite3.connect(db, timeout=30)
+    con.execute("DELETE FROM deliveries")
+    con.executemany(
+        "INSERT INTO deliveries (reference, recipient, address, status) VALUES (?, ?, ?, ?)",
+        [(f"BENCH-{i:06d}", f"Recipient {i}", f"{i} Benchmark Street, 1000 Loopback",
+          ["pending", "in_transit", "delivered", "cancelled"][i % 4]) for i in range(rows)])
+    con.commit()
+    con.close()
+
+
+def oha(url, args, duration, connections):
+    cmd = ["oha", "-z", f"{duration}s", "-c", str(connections), "--no-tui", "--insecure",
+           "--output-format", "json", *args, url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    d = json.loads(out)
+    codes = {int(k): v for k, v in d.get("statusCodeDistribution", {}).items()}
+    return {
+        "rps": d["summary"]["requestsPerSec"],
+        "p50": d["latencyPercentiles"]["p50"] * 1000,
+        "p99": d["latencyPercentiles"]["p99"] * 1000,
+        "non2xx": sum(v for k, v in codes.items() if not 200 <= k < 300),
+        "codes": codes,
+        "bytes": d["summary"].get("sizePerRequest") or 0,
+    }
+
+
+def median_run(runs):
+    return {
+        "rps": statistics.median(r["rps"] for r in runs),
+        "p50": statistics.median(r["p50"] for r in runs),
+        "p99": statistics.median(r["p99"] for r in runs),
+        "non2xx": sum(r["non2xx"] for r in runs),
+        "codes": runs[-1]["codes"],
+        "bytes": runs[-1]["bytes"],
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=float, default=5, help="seconds per oha run")
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved runs per target and scenario")
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--rows", type=int, default=100)
+    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--no-scaling", action="store_true")
+    ap.add_argument("--port", type=int, default=18443, help="service port; the ceiling uses port+1")
+    opts = ap.parse_args()
+
+    if not shutil.which("oha"):
+        sys.exit("oha is missing: cargo install oha --locked")
+    if not opts.no_build:
+        sh(["cargo", "build", "--release", "--bin", "delivery-api", "--example", "ceiling"], cwd=ROOT)
+    service_bin = ROOT / "target/release/delivery-api"
+    ceiling_bin = ROOT / "target/release/examples/ceiling"
+
+    work = Path(tempfile.mkdtemp(prefix="delivery-bench-"))
+    db = work / "bench.db"
+    sport, cport = opts.port, opts.port + 1
+    env = dict(os.environ, RUST_LOG="warn")
+    procs = []
+    try:
+        service = subprocess.Popen(
+            [service_bin, "serve", "--bind", f"127.0.0.1:{sport}", "--no-demo-page",
+             "--database-url", f"sqlite://{db}"],
+            cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=open(work / "service.log", "w"))
+        procs.append(service)
+        cacert = str(work / "certs/dev-ca.crt")
+        wait_https(sport, cacert)
+        seed(db, opts.rows)
+
+        status, headers, body = curl(sport, cacert, "/delivery/all", "-u", "demo:demo-password",
+                                     *sum((["-H", h] for h in ARTICLE_HEADERS), []))
+        assert status == 200 and len(json.loads(body)) == opts.rows, (status, body[:200])
+        (work / "list.json").write_text(body)
+        first_id = json.loads(body)[0]["id"]
+        _, _, one = curl(sport, cacert, f"/delivery/{first_id}", "-u", "demo:demo-password")
+        (work / "one.json").write_text(one)
+
+        ceiling = subprocess.Popen(
+            [ceiling_bin, f"127.0.0.1:{cport}", work / "certs/localhost.crt", work / "certs/localhost.key",
+             work / "list.json", work / "one.json"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(ceiling)
+        wait_https(cport, cacert, "/ping")
+
+        hdrs = sum((["-H", h] for h in ARTICLE_HEADERS), [])
+        preflight = ["-m", "OPTIONS", "-H", "Origin: " + ORIGIN, "-H", "Access-Control-Request-Method: GET",
+                     "-H", "Access-Control-Request-Headers: authorization,content-type"]
+        good = ["-a", "demo:demo-password", *hdrs]
+        bad = ["-a", "demo:wrong-password", *hdrs]
+
+        def post_args(tag):
+            lines = work / f"post-{tag}.txt"
+            with open(lines, "w") as f:
+                for i in range(300_000):
+                    f.write(json.dumps({"reference": f"P-{tag}-{i}", "recipient": "Bench",
+                                        "address": "1 Post Road"}) + "\n")
+            return ["-m", "POST", "-Z", str(lines), *good]
+
+        scenarios = [
+            # name, path on service, path on ceiling, oha args (or a factory), correctness check
+            ("preflight OPTIONS /delivery/all", "/delivery/all", "/delivery/all", lambda t: preflight),
+            (f"GET /delivery/all ({opts.rows} rows)", "/delivery/all", "/delivery/all", lambda t: good),
+            ("GET /delivery/{id}", f"/delivery/{first_id}", "/one", lambda t: good),
+            ("POST /delivery", "/delivery", "/delivery", post_args),
+            ("GET, wrong password (401)", "/delivery/all", "/unauthorized", lambda t: bad),
+        ]
+        checks = check_correctness(sport, cacert, first_id, opts.rows)
+
+        results = []
+        for i, (name, spath, cpath, make_args) in enumerate(scenarios):
+            runs = {"ceiling": [], "service": []}
+            for r in range(opts.rounds):
+                for target, port, path in (("ceiling", cport, cpath), ("service", sport, spath)):
+                    args = make_args(f"{target}{r}")
+                    runs[target].append(oha(f"https://localhost:{port}{path}", args, opts.duration,
+                                            opts.connections))
+            if name.startswith("POST"):
+                seed(db, opts.rows)  # back to N rows for the next scenarios
+            results.append((name, median_run(runs["ceiling"]), median_run(runs["service"]), checks[i]))
+
+        print_table(results, opts)
+        if not opts.no_scaling:
+            scaling(sport, cacert, db, good, opts)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=15)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def check_correctness(port, cacert, first_id, rows):
+    """Once per scenario, on the service: status, ACAO, and the body where it matters."""
+    auth = ["-u", "demo:demo-password", *sum((["-H", h] for h in ARTICLE_HEADERS), [])]
+    out = []
+    s, h, _ = curl(port, cacert, "/delivery/all", "-X", "OPTIONS", "-H", "Origin: " + ORIGIN,
+                   "-H", "Access-Control-Request-Method: GET",
+                   "-H", "Access-Control-Request-Headers: authorization,content-type")
+    out.append(s == 200 and h.get("access-control-allow-origin") == ORIGIN)
+    s, h, b = curl(port, cacert, "/delivery/all", *auth)
+    out.append(s == 200 and h.get("access-control-allow-origin") == ORIGIN and len(json.loads(b)) == rows)
+    s, h, b = curl(port, cacert, f"/delivery/{first_id}", *auth)
+    out.append(s == 200 and h.get("access-control-allow-origin") == ORIGIN and json.loads(b)["id"] == first_id)
+    s, h, _ = curl(port, cacert, "/delivery", "-X", "POST", "-d",
+                   json.dumps({"reference": "CHECK-1", "recipient": "C", "address": "D"}), *auth)
+    out.append(s == 201 and h.get("access-control-allow-origin") == ORIGIN and "location" in h)
+    s, h, _ = curl(port, cacert, "/delivery/all", "-u", "demo:wrong-password", "-H", "Origin: " + ORIGIN)
+    out.append(s == 401 and h.get("access-control-allow-origin") == ORIGIN)
+    return ["ok" if c else "FAILED" for c in out]
+
+
+def print_table(results, opts):
+    print(f"\n{opts.connections} connections, {opts.duration:g} s x {opts.rounds} interleaved rounds "
+          f"per target (median), HTTPS on loopback, {os.cpu_count()} CPUs\n")
+    head = f"{'scenario':36} {'target':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} " \
+           f"{'rps ratio':>9} {'p99 ratio':>9}  check"
+    print(head)
+    print("-" * len(head))
+    for name, c, s, check in results:
+        print(f"{name:36} {'ceiling':8} {c['rps']:9.0f} {c['p50']:8.2f} {c['p99']:8.2f} {c['non2xx']:8d}")
+        print(f"{'':36} {'service':8} {s['rps']:9.0f} {s['p50']:8.2f} {s['p99']:8.2f} {s['non2xx']:8d} "
+              f"{s['rps'] / c['rps']:9.2f} {s['p99'] / c['p99']:9.2f}  {check}")
+    print("\nnon-2xx for the wrong-password scenario are the expected 401s.")
+
+
+def scaling(port, cacert, db, good, opts):
+    print(f"\nGET /delivery/all by size (service only, {opts.connections} connections, {opts.duration:g} s)\n")
+    print(f"{'rows':>7} {'bytes':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'µs CPU-time/req':>16} {'ns/row':>8}")
+    cpus = os.cpu_count() or 1
+    for rows in (10, 100, 1000, 10000):
+        seed(db, rows)
+        s, _, b = curl(port, cacert, "/delivery/all", "-u", "demo:demo-password")
+        assert s == 200 and len(json.loads(b)) == rows
+        r = oha(f"https://localhost:{port}/delivery/all", good, opts.duration, opts.connections)
+        us = 1e6 * cpus / r["rps"]
+        print(f"{rows:7d} {r['bytes']:9d} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} {us:16.0f} "
+              f"{1000 * us / rows:8.0f}")
+    seed(db, opts.rows)
+
+
+if __name__ == "__main__":
+    main()
