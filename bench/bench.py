@@ -233,7 +233,11 @@ def print_table(results, opts):
         print(f"{name:36} {'ceiling':8} {c['rps']:9.0f} {c['p50']:8.2f} {c['p99']:8.2f} {c['non2xx']:8d}")
         print(f"{'':36} {'service':8} {s['rps']:9.0f} {s['p50']:8.2f} {s['p99']:8.2f} {s['non2xx']:8d} "
               f"{s['rps'] / c['rps']:9.2f} {s['p99'] / c['p99']:9.2f}  {check}")
-    print("\nnon-2xx for the wrong-password scenario are the expected 401s.")
+    for name, c, s, _ in results:
+        odd = {k: v for k, v in s["codes"].items() if not 200 <= k < 300}
+        if odd:
+            print(f"service non-2xx in the last '{name}' run: {odd}")
+    print("(the wrong-password scenario's 401s are expected)")
 
 
 def scaling(port, cacert, db, good, opts):
