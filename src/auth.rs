@@ -7,14 +7,15 @@
 
 use std::future::{Ready, ready};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use actix_web::dev::{Payload, ServiceRequest};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use actix_web_httpauth::headers::authorization::{Basic, ParseError, Scheme};
 use actix_web_httpauth::middleware::HttpAuthentication;
+use argon2::Block;
 use secrecy::SecretString;
 use sqlx::SqlitePool;
 use tokio::sync::Semaphore;
@@ -46,6 +47,8 @@ pub struct Authenticator {
     cache: CredentialCache,
     /// How many argon2 verifications ran (for tests and metrics).
     verified: AtomicU64,
+    /// argon2 working memory, one buffer per concurrent verification, reused.
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
 }
 
 impl Authenticator {
@@ -59,6 +62,7 @@ impl Authenticator {
             verifications: Arc::new(Semaphore::new(max_concurrent_verifications.max(1))),
             cache,
             verified: AtomicU64::new(0),
+            memory: Arc::default(),
         }
     }
 
@@ -71,18 +75,32 @@ impl Authenticator {
         if let Some(user) = self.cache.get(&creds, users_revision) {
             return Ok(AuthedUser(user));
         }
-        let (revision, hash) = users::password_hash_at_revision(&self.pool, &creds.user).await?;
         let permit = self
             .verifications
             .clone()
             .acquire_owned()
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
+        // Concurrent first requests with the same credentials queue here; all but the first
+        // now find the login cached instead of hashing again (no thundering herd).
+        let (revision, hash) = users::password_hash_at_revision(&self.pool, &creds.user).await?;
+        if let Some(user) = self.cache.get(&creds, revision) {
+            return Ok(AuthedUser(user));
+        }
         self.verified.fetch_add(1, Ordering::Relaxed);
         let span = tracing::Span::current();
+        let memory = self.memory.clone();
         let (ok, creds) = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let ok = span.in_scope(|| users::verify_password(hash.as_deref(), &creds.password));
+            let take = || memory.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let mut buffer = take().unwrap_or_default();
+            let ok = span.in_scope(|| {
+                users::verify_password_in(hash.as_deref(), &creds.password, &mut buffer)
+            });
+            memory
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(buffer);
             (ok, creds)
         })
         .await
