@@ -6,6 +6,7 @@
 //! (CORS answers those first); see `app.rs`.
 
 use std::future::{Ready, ready};
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,6 +23,7 @@ use tokio::sync::Semaphore;
 
 use crate::credential_cache::CredentialCache;
 use crate::error::ApiError;
+use crate::login_limit::LoginLimits;
 use crate::revision::{self, RevisionProbe};
 use crate::users;
 
@@ -49,6 +51,8 @@ pub struct Authenticator {
     verified: AtomicU64,
     /// argon2 working memory, one buffer per concurrent verification, reused.
     memory: Arc<Mutex<Vec<Vec<Block>>>>,
+    /// Password-guessing limits, per client IP and per user name.
+    limits: LoginLimits,
 }
 
 impl Authenticator {
@@ -56,6 +60,7 @@ impl Authenticator {
         pool: SqlitePool,
         max_concurrent_verifications: usize,
         cache: CredentialCache,
+        limits: LoginLimits,
     ) -> Self {
         Self {
             pool,
@@ -63,17 +68,27 @@ impl Authenticator {
             cache,
             verified: AtomicU64::new(0),
             memory: Arc::default(),
+            limits,
         }
     }
 
-    /// Checks `creds`; `users_revision` is the database's current one (see `revision.rs`).
+    /// Checks `creds` from `client`; `users_revision` is the database's current one (`revision.rs`).
     pub async fn verify(
         &self,
         creds: Credentials,
         users_revision: u64,
+        client: Option<IpAddr>,
     ) -> Result<AuthedUser, ApiError> {
         if let Some(user) = self.cache.get(&creds, users_revision) {
             return Ok(AuthedUser(user));
+        }
+        // Guessing limits apply before any hashing, so a flood costs almost nothing.
+        if let Err(wait) = self.limits.check(client, &creds.user) {
+            let secs = wait.as_secs() + 1;
+            return Err(ApiError::TooManyRequests(
+                format!("too many login attempts; retry in {secs} s"),
+                secs,
+            ));
         }
         let permit = self
             .verifications
@@ -204,7 +219,8 @@ async fn validate(
         let creds = creds?;
         // Read once per request; the list handler reuses it from the extensions.
         let revisions = revision::current(probe.as_ref().map(|p| p.get_ref()), &auth.pool).await?;
-        let user = auth.verify(creds, revisions.users).await?;
+        let client = req.peer_addr().map(|a| a.ip());
+        let user = auth.verify(creds, revisions.users, client).await?;
         Ok::<_, ApiError>((user, revisions))
     };
     match checked.await {

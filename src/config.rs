@@ -135,6 +135,27 @@ pub struct ServeArgs {
     #[arg(long, env = "DELIVERY_API_AUTH_CACHE_SIZE", default_value_t = 10_000)]
     pub auth_cache_size: usize,
 
+    /// Logins that need a password check, per client IP per minute (also the burst). Past it: 429.
+    #[arg(long, env = "DELIVERY_API_LOGIN_ATTEMPTS_PER_IP", default_value = "10")]
+    pub login_attempts_per_ip: std::num::NonZeroU32,
+
+    /// Logins that need a password check, per user name per minute, from all IPs together.
+    #[arg(
+        long,
+        env = "DELIVERY_API_LOGIN_ATTEMPTS_PER_USER",
+        default_value = "20"
+    )]
+    pub login_attempts_per_user: std::num::NonZeroU32,
+
+    /// argon2 password checks allowed to run at once (each takes a core for ~20 ms and 19 MiB),
+    /// so that guessing cannot take every core from the requests of signed-in users.
+    #[arg(
+        long,
+        env = "DELIVERY_API_MAX_CONCURRENT_VERIFICATIONS",
+        default_value_t = 1
+    )]
+    pub max_concurrent_verifications: usize,
+
     /// Worker threads (default: one per CPU core).
     #[arg(long, env = "DELIVERY_API_WORKERS")]
     pub workers: Option<usize>,

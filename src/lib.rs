@@ -28,6 +28,8 @@ pub mod doctor;
 pub mod error;
 /// The serialized list, reused while the database's deliveries revision is unchanged.
 pub mod list_cache;
+/// Password-guessing limits per client IP and per user name (governor).
+pub mod login_limit;
 /// The database's change counters, read in-thread on every authenticated request.
 pub mod revision;
 /// The route tree and its handlers.

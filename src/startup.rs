@@ -15,6 +15,7 @@ use crate::config::ServeArgs;
 use crate::cors::CorsConfig;
 use crate::credential_cache::CredentialCache;
 use crate::list_cache::ListCache;
+use crate::login_limit::LoginLimits;
 use crate::tls::TlsFiles;
 use crate::{db, demo_page, users};
 
@@ -93,7 +94,13 @@ impl Application {
             args.auth_cache_size,
             Duration::from_secs(args.auth_cache_ttl),
         );
-        let authenticator = web::Data::new(Authenticator::new(pool.clone(), workers, cache));
+        let limits = LoginLimits::new(args.login_attempts_per_ip, args.login_attempts_per_user);
+        let authenticator = web::Data::new(Authenticator::new(
+            pool.clone(),
+            args.max_concurrent_verifications,
+            cache,
+            limits,
+        ));
         let state = AppState {
             pool: pool.clone(),
             authenticator: authenticator.clone(),

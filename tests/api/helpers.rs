@@ -181,6 +181,20 @@ async fn start(
 /// A reqwest client whose only trust anchor is the generated dev CA: every test that gets an
 /// answer has verified the server certificate against it.
 pub fn client_trusting(ca: &Path, addr: SocketAddr) -> reqwest::Client {
+    client_builder(ca, addr).build().expect("client")
+}
+
+impl TestApp {
+    /// A client whose connections come from another loopback address (another "client IP").
+    pub fn client_from(&self, ip: [u8; 4]) -> reqwest::Client {
+        client_builder(&self.dir.path().join(dev_ca::CA_CERT), self.addr)
+            .local_address(std::net::IpAddr::from(ip))
+            .build()
+            .expect("client")
+    }
+}
+
+fn client_builder(ca: &Path, addr: SocketAddr) -> reqwest::ClientBuilder {
     let ca = std::fs::read(ca).expect("CA certificate");
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
@@ -197,8 +211,6 @@ pub fn client_trusting(ca: &Path, addr: SocketAddr) -> reqwest::Client {
         .tls_backend_preconfigured(tls)
         .resolve("localhost", addr)
         .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
 }
 
 pub async fn json(res: Response) -> Value {

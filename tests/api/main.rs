@@ -7,5 +7,6 @@ mod delivery;
 mod doctor;
 mod errors;
 mod helpers;
+mod limits;
 mod preflight;
 mod tls;

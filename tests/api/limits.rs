@@ -1,0 +1,85 @@
+//! Password guessing is limited per client IP and per user name: 429 + Retry-After that the page
+//! can read, before any hashing; preflights, /health and signed-in users are unaffected.
+
+use std::num::NonZeroU32;
+
+use reqwest::{Method, Response};
+
+use crate::helpers::*;
+
+const ATTACKER: [u8; 4] = [127, 0, 0, 2];
+
+async fn login(client: &reqwest::Client, app: &TestApp, user: &str, password: &str) -> Response {
+    client
+        .get(app.url("/delivery/all"))
+        .header("Origin", ORIGIN)
+        .basic_auth(user, Some(password))
+        .send()
+        .await
+        .expect("sent")
+}
+
+#[tokio::test]
+async fn a_guessing_ip_gets_429_with_retry_after_while_other_clients_log_in() {
+    let app =
+        spawn_app_with(|args| args.login_attempts_per_ip = NonZeroU32::new(3).expect("3")).await;
+    let attacker = app.client_from(ATTACKER);
+    // Signed in before the attack (cached): never limited.
+    assert_eq!(login(&attacker, &app, USER, PASSWORD).await.status(), 200);
+
+    for _ in 0..2 {
+        assert_eq!(login(&attacker, &app, USER, "guess").await.status(), 401);
+    }
+    let verified = app.authenticator.verifications_run();
+    let res = login(&attacker, &app, USER, "guess").await;
+
+    assert_readable_by_origin(&res, "429");
+    let retry: u64 = header(res.headers(), "retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_problem(res, 429, "429").await;
+    assert_eq!(
+        app.authenticator.verifications_run(),
+        verified,
+        "no argon2 past the limit"
+    );
+
+    // The cached login still works from that IP; a fresh login from another IP works too.
+    assert_eq!(login(&attacker, &app, USER, PASSWORD).await.status(), 200);
+    let other = app.client_from([127, 0, 0, 3]);
+    assert_eq!(
+        login(&other, &app, "nobody", "whatever").await.status(),
+        401,
+        "not 429"
+    );
+
+    // Preflights and /health are never limited.
+    let preflight = attacker
+        .request(Method::OPTIONS, app.url("/delivery/all"))
+        .header("Origin", ORIGIN)
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "authorization")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(preflight.status(), 200);
+    let health = attacker.get(app.url("/health")).send().await.expect("sent");
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn guesses_at_one_user_name_from_many_ips_are_limited_too() {
+    let app =
+        spawn_app_with(|args| args.login_attempts_per_user = NonZeroU32::new(3).expect("3")).await;
+    for last in 2..5 {
+        let client = app.client_from([127, 0, 0, last]);
+        assert_eq!(login(&client, &app, USER, "guess").await.status(), 401);
+    }
+    let fresh = app.client_from([127, 0, 0, 9]);
+    let res = login(&fresh, &app, USER, "guess").await;
+    assert_eq!(res.status(), 429);
+    // Other user names are not affected.
+    assert_eq!(login(&fresh, &app, "alice", "guess").await.status(), 401);
+}
