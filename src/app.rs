@@ -45,6 +45,15 @@ pub struct AppState {
     pub db_file: std::path::PathBuf,
 }
 
+/// On every response, preflights included. HSTS without includeSubDomains: browsers ignore it
+/// for IP literals, and Chromium (132+) and Firefox for `localhost` too (Safari does not yet: it
+/// would upgrade http://localhost:4200 as well; see README).
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("Strict-Transport-Security", "max-age=31536000"))
+        .add(("X-Content-Type-Options", "nosniff"))
+}
+
 /// Builds the application. `startup.rs` (and so every test) serves exactly this.
 pub fn app(
     state: AppState,
@@ -70,6 +79,6 @@ pub fn app(
         .wrap(Condition::new(correct, auth::basic())) // <- inner: auth, after CORS (correct)
         .wrap(state.cors.policy()) //                    <- answers preflights; adds CORS headers to every response, 401 included
         .wrap(Condition::new(!correct, auth::basic())) // <- outer: auth before CORS (the bug, --auth-before-cors only)
-        .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff"))) // <- never rejects anything
+        .wrap(security_headers()) //                      <- never rejects anything
         .wrap(TracingLogger::default()) //                <- outermost: logs every request, preflights too
 }

@@ -156,6 +156,22 @@ pub struct ServeArgs {
     )]
     pub max_concurrent_verifications: usize,
 
+    /// Seconds a client has to send a complete request head; slower clients get 408 and are cut.
+    #[arg(long, env = "DELIVERY_API_REQUEST_TIMEOUT", default_value_t = 5)]
+    pub request_timeout: u64,
+
+    /// Seconds an idle keep-alive connection stays open.
+    #[arg(long, env = "DELIVERY_API_KEEP_ALIVE", default_value_t = 5)]
+    pub keep_alive: u64,
+
+    /// Seconds a client has to finish the TLS handshake.
+    #[arg(long, env = "DELIVERY_API_TLS_HANDSHAKE_TIMEOUT", default_value_t = 3)]
+    pub tls_handshake_timeout: u64,
+
+    /// Open connections per worker thread; further clients wait in the listen queue.
+    #[arg(long, env = "DELIVERY_API_MAX_CONNECTIONS", default_value_t = 2048)]
+    pub max_connections: usize,
+
     /// Worker threads (default: one per CPU core).
     #[arg(long, env = "DELIVERY_API_WORKERS")]
     pub workers: Option<usize>,

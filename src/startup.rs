@@ -111,9 +111,23 @@ impl Application {
         };
 
         let addr = listeners.api.local_addr()?;
+        let demo_default = demo_has_default_password(&pool).await;
+        if demo_default && !addr.ip().is_loopback() {
+            anyhow::bail!(
+                "refusing to listen on {addr}, reachable from other machines, while user `{user}` \
+                 still has its published default password. Change it first:\n  \
+                 printf '%s\\n' \"$NEW_PASSWORD\" | delivery-api user add {user} --password-stdin\n\
+                 or remove it (delivery-api user remove {user}), or --bind 127.0.0.1:PORT",
+                user = users::DEMO_USER
+            );
+        }
         let server = HttpServer::new(move || app::app(state.clone()))
             .workers(workers)
             .shutdown_timeout(args.shutdown_grace)
+            .client_request_timeout(Duration::from_secs(args.request_timeout))
+            .keep_alive(Duration::from_secs(args.keep_alive))
+            .tls_handshake_timeout(Duration::from_secs(args.tls_handshake_timeout))
+            .max_connections(args.max_connections)
             .listen_rustls_0_23(listeners.api, tls)?
             .run();
         let demo = match listeners.demo_page {
@@ -141,7 +155,7 @@ impl Application {
                 demo_addr.port()
             );
         }
-        print_login_hint(&pool).await;
+        print_login_hint(demo_default);
         Ok(Self {
             addr,
             server,
@@ -192,20 +206,20 @@ impl Application {
     }
 }
 
-/// Tells a newcomer how to log in, and warns while the demo password is unchanged.
-async fn print_login_hint(pool: &SqlitePool) {
-    let hash = users::password_hash(pool, users::DEMO_USER)
-        .await
-        .ok()
-        .flatten();
-    let demo_default = match hash {
-        Some(hash) => tokio::task::spawn_blocking(move || {
-            users::verify_password(Some(&hash), &users::DEMO_PASSWORD.into())
-        })
-        .await
-        .unwrap_or(false),
-        None => false,
+/// True while the seeded demo user still has its published password (one argon2, at start-up).
+async fn demo_has_default_password(pool: &SqlitePool) -> bool {
+    let Ok(Some(hash)) = users::password_hash(pool, users::DEMO_USER).await else {
+        return false;
     };
+    tokio::task::spawn_blocking(move || {
+        users::verify_password(Some(&hash), &users::DEMO_PASSWORD.into())
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Tells a newcomer how to log in, while the demo password is unchanged.
+fn print_login_hint(demo_default: bool) {
     if demo_default {
         tracing::info!(
             "log in with user `{}` and password `{}` (change it: delivery-api user add {} --password-stdin)",

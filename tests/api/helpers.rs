@@ -181,20 +181,21 @@ async fn start(
 /// A reqwest client whose only trust anchor is the generated dev CA: every test that gets an
 /// answer has verified the server certificate against it.
 pub fn client_trusting(ca: &Path, addr: SocketAddr) -> reqwest::Client {
-    client_builder(ca, addr).build().expect("client")
+    client_builder(ca, addr, true).build().expect("client")
 }
 
 impl TestApp {
     /// A client whose connections come from another loopback address (another "client IP").
     pub fn client_from(&self, ip: [u8; 4]) -> reqwest::Client {
-        client_builder(&self.dir.path().join(dev_ca::CA_CERT), self.addr)
+        client_builder(&self.dir.path().join(dev_ca::CA_CERT), self.addr, true)
             .local_address(std::net::IpAddr::from(ip))
             .build()
             .expect("client")
     }
 }
 
-fn client_builder(ca: &Path, addr: SocketAddr) -> reqwest::ClientBuilder {
+/// `http2`: offer h2 in ALPN (as browsers do) or HTTP/1.1 only.
+pub fn client_builder(ca: &Path, addr: SocketAddr, http2: bool) -> reqwest::ClientBuilder {
     let ca = std::fs::read(ca).expect("CA certificate");
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
@@ -206,7 +207,11 @@ fn client_builder(ca: &Path, addr: SocketAddr) -> reqwest::ClientBuilder {
         .expect("TLS versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    tls.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .resolve("localhost", addr)

@@ -6,6 +6,7 @@ mod cli;
 mod delivery;
 mod doctor;
 mod errors;
+mod hardening;
 mod helpers;
 mod limits;
 mod preflight;

@@ -1,0 +1,165 @@
+//! Bounds and hostile input: every case a clear 4xx (never a 500), security headers everywhere,
+//! unsafe configurations refused at start-up.
+
+use std::time::Duration;
+
+use delivery_api::startup::Application;
+use reqwest::Method;
+use reqwest::header::HeaderValue;
+use tokio::io::AsyncReadExt;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn every_response_carries_hsts_and_nosniff_preflights_included() {
+    let app = spawn_app().await;
+    let responses = [
+        app.preflight("/delivery/all", "GET", ORIGIN).await,
+        app.get_all().await,
+        app.request(Method::GET, "/delivery/all", ORIGIN)
+            .send()
+            .await
+            .expect("sent"),
+        app.request(Method::GET, "/nowhere", ORIGIN)
+            .send()
+            .await
+            .expect("sent"),
+    ];
+    for res in responses {
+        let h = res.headers();
+        assert_eq!(
+            header(h, "strict-transport-security"),
+            Some("max-age=31536000"),
+            "{}",
+            res.status()
+        );
+        assert_eq!(
+            header(h, "x-content-type-options"),
+            Some("nosniff"),
+            "{}",
+            res.status()
+        );
+    }
+}
+
+#[tokio::test]
+async fn hostile_headers_get_a_clear_4xx_and_the_service_keeps_running() {
+    let app = spawn_app().await;
+    // actix-http answers 431 when an HTTP/1.1 request head passes 128 KiB. (Over HTTP/2 the h2
+    // crate's 16 MiB header-list default applies; actix-http does not expose it.)
+    let h1 = client_builder(&app.dir.path().join("dev-ca.crt"), app.addr, false)
+        .http1_only()
+        .build()
+        .expect("client");
+    let huge = "a".repeat(200 * 1024);
+    let long_origin = format!("http://{}.example", "o".repeat(6000));
+    let cases: Vec<(&str, reqwest::RequestBuilder, &[u16])> = vec![
+        (
+            "a 200 KiB request head over HTTP/1.1",
+            h1.get(app.url("/delivery/all"))
+                .header("Origin", ORIGIN)
+                .header("X-Big", &huge),
+            &[431],
+        ),
+        (
+            "an absurd Origin",
+            app.request(Method::GET, "/delivery/all", &long_origin)
+                .basic_auth(USER, Some(PASSWORD)),
+            &[200],
+        ),
+        (
+            "non-UTF-8 bytes in Authorization",
+            app.request(Method::GET, "/delivery/all", ORIGIN).header(
+                "Authorization",
+                HeaderValue::from_bytes(b"Basic \xff\xfe\xfd").expect("obs-text"),
+            ),
+            &[401],
+        ),
+        (
+            "non-UTF-8 credentials",
+            app.request(Method::GET, "/delivery/all", ORIGIN)
+                .header("Authorization", "Basic //79"),
+            &[401],
+        ),
+        (
+            "a huge Basic token",
+            app.request(Method::GET, "/delivery/all", ORIGIN)
+                .header("Authorization", format!("Basic {}", "QUFB".repeat(3000))),
+            &[401],
+        ),
+    ];
+    for (what, req, expected) in cases {
+        let res = req.send().await.expect(what);
+        let status = res.status().as_u16();
+        assert!(
+            expected.contains(&status),
+            "{what}: got {status}, expected {expected:?}"
+        );
+        if what == "an absurd Origin" {
+            assert_eq!(
+                header(res.headers(), "access-control-allow-origin"),
+                None,
+                "{what}"
+            );
+        }
+    }
+    assert_eq!(app.get_all().await.status(), 200, "still serving");
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_the_tls_handshake_is_cut() {
+    let app = spawn_app_with(|args| args.tls_handshake_timeout = 1).await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the server closed the connection: {read:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_public_bind_is_refused_while_the_demo_password_is_the_default() {
+    let app = spawn_app().await;
+    let db = format!("sqlite://{}", app.dir.path().join("test.db").display());
+    let args = |bind: &str| {
+        let mut args = delivery_api::config::ServeArgs::defaults();
+        args.bind = bind.parse().expect("addr");
+        args.no_demo_page = true;
+        args.db.database_url = db.clone();
+        args.cert = Some(app.dir.path().join("localhost.crt"));
+        args.key = Some(app.dir.path().join("localhost.key"));
+        args
+    };
+
+    let err = Application::build(args("0.0.0.0:0"))
+        .await
+        .err()
+        .expect("refused");
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("default password") && message.contains("user add demo"),
+        "{message}"
+    );
+
+    // Once the password is changed, the same bind is accepted.
+    let out = cli(
+        &["user", "add", "demo", "--password-stdin"],
+        &db,
+        "a-better-password\n",
+    )
+    .await;
+    assert!(out.status.success());
+    let app2 = Application::build(args("0.0.0.0:0"))
+        .await
+        .expect("accepted");
+    assert!(!app2.addr().ip().is_loopback());
+}
