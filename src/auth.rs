@@ -82,14 +82,6 @@ impl Authenticator {
         if let Some(user) = self.cache.get(&creds, users_revision) {
             return Ok(AuthedUser(user));
         }
-        // Guessing limits apply before any hashing, so a flood costs almost nothing.
-        if let Err(wait) = self.limits.check(client, &creds.user) {
-            let secs = wait.as_secs() + 1;
-            return Err(ApiError::TooManyRequests(
-                format!("too many login attempts; retry in {secs} s"),
-                secs,
-            ));
-        }
         let permit = self
             .verifications
             .clone()
@@ -101,6 +93,15 @@ impl Authenticator {
         let (revision, hash) = users::password_hash_at_revision(&self.pool, &creds.user).await?;
         if let Some(user) = self.cache.get(&creds, revision) {
             return Ok(AuthedUser(user));
+        }
+        // Guessing limits count only attempts that really need a hash (so a page's parallel
+        // first requests count once), and apply before it: a flood costs almost nothing.
+        if let Err(wait) = self.limits.check(client, &creds.user) {
+            let secs = wait.as_secs() + 1;
+            return Err(ApiError::TooManyRequests(
+                format!("too many login attempts; retry in {secs} s"),
+                secs,
+            ));
         }
         self.verified.fetch_add(1, Ordering::Relaxed);
         let span = tracing::Span::current();

@@ -1,7 +1,5 @@
 //! The real binary: `user add|list|remove`, and start-up refusing bad configuration.
 
-use std::process::Stdio;
-
 use reqwest::Method;
 
 use crate::helpers::*;
@@ -119,57 +117,11 @@ async fn a_taken_demo_page_port_leaves_the_api_running_without_the_page() {
 /// and search everything it printed.
 #[tokio::test]
 async fn neither_passwords_nor_the_authorization_header_reach_the_log() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
-
     let dir = tempfile::tempdir().expect("tempdir");
     delivery_api::tls::dev_ca::generate(dir.path()).expect("certs");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"))
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--no-demo-page",
-            "--shutdown-grace",
-            "1",
-        ])
-        .arg("--cert")
-        .arg(dir.path().join("localhost.crt"))
-        .arg("--key")
-        .arg(dir.path().join("localhost.key"))
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("t.db").display()),
-        )
-        .env("RUST_LOG", "debug")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the binary runs");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let mut log = String::new();
-    let port: u16 = loop {
-        let line = lines
-            .next_line()
-            .await
-            .expect("read")
-            .expect("the server logs its address");
-        log.push_str(&line);
-        log.push('\n');
-        if let Some(rest) = line.split("serving https://127.0.0.1:").nth(1) {
-            break rest
-                .split(|c: char| !c.is_ascii_digit())
-                .next()
-                .expect("port")
-                .parse()
-                .expect("port");
-        }
-    };
-    let client = client_trusting(
-        &dir.path().join("dev-ca.crt"),
-        ([127, 0, 0, 1], port).into(),
-    );
-    let url = format!("https://localhost:{port}/delivery/all");
+    let mut served = serve_binary(dir.path(), "debug", &["--shutdown-grace", "1"]).await;
+    let client = served.client(dir.path());
+    let url = served.url("/delivery/all");
     for password in ["demo-password", "a-wrong-secret"] {
         let res = client
             .get(&url)
@@ -180,11 +132,8 @@ async fn neither_passwords_nor_the_authorization_header_reach_the_log() {
         assert!(res.status() == 200 || res.status() == 401);
     }
     drop(client);
-    child.start_kill().expect("kill");
-    while let Ok(Some(line)) = lines.next_line().await {
-        log.push_str(&line);
-        log.push('\n');
-    }
+    served.child.start_kill().expect("kill");
+    let log = served.drain_log().await.to_owned();
 
     assert!(log.contains("DEBUG"), "the log ran at debug level:\n{log}");
     for secret in [

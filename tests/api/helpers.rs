@@ -347,3 +347,81 @@ pub async fn cli(args: &[&str], db: &str, stdin: &str) -> std::process::Output {
     drop(input);
     child.wait_with_output().await.expect("exit")
 }
+
+/// The real binary, serving in its own process (for kill -9, signals and its log).
+pub struct Served {
+    pub child: tokio::process::Child,
+    pub port: u16,
+    /// Everything it has logged so far (stderr), see [`Served::drain_log`].
+    pub log: String,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
+}
+
+/// Starts `delivery-api serve` on a free port, on `dir`'s database and certificates.
+pub async fn serve_binary(dir: &Path, rust_log: &str, extra: &[&str]) -> Served {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--no-demo-page"])
+        .args(extra)
+        .arg("--cert")
+        .arg(dir.join(dev_ca::SERVER_CERT))
+        .arg("--key")
+        .arg(dir.join(dev_ca::SERVER_KEY))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.join("test.db").display()),
+        )
+        // The start-up line carries the port: keep it whatever the level asked for.
+        .env("RUST_LOG", format!("{rust_log},delivery_api::startup=info"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary runs");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut log = String::new();
+    let port = loop {
+        let line = lines
+            .next_line()
+            .await
+            .expect("read")
+            .unwrap_or_else(|| panic!("the server exited before serving:\n{log}"));
+        log.push_str(&line);
+        log.push('\n');
+        if let Some(rest) = line.split("serving https://127.0.0.1:").nth(1) {
+            break rest
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("port");
+        }
+    };
+    Served {
+        child,
+        port,
+        log,
+        lines,
+    }
+}
+
+impl Served {
+    pub fn client(&self, dir: &Path) -> reqwest::Client {
+        client_trusting(
+            &dir.join(dev_ca::CA_CERT),
+            ([127, 0, 0, 1], self.port).into(),
+        )
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.port)
+    }
+
+    /// Reads the rest of the log (call after the process has exited or been killed).
+    pub async fn drain_log(&mut self) -> &str {
+        while let Ok(Some(line)) = self.lines.next_line().await {
+            self.log.push_str(&line);
+            self.log.push('\n');
+        }
+        &self.log
+    }
+}

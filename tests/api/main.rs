@@ -5,6 +5,7 @@ mod browser;
 mod cli;
 mod delivery;
 mod doctor;
+mod durability;
 mod errors;
 mod hardening;
 mod helpers;
