@@ -21,6 +21,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::auth::{self, Authenticator};
 use crate::cors::CorsConfig;
+use crate::db::DbFile;
 use crate::list_cache::ListCache;
 use crate::revision::RevisionProbe;
 use crate::routes;
@@ -41,8 +42,9 @@ pub struct AppState {
     pub list_cache: web::Data<ListCache>,
     pub cors: CorsConfig,
     pub order: MiddlewareOrder,
-    /// The SQLite file, for each worker's in-thread revision probe (`revision.rs`).
-    pub db_file: std::path::PathBuf,
+    /// The SQLite file: each worker's in-thread revision probe (`revision.rs`) reads it, and every
+    /// request checks it is still the file that was opened (`db::DbFile`).
+    pub db_file: DbFile,
 }
 
 /// On every response, preflights included. HSTS without includeSubDomains: browsers ignore it
@@ -69,7 +71,8 @@ pub fn app(
     let correct = state.order == MiddlewareOrder::CorsBeforeAuth;
 
     App::new()
-        .app_data(web::Data::new(RevisionProbe::open(&state.db_file))) // one per worker thread
+        .app_data(web::Data::new(RevisionProbe::open(state.db_file.path()))) // one per worker thread
+        .app_data(web::Data::new(state.db_file))
         .app_data(web::Data::new(state.pool))
         .app_data(state.authenticator)
         .app_data(state.list_cache)

@@ -22,6 +22,7 @@ use sqlx::SqlitePool;
 use tokio::sync::Semaphore;
 
 use crate::credential_cache::CredentialCache;
+use crate::db::DbFile;
 use crate::error::ApiError;
 use crate::login_limit::LoginLimits;
 use crate::revision::{self, RevisionProbe};
@@ -90,8 +91,7 @@ impl Authenticator {
             .map_err(|e| ApiError::Internal(e.into()))?;
         // Concurrent first requests with the same credentials queue here; all but the first
         // now find the login cached instead of hashing again (no thundering herd).
-        let (revision, hash) = users::password_hash_at_revision(&self.pool, &creds.user).await?;
-        if let Some(user) = self.cache.get(&creds, revision) {
+        if let Some(user) = self.cache.get(&creds, users_revision) {
             return Ok(AuthedUser(user));
         }
         // Guessing limits count only attempts that really need a hash (so a page's parallel
@@ -103,6 +103,7 @@ impl Authenticator {
                 secs,
             ));
         }
+        let (revision, hash) = users::password_hash_at_revision(&self.pool, &creds.user).await?;
         self.verified.fetch_add(1, Ordering::Relaxed);
         let span = tracing::Span::current();
         let memory = self.memory.clone();
@@ -216,8 +217,11 @@ async fn validate(
         ));
     };
     let probe = req.app_data::<web::Data<RevisionProbe>>().cloned();
+    let db_file = req.app_data::<web::Data<DbFile>>().cloned();
     let checked = async {
         let creds = creds?;
+        // A deleted or replaced database file: 503 rather than answers from a ghost.
+        db_file.as_ref().map_or(Ok(()), |f| f.check())?;
         // Read once per request; the list handler reuses it from the extensions.
         let revisions = revision::current(probe.as_ref().map(|p| p.get_ref()), &auth.pool).await?;
         let client = req.peer_addr().map(|a| a.ip());
@@ -288,5 +292,35 @@ mod tests {
             assert!(err.contains(reason), "{value}: {err}");
         }
         assert!(Credentials::from_header(None).is_err());
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use base64::Engine;
+    use proptest::prelude::*;
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_user_and_password_round_trip(user in "[^:\\p{Cc}]{1,24}", password in "\\PC{1,40}") {
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            let value = HeaderValue::from_str(&format!("Basic {token}")).expect("ASCII");
+            let creds = Credentials::from_header(Some(&value)).expect("valid credentials");
+            prop_assert_eq!(creds.user, user);
+            prop_assert_eq!(creds.password.expose_secret(), password.as_str());
+        }
+
+        #[test]
+        fn any_header_bytes_are_refused_or_accepted_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Ok(value) = HeaderValue::from_bytes(&bytes) {
+                match Credentials::from_header(Some(&value)) {
+                    Ok(creds) => prop_assert!(!creds.user.is_empty() && !creds.user.contains(':')),
+                    Err(e) => prop_assert!(matches!(e, ApiError::Unauthorized(_))),
+                }
+            }
+        }
     }
 }

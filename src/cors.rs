@@ -197,3 +197,85 @@ mod tests {
         assert!(config.validate().is_ok());
     }
 }
+
+/// Properties over generated origins, checked against the real actix-cors middleware.
+#[cfg(test)]
+mod properties {
+    use actix_web::test as actix_test;
+    use actix_web::{App, HttpResponse, web};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The preflight's Access-Control-Allow-Origin for `origin`, from a policy allowing `allowed`.
+    fn acao(allowed: &str, origin: &str) -> Option<String> {
+        let config = CorsConfig {
+            origins: vec![allowed.parse().expect("valid")],
+            allow_credentials: true,
+            max_age_secs: 600,
+        };
+        actix_web::rt::System::new().block_on(async {
+            let app = actix_test::init_service(
+                App::new()
+                    .wrap(config.policy())
+                    .default_service(web::to(HttpResponse::Ok)),
+            )
+            .await;
+            let req = actix_test::TestRequest::default()
+                .method(Method::OPTIONS)
+                .uri("/delivery/all")
+                .insert_header((header::ORIGIN, origin))
+                .insert_header((header::ACCESS_CONTROL_REQUEST_METHOD, "GET"))
+                .insert_header((header::ACCESS_CONTROL_REQUEST_HEADERS, "authorization"))
+                .to_request();
+            let res = actix_test::call_service(&app, req).await;
+            res.headers()
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .map(|v| v.to_str().unwrap_or_default().to_owned())
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn no_origin_differing_in_scheme_host_or_port_is_ever_allowed(
+            secure in any::<bool>(),
+            host in "[a-z]{1,8}(\\.[a-z]{2,4})?",
+            port in proptest::option::of(1u16..=65534),
+            extra in "[a-z0-9]{1,4}",
+            mutation in 0..6usize,
+        ) {
+            let scheme = if secure { "https" } else { "http" };
+            let with_port = |h: &str, p: Option<u16>| match p {
+                Some(p) => format!("{scheme}://{h}:{p}"),
+                None => format!("{scheme}://{h}"),
+            };
+            let allowed = with_port(&host, port);
+            let AllowedOrigin::Exact(serialized) = allowed.parse::<AllowedOrigin>().expect("valid") else {
+                unreachable!()
+            };
+            let other_scheme = if secure { "http" } else { "https" };
+            let candidate = match mutation {
+                0 => serialized.replacen(scheme, other_scheme, 1),
+                1 => format!("{serialized}.{extra}"),
+                2 => serialized.replacen("://", &format!("://{extra}."), 1),
+                3 => with_port(&host, Some(port.map_or(8080, |p| p + 1))),
+                4 => format!("{serialized}/"),
+                _ => serialized.replacen(&host, &format!("{host}{extra}"), 1),
+            };
+            prop_assume!(candidate != serialized);
+            prop_assert_eq!(acao(&allowed, &candidate), None, "{} allowed {}", allowed, candidate);
+            prop_assert_eq!(acao(&allowed, &serialized), Some(serialized.clone()));
+        }
+
+        #[test]
+        fn parsing_never_panics_and_accepts_only_what_it_can_echo(raw in "\\PC{0,40}") {
+            if let Ok(AllowedOrigin::Exact(origin)) = raw.parse::<AllowedOrigin>() {
+                prop_assert!(origin.starts_with("http://") || origin.starts_with("https://"));
+                prop_assert!(!origin.ends_with('/'));
+                prop_assert_eq!(origin.parse::<AllowedOrigin>(), Ok(AllowedOrigin::Exact(origin.clone())));
+            }
+        }
+    }
+}

@@ -9,6 +9,7 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::config::DatabaseArgs;
+use crate::error::ApiError;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
@@ -66,4 +67,55 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
         }
         _ => false,
     }
+}
+
+/// The database file as opened at start-up, to notice when it is deleted or replaced underneath
+/// the running server: open connections would otherwise keep reading and writing the unlinked
+/// file, and acknowledged writes would vanish at the next start.
+#[derive(Debug, Clone)]
+pub struct DbFile {
+    path: PathBuf,
+    /// (device, inode) at start-up; `None` for in-memory databases or non-Unix systems.
+    identity: Option<(u64, u64)>,
+}
+
+impl DbFile {
+    pub fn new(path: PathBuf) -> Self {
+        let identity = identity(&path);
+        Self { path, identity }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Ok while the file at the path is still the one that was opened (one `stat`, ~1 µs).
+    pub fn check(&self) -> Result<(), ApiError> {
+        let Some(expected) = self.identity else {
+            return Ok(());
+        };
+        if identity(&self.path) == Some(expected) {
+            return Ok(());
+        }
+        let why = if self.path.exists() {
+            "was replaced by another file: restart the service to open it"
+        } else {
+            "is missing: restore it (the service recovers when the same file is back)"
+        };
+        Err(ApiError::Unavailable(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("the database file {} {why}", self.path.display()),
+        ))))
+    }
+}
+
+#[cfg(unix)]
+fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn identity(_: &std::path::Path) -> Option<(u64, u64)> {
+    None
 }

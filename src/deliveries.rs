@@ -155,3 +155,52 @@ fn duplicate_reference(e: sqlx::Error, reference: &str) -> ApiError {
         _ => e.into(),
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "\\PC{0,12}".prop_map(Value::from),
+            "[ \\t]{0,3}[a-z]{0,600}[ \\t]{0,3}".prop_map(Value::from),
+            prop::sample::select(vec![
+                "pending",
+                "in_transit",
+                "delivered",
+                "cancelled",
+                "lost"
+            ])
+            .prop_map(Value::from),
+        ]
+    }
+
+    proptest! {
+        /// Whatever JSON object arrives, it is refused or accepted as a clean delivery: no panic,
+        /// and an accepted one has trimmed, non-empty fields of at most 500 characters.
+        #[test]
+        fn any_json_object_is_refused_or_clean(
+            fields in proptest::collection::btree_map(
+                prop::sample::select(vec!["reference", "recipient", "address", "status", "extra"]),
+                leaf(),
+                0..5,
+            )
+        ) {
+            let body = json!(fields);
+            if let Ok(new) = serde_json::from_value::<NewDelivery>(body) {
+                prop_assert!(!fields.contains_key("extra"), "unknown fields are refused");
+                if let Ok(new) = new.validated() {
+                    for value in [&new.reference, &new.recipient, &new.address] {
+                        prop_assert!(!value.is_empty() && value.trim() == value && value.chars().count() <= 500);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -14,6 +14,7 @@ use crate::auth::Authenticator;
 use crate::config::ServeArgs;
 use crate::cors::CorsConfig;
 use crate::credential_cache::CredentialCache;
+use crate::db::DbFile;
 use crate::list_cache::ListCache;
 use crate::login_limit::LoginLimits;
 use crate::tls::TlsFiles;
@@ -107,7 +108,7 @@ impl Application {
             list_cache: web::Data::new(ListCache::default()),
             cors,
             order,
-            db_file,
+            db_file: DbFile::new(db_file),
         };
 
         let addr = listeners.api.local_addr()?;

@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 use sqlx::SqlitePool;
 
+use crate::db::DbFile;
 use crate::error::Result;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -15,7 +16,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-async fn health(pool: web::Data<SqlitePool>) -> Result<HttpResponse> {
+async fn health(pool: web::Data<SqlitePool>, db_file: web::Data<DbFile>) -> Result<HttpResponse> {
+    db_file.check()?;
     sqlx::query("SELECT 1 FROM deliveries LIMIT 1")
         .execute(pool.get_ref())
         .await?;

@@ -215,3 +215,106 @@ async fn an_internal_error_is_a_500_problem_with_cors_headers_and_no_internals()
         .expect("sent");
     assert_eq!(res.status(), 404);
 }
+
+#[tokio::test]
+async fn a_deleted_database_file_is_a_503_everywhere_and_recovers_when_it_is_back() {
+    let app = spawn_app().await;
+    assert_eq!(app.get_all().await.status(), 200);
+    let db = app.dir.path().join("test.db");
+    let aside = app.dir.path().join("test.db.aside");
+    std::fs::rename(&db, &aside).expect("move the file away");
+
+    let res = app
+        .create(&json!({"reference": "GHOST", "recipient": "A", "address": "B"}))
+        .await;
+    assert_readable_by_origin(&res, "503");
+    let detail = assert_problem(res, 503, "write without the file").await;
+    assert!(
+        !detail.contains("test.db"),
+        "no internals in the body: {detail}"
+    );
+    let health = app
+        .request(Method::GET, "/health", ORIGIN)
+        .send()
+        .await
+        .expect("sent");
+    assert_problem(health, 503, "health without the file").await;
+    assert_eq!(
+        app.get_all().await.status(),
+        503,
+        "no answers from a ghost file"
+    );
+
+    // The fault is gone: the service recovers by itself, and the refused write was not made.
+    std::fs::rename(&aside, &db).expect("restore");
+    assert_eq!(app.get_all().await.status(), 200);
+    let health = app
+        .request(Method::GET, "/health", ORIGIN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(health.status(), 200);
+    let ghost: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE reference = 'GHOST'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("count");
+    assert_eq!(ghost, 0);
+}
+
+#[tokio::test]
+async fn an_origin_that_is_not_allowed_gets_no_cors_header_on_any_status() {
+    let app = spawn_app().await;
+    let evil = "http://localhost:4200.evil.example";
+    let big = format!("{{\"reference\": \"{}\"}}", "x".repeat(70 * 1024));
+    let cases = vec![
+        (200, app.article_request(Method::GET, "/delivery/all", evil)),
+        (
+            201,
+            app.article_request(Method::POST, "/delivery", evil)
+                .body(json!({"reference": "E-1", "recipient": "A", "address": "B"}).to_string()),
+        ),
+        (401, app.request(Method::GET, "/delivery/all", evil)),
+        (
+            404,
+            app.article_request(Method::GET, "/delivery/424242", evil),
+        ),
+        (
+            405,
+            app.article_request(Method::PATCH, "/delivery/all", evil),
+        ),
+        (
+            413,
+            app.article_request(Method::POST, "/delivery", evil)
+                .body(big),
+        ),
+        (
+            422,
+            app.article_request(Method::POST, "/delivery", evil)
+                .body("{}"),
+        ),
+        (
+            204,
+            app.article_request(Method::DELETE, "/delivery/1", evil),
+        ),
+    ];
+    for (status, req) in cases {
+        let res = req.send().await.expect("sent");
+        assert_eq!(res.status().as_u16(), status);
+        // Without Access-Control-Allow-Origin the browser lets the page read nothing. (actix-cors
+        // still adds Allow-Credentials and Expose-Headers here: inert without ACAO.)
+        assert_eq!(header(res.headers(), "access-control-allow-origin"), None, "{status}");
+        assert!(
+            tokens(res.headers(), "vary").contains(&"origin".to_owned()),
+            "{status}: Vary: Origin still"
+        );
+    }
+    app.pool.close().await;
+    let res = app
+        .article_request(Method::GET, "/delivery/all", evil)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 503);
+    assert_eq!(header(res.headers(), "access-control-allow-origin"), None);
+}
