@@ -115,6 +115,8 @@ def main():
     ap.add_argument("--rows", type=int, default=100)
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--no-scaling", action="store_true")
+    ap.add_argument("--no-flood", action="store_true")
+    ap.add_argument("--flood-only", action="store_true", help="only the flood comparison")
     ap.add_argument("--port", type=int, default=18443, help="service port; the ceiling uses port+1")
     opts = ap.parse_args()
 
@@ -180,7 +182,7 @@ def main():
         checks = check_correctness(sport, cacert, first_id, opts.rows)
 
         results = []
-        for i, (name, spath, cpath, make_args) in enumerate(scenarios):
+        for i, (name, spath, cpath, make_args) in enumerate(scenarios if not opts.flood_only else []):
             runs = {"ceiling": [], "service": []}
             for r in range(opts.rounds):
                 for target, port, path in (("ceiling", cport, cpath), ("service", sport, spath)):
@@ -191,9 +193,26 @@ def main():
                 seed(db, opts.rows)  # back to N rows for the next scenarios
             results.append((name, median_run(runs["ceiling"]), median_run(runs["service"]), checks[i]))
 
-        print_table(results, opts)
-        if not opts.no_scaling:
+        if results:
+            print_table(results, opts)
+        if not opts.no_scaling and not opts.flood_only:
             scaling(sport, cacert, db, good, opts)
+        if not opts.no_flood:
+            print(f"\nAuthenticated GET /delivery/all ({opts.rows} rows, 16 connections) alone, then during a "
+                  f"wrong-password flood (16 more connections)\n")
+            print(f"{'limits':34} {'GET req/s':>10} {'p99 ms':>8} {'flood req/s':>12} {'flood statuses':28} "
+                  f"{'throughput kept':>15} {'p99 ratio':>9}")
+            flood(sport, good, bad, opts, "default (10/min per IP)")
+            # The same service with the guessing limits lifted: only the bounded argon2 pool protects it.
+            lifted = subprocess.Popen(
+                [service_bin, "serve", "--bind", f"127.0.0.1:{sport + 2}", "--no-demo-page",
+                 "--database-url", f"sqlite://{db}", "--login-attempts-per-ip", "1000000000",
+                 "--login-attempts-per-user", "1000000000", "--cert", work / "certs/localhost.crt",
+                 "--key", work / "certs/localhost.key"],
+                cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(lifted)
+            wait_https(sport + 2, cacert)
+            flood(sport + 2, good, bad, opts, "lifted (argon2 bound only)")
     finally:
         for p in procs:
             p.terminate()
@@ -238,6 +257,22 @@ def print_table(results, opts):
         if odd:
             print(f"service non-2xx in the last '{name}' run: {odd}")
     print("(the wrong-password scenario's 401s are expected)")
+
+
+def flood(port, good, bad, opts, label):
+    """GETs from one client alone, then beside a flood of wrong passwords from another."""
+    url = f"https://localhost:{port}/delivery/all"
+    alone = oha(url, good, opts.duration, 16)
+    flooder = subprocess.Popen(
+        ["oha", "-z", f"{opts.duration + 2}s", "-c", "16", "--no-tui", "--insecure", "--output-format", "json",
+         *bad, url], stdout=subprocess.PIPE, text=True)
+    time.sleep(1)
+    during = oha(url, good, opts.duration, 16)
+    d = json.loads(flooder.communicate()[0])
+    codes = d.get("statusCodeDistribution", {})
+    print(f"{label:34} {alone['rps']:10.0f} {alone['p99']:8.2f}")
+    print(f"{'':34} {during['rps']:10.0f} {during['p99']:8.2f} {d['summary']['requestsPerSec']:12.0f} "
+          f"{json.dumps(codes):28} {during['rps'] / alone['rps']:14.0%} {during['p99'] / alone['p99']:9.2f}")
 
 
 def scaling(port, cacert, db, good, opts):

@@ -28,6 +28,9 @@ use crate::login_limit::LoginLimits;
 use crate::revision::{self, RevisionProbe};
 use crate::users;
 
+/// How long a refusal for too many login attempts is held before it is sent.
+const TARPIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Paths behind Basic auth. Everything else (`/health`, unknown paths) is public.
 pub const PROTECTED_PREFIX: &str = "/delivery";
 
@@ -97,6 +100,11 @@ impl Authenticator {
         // Guessing limits count only attempts that really need a hash (so a page's parallel
         // first requests count once), and apply before it: a flood costs almost nothing.
         if let Err(wait) = self.limits.check(client, &creds.user) {
+            // Tarpit: hold the refusal a moment (a timer, no CPU), so a client hammering past
+            // its limit gets one answer per second per connection instead of taking the cores
+            // from everyone else with a stream of cheap 429s.
+            drop(permit);
+            tokio::time::sleep(TARPIT).await;
             let secs = wait.as_secs() + 1;
             return Err(ApiError::TooManyRequests(
                 format!("too many login attempts; retry in {secs} s"),

@@ -119,3 +119,49 @@ fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
 fn identity(_: &std::path::Path) -> Option<(u64, u64)> {
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::ResponseError;
+    use sqlx::sqlite::SqliteConnectOptions;
+
+    use super::*;
+
+    /// A database SQLite can only read (a read-only file, mount or connection) answers writes
+    /// with SQLITE_READONLY: that is "unavailable" (503 + Retry-After), not a bug (500).
+    /// (chmod/chattr on the file cannot show this on a running server: its connections were
+    /// opened read-write and keep writing.)
+    #[tokio::test]
+    async fn a_read_only_database_is_unavailable_not_an_internal_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let args = DatabaseArgs {
+            database_url: format!("sqlite://{}", dir.path().join("ro.db").display()),
+            db_busy_timeout_ms: 100,
+        };
+        connect(&args).await.expect("created").close().await;
+        let options = SqliteConnectOptions::from_str(&args.database_url)
+            .expect("url")
+            .read_only(true);
+        let pool = SqlitePool::connect_with(options)
+            .await
+            .expect("read-only pool");
+
+        let err = sqlx::query(
+            "INSERT INTO deliveries (reference, recipient, address) VALUES ('R', 'A', 'B')",
+        )
+        .execute(&pool)
+        .await
+        .expect_err("read-only");
+
+        assert!(is_unavailable(&err), "{err}");
+        let api = ApiError::from(err);
+        assert_eq!(api.status_code().as_u16(), 503);
+        assert_eq!(
+            api.error_response()
+                .headers()
+                .get("retry-after")
+                .map(|v| v.as_bytes()),
+            Some(&b"1"[..])
+        );
+    }
+}

@@ -303,7 +303,11 @@ async fn an_origin_that_is_not_allowed_gets_no_cors_header_on_any_status() {
         assert_eq!(res.status().as_u16(), status);
         // Without Access-Control-Allow-Origin the browser lets the page read nothing. (actix-cors
         // still adds Allow-Credentials and Expose-Headers here: inert without ACAO.)
-        assert_eq!(header(res.headers(), "access-control-allow-origin"), None, "{status}");
+        assert_eq!(
+            header(res.headers(), "access-control-allow-origin"),
+            None,
+            "{status}"
+        );
         assert!(
             tokens(res.headers(), "vary").contains(&"origin".to_owned()),
             "{status}: Vary: Origin still"
