@@ -201,7 +201,12 @@ async fn exchange(
         request = request.body(body.to_owned());
     }
     let res = request.send().await.map_err(|e| describe_error(&e))?;
-    Ok(SeenResponse {
+    Ok(seen(&res))
+}
+
+/// A response as the CORS rules see it: status and headers (also used by this project's tests).
+pub fn seen(res: &reqwest::Response) -> SeenResponse {
+    SeenResponse {
         status: res.status().as_u16(),
         headers: res
             .headers()
@@ -213,7 +218,7 @@ async fn exchange(
                 )
             })
             .collect(),
-    })
+    }
 }
 
 fn finish(

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use delivery_api::config::ServeArgs;
-use delivery_api::cors_check::{self, CorsRequest, Outcome, SeenResponse};
+use delivery_api::cors_check::{self, CorsRequest, Outcome};
 use delivery_api::startup::{AppHandle, Application, Listeners};
 use delivery_api::tls::dev_ca;
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -258,21 +258,14 @@ pub fn article_cors_request(origin: &str, method: &str) -> CorsRequest {
     }
 }
 
-/// A reqwest response as `cors_check` sees it.
-pub fn seen(res: &Response) -> SeenResponse {
-    SeenResponse {
-        status: res.status().as_u16(),
-        headers: res
-            .headers()
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_owned(),
-                    v.to_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect(),
-    }
+pub use delivery_api::doctor::seen;
+
+/// What a browser would object to (failures and warnings).
+fn objections(checks: &[cors_check::Check]) -> Vec<&cors_check::Check> {
+    checks
+        .iter()
+        .filter(|c| !matches!(c.outcome, Outcome::Pass | Outcome::Info))
+        .collect()
 }
 
 /// Judged by the browser's rules (`cors_check`, the Fetch standard): a page on `ORIGIN` can read
@@ -280,10 +273,7 @@ pub fn seen(res: &Response) -> SeenResponse {
 /// Location are exposed whether or not this response carries them.
 pub fn assert_readable_by_origin(res: &Response, what: &str) {
     let checks = cors_check::check_actual(&article_cors_request(ORIGIN, "GET"), &seen(res));
-    let problems: Vec<_> = checks
-        .iter()
-        .filter(|c| !matches!(c.outcome, Outcome::Pass | Outcome::Info))
-        .collect();
+    let problems = objections(&checks);
     assert!(
         problems.is_empty(),
         "{what}: a browser would object: {problems:#?}"
@@ -300,10 +290,7 @@ pub fn assert_readable_by_origin(res: &Response, what: &str) {
 /// Judged by the browser's rules: the preflight for the article's request passes.
 pub fn assert_preflight_passes(res: &Response, method: &str, what: &str) {
     let checks = cors_check::check_preflight(&article_cors_request(ORIGIN, method), &seen(res));
-    let problems: Vec<_> = checks
-        .iter()
-        .filter(|c| !matches!(c.outcome, Outcome::Pass | Outcome::Info))
-        .collect();
+    let problems = objections(&checks);
     assert!(
         problems.is_empty(),
         "{what}: a browser would refuse this preflight: {problems:#?}"
