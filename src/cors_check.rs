@@ -346,11 +346,10 @@ pub fn check_actual(req: &CorsRequest, res: &SeenResponse) -> Vec<Check> {
         .into_iter()
         .map(|h| h.to_ascii_lowercase())
         .collect();
+    // `*` exposes every header, but only to requests without credentials.
+    let star = exposed.iter().any(|h| h == "*") && !req.with_credentials;
     for name in ["www-authenticate", "location", "retry-after"] {
-        if res.get(name).is_some()
-            && !exposed.contains(&name.to_owned())
-            && !(exposed.contains(&"*".to_owned()) && !req.with_credentials)
-        {
+        if res.get(name).is_some() && !star && !exposed.iter().any(|h| h == name) {
             checks.push(Check::warn(
                 format!("{name} is exposed"),
                 format!("the response has {name} but Access-Control-Expose-Headers does not list it: the page cannot read it"),
