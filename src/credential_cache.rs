@@ -29,14 +29,16 @@ struct Entry {
 }
 
 impl CredentialCache {
-    pub fn new(capacity: usize, ttl: Duration) -> Self {
+    /// Fails only if the system random generator does (at start-up, never per request).
+    pub fn new(capacity: usize, ttl: Duration) -> anyhow::Result<Self> {
         let rng = ring::rand::SystemRandom::new();
-        Self {
-            key: hmac::Key::generate(hmac::HMAC_SHA256, &rng)
-                .expect("the system random generator is available"),
+        let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng)
+            .map_err(|_| anyhow::anyhow!("the system random generator is unavailable"))?;
+        Ok(Self {
+            key,
             entries: Mutex::new(LruCache::new(capacity.max(1))),
             ttl,
-        }
+        })
     }
 
     fn fingerprint(&self, creds: &Credentials) -> Key {
@@ -105,7 +107,7 @@ mod tests {
 
     #[test]
     fn only_the_exact_credentials_hit() {
-        let cache = CredentialCache::new(8, Duration::from_secs(60));
+        let cache = CredentialCache::new(8, Duration::from_secs(60)).expect("cache");
         cache.insert(&creds("alice", "secret-1"), 0);
         assert_eq!(
             cache.get(&creds("alice", "secret-1"), 0).as_deref(),
@@ -117,7 +119,7 @@ mod tests {
 
     #[test]
     fn an_entry_counts_only_at_the_revision_it_was_verified_at() {
-        let cache = CredentialCache::new(8, Duration::from_secs(60));
+        let cache = CredentialCache::new(8, Duration::from_secs(60)).expect("cache");
         cache.insert(&creds("alice", "secret-1"), 0);
         assert_eq!(
             cache.get(&creds("alice", "secret-1"), 1),
@@ -130,11 +132,11 @@ mod tests {
 
     #[test]
     fn entries_expire_and_the_size_is_bounded() {
-        let cache = CredentialCache::new(2, Duration::ZERO);
+        let cache = CredentialCache::new(2, Duration::ZERO).expect("cache");
         cache.insert(&creds("a", "p"), 0);
         assert_eq!(cache.get(&creds("a", "p"), 0), None, "expired at once");
 
-        let cache = CredentialCache::new(2, Duration::from_secs(60));
+        let cache = CredentialCache::new(2, Duration::from_secs(60)).expect("cache");
         for user in ["a", "b", "c"] {
             cache.insert(&creds(user, "p"), 0);
         }

@@ -94,7 +94,7 @@ impl Application {
         let cache = CredentialCache::new(
             args.auth_cache_size,
             Duration::from_secs(args.auth_cache_ttl),
-        );
+        )?;
         let limits = LoginLimits::new(args.login_attempts_per_ip, args.login_attempts_per_user);
         let authenticator = web::Data::new(Authenticator::new(
             pool.clone(),

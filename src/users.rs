@@ -1,8 +1,6 @@
 //! Users and their argon2id password hashes, shared by the Basic-auth guard and `delivery-api user`.
 //! Passwords only ever live in `SecretString`s (redacted in Debug) and are never stored or logged.
 
-use std::sync::LazyLock;
-
 use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::phc::{Output, PasswordHash};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -16,12 +14,9 @@ pub const DEMO_PASSWORD: &str = "demo-password";
 /// password and names cannot be discovered by timing. (It is the hash of a random string.)
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$cEn9ZgxQv2B6ZPLYm0seUA$cvY8ABA0TpqJ5dhvJRxHZFrwL4Rtj/RJMl7zlgQZDdw";
 
-/// argon2id with the OWASP-recommended minimum (19 MiB, 2 passes, 1 lane).
+/// argon2id with argon2's defaults, which are the OWASP-recommended minimum (19 MiB, 2 passes, 1 lane).
 fn hasher() -> Argon2<'static> {
-    static PARAMS: LazyLock<Params> = LazyLock::new(|| {
-        Params::new(19 * 1024, 2, 1, None).expect("argon2 params are valid constants")
-    });
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, PARAMS.clone())
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::DEFAULT)
 }
 
 /// Hashes a password to a PHC string (`$argon2id$v=19$...`) with a fresh random salt. CPU-heavy.

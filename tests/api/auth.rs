@@ -61,11 +61,7 @@ async fn the_basic_scheme_is_case_insensitive() {
 #[tokio::test]
 async fn health_is_public_and_checks_the_database() {
     let app = spawn_app().await;
-    let res = app
-        .request(Method::GET, "/health", ORIGIN)
-        .send()
-        .await
-        .expect("sent");
+    let res = app.get_without_credentials("/health").await;
     assert_eq!(res.status(), 200);
     assert_eq!(
         header(res.headers(), "access-control-allow-origin"),
@@ -74,11 +70,7 @@ async fn health_is_public_and_checks_the_database() {
     assert_eq!(json(res).await, serde_json::json!({ "status": "ok" }));
 
     app.pool.close().await;
-    let res = app
-        .request(Method::GET, "/health", ORIGIN)
-        .send()
-        .await
-        .expect("sent");
+    let res = app.get_without_credentials("/health").await;
     assert!(res.headers().contains_key("retry-after"));
     let detail = assert_problem(res, 503, "health without a database").await;
     assert!(
@@ -90,11 +82,7 @@ async fn health_is_public_and_checks_the_database() {
 #[tokio::test]
 async fn health_stays_public_in_the_teaching_mode_too() {
     let app = spawn_app_with(|args| args.auth_before_cors = true).await;
-    let res = app
-        .request(Method::GET, "/health", ORIGIN)
-        .send()
-        .await
-        .expect("sent");
+    let res = app.get_without_credentials("/health").await;
     assert_eq!(res.status(), 200);
 }
 

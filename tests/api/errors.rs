@@ -208,11 +208,7 @@ async fn an_internal_error_is_a_500_problem_with_cors_headers_and_no_internals()
         "no SQL in the body: {detail}"
     );
     // The service keeps running.
-    let res = app
-        .request(Method::GET, "/nowhere", ORIGIN)
-        .send()
-        .await
-        .expect("sent");
+    let res = app.get_without_credentials("/nowhere").await;
     assert_eq!(res.status(), 404);
 }
 
@@ -233,11 +229,7 @@ async fn a_deleted_database_file_is_a_503_everywhere_and_recovers_when_it_is_bac
         !detail.contains("test.db"),
         "no internals in the body: {detail}"
     );
-    let health = app
-        .request(Method::GET, "/health", ORIGIN)
-        .send()
-        .await
-        .expect("sent");
+    let health = app.get_without_credentials("/health").await;
     assert_problem(health, 503, "health without the file").await;
     assert_eq!(
         app.get_all().await.status(),
@@ -248,11 +240,7 @@ async fn a_deleted_database_file_is_a_503_everywhere_and_recovers_when_it_is_bac
     // The fault is gone: the service recovers by itself, and the refused write was not made.
     std::fs::rename(&aside, &db).expect("restore");
     assert_eq!(app.get_all().await.status(), 200);
-    let health = app
-        .request(Method::GET, "/health", ORIGIN)
-        .send()
-        .await
-        .expect("sent");
+    let health = app.get_without_credentials("/health").await;
     assert_eq!(health.status(), 200);
     let ghost: i64 =
         sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE reference = 'GHOST'")

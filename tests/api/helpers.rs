@@ -108,6 +108,14 @@ impl TestApp {
             .basic_auth(USER, Some(PASSWORD))
     }
 
+    /// `GET path` from `ORIGIN` without credentials (public routes, and 401s).
+    pub async fn get_without_credentials(&self, path: &str) -> Response {
+        self.request(Method::GET, path, ORIGIN)
+            .send()
+            .await
+            .expect("GET sent")
+    }
+
     pub async fn get_all(&self) -> Response {
         self.article_request(Method::GET, "/delivery/all", ORIGIN)
             .send()
