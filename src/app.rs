@@ -9,12 +9,15 @@
 //! 1. CORS goes *outside* auth: it answers every preflight itself, before auth or the database.
 //! 2. Auth rejects with a *response* (401 problem+json), so on its way out the CORS layer adds
 //!    `Access-Control-Allow-Origin` to it and the page can read the 401.
+//! 3. Auth guards a *scope*, not a list of path strings: whatever the router matches under
+//!    `/delivery` (however the client spelled it: `/%64elivery/all` decodes to the same route) has
+//!    passed auth, and so have its 404s and 405s.
 //!
 //! `--auth-before-cors` swaps the two on purpose, to reproduce the bug.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::middleware::{Condition, DefaultHeaders};
+use actix_web::middleware::{Condition, DefaultHeaders, from_fn};
 use actix_web::{App, web};
 use sqlx::SqlitePool;
 use tracing_actix_web::TracingLogger;
@@ -25,6 +28,29 @@ use crate::db::DbFile;
 use crate::list_cache::ListCache;
 use crate::revision::RevisionProbe;
 use crate::routes;
+
+/// The application, as `startup.rs` (and so every test) serves it.
+pub fn app(state: AppState) -> App<impl AppFactory> {
+    let correct = state.order == MiddlewareOrder::CorsBeforeAuth;
+    let cors = state.cors.clone();
+
+    App::new()
+        .configure(|cfg| state.register(cfg))
+        // PROTECTED: every route under /delivery. actix runs middleware outside-in: the LAST
+        // `.wrap()` is the OUTERMOST layer and sees the request FIRST.
+        .service(
+            web::scope("/delivery")
+                .configure(routes::protected)
+                .wrap(Condition::new(correct, auth::basic())) // <- inner: auth, after CORS (correct)
+                .wrap(cors.policy()) //                         <- answers preflights; adds CORS headers to every response, 401 included
+                .wrap(Condition::new(!correct, auth::basic())), // <- outer: auth before CORS (the bug, --auth-before-cors only)
+        )
+        // PUBLIC: /health, and the 404 for paths outside /delivery. CORS, no auth.
+        .service(web::scope("").configure(routes::public).wrap(cors.policy()))
+        .wrap(from_fn(routes::refuse_conflicting_content_length)) // <- 400, as HTTP/1.1 already does
+        .wrap(security_headers()) //                                 <- never rejects anything
+        .wrap(TracingLogger::default()) //                           <- outermost: logs every request, preflights too
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MiddlewareOrder {
@@ -47,6 +73,18 @@ pub struct AppState {
     pub db_file: DbFile,
 }
 
+impl AppState {
+    /// Shared state and extractor settings, registered once per worker.
+    fn register(self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(web::Data::new(RevisionProbe::open(self.db_file.path()))) // one per worker thread
+            .app_data(web::Data::new(self.db_file))
+            .app_data(web::Data::new(self.pool))
+            .app_data(self.authenticator)
+            .app_data(self.list_cache)
+            .configure(routes::extractors);
+    }
+}
+
 /// On every response, preflights included. HSTS without includeSubDomains: browsers ignore it
 /// for IP literals, and Chromium (132+) and Firefox for `localhost` too (Safari does not yet: it
 /// would upgrade http://localhost:4200 as well; see README).
@@ -56,32 +94,29 @@ fn security_headers() -> DefaultHeaders {
         .add(("X-Content-Type-Options", "nosniff"))
 }
 
-/// Builds the application. `startup.rs` (and so every test) serves exactly this.
-pub fn app(
-    state: AppState,
-) -> App<
-    impl ServiceFactory<
+/// What `App::new()...` is, spelled once so that [`app`]'s signature stays readable.
+pub trait AppFactory:
+    ServiceFactory<
         ServiceRequest,
         Config = (),
-        Response = ServiceResponse<impl MessageBody>,
+        Response = ServiceResponse<Self::Body>,
         Error = actix_web::Error,
         InitError = (),
-    >,
-> {
-    let correct = state.order == MiddlewareOrder::CorsBeforeAuth;
+    >
+{
+    type Body: MessageBody;
+}
 
-    App::new()
-        .app_data(web::Data::new(RevisionProbe::open(state.db_file.path()))) // one per worker thread
-        .app_data(web::Data::new(state.db_file))
-        .app_data(web::Data::new(state.pool))
-        .app_data(state.authenticator)
-        .app_data(state.list_cache)
-        .configure(routes::configure)
-        // actix-web runs middleware in the OPPOSITE order of registration:
-        // the LAST `.wrap()` is the OUTERMOST layer and sees the request FIRST.
-        .wrap(Condition::new(correct, auth::basic())) // <- inner: auth, after CORS (correct)
-        .wrap(state.cors.policy()) //                    <- answers preflights; adds CORS headers to every response, 401 included
-        .wrap(Condition::new(!correct, auth::basic())) // <- outer: auth before CORS (the bug, --auth-before-cors only)
-        .wrap(security_headers()) //                      <- never rejects anything
-        .wrap(TracingLogger::default()) //                <- outermost: logs every request, preflights too
+impl<T, B> AppFactory for T
+where
+    B: MessageBody,
+    T: ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        >,
+{
+    type Body = B;
 }

@@ -1,4 +1,5 @@
-//! HTTP Basic auth (RFC 7617) for `/delivery/**`, with actix-web-httpauth.
+//! HTTP Basic auth (RFC 7617), with actix-web-httpauth. `app.rs` wraps the `/delivery` scope in
+//! it, so it runs for every request the router sends there, and for nothing else.
 //!
 //! Every rejection is an `ApiError::Unauthorized`, which actix-web-httpauth turns into an
 //! `Ok(401 response)`: the CORS layer outside it then adds `Access-Control-Allow-Origin`, so the
@@ -30,14 +31,6 @@ use crate::users;
 
 /// How long a refusal for too many login attempts is held before it is sent.
 const TARPIT: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Paths behind Basic auth. Everything else (`/health`, unknown paths) is public.
-pub const PROTECTED_PREFIX: &str = "/delivery";
-
-pub fn is_protected(path: &str) -> bool {
-    path.strip_prefix(PROTECTED_PREFIX)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-}
 
 /// The logged-in user, put in the request extensions for handlers that want it.
 #[derive(Debug, Clone)]
@@ -156,7 +149,8 @@ fn unauthorized(detail: &str) -> ApiError {
 
 impl Credentials {
     /// Decodes `Authorization: Basic base64(user:password)`. The scheme is matched
-    /// case-insensitively (RFC 9110 §11.1); decoding itself is actix-web-httpauth's.
+    /// case-insensitively (RFC 9110 §11.1); decoding itself is actix-web-httpauth's. Both parts
+    /// are normalised to NFC, as stored by `delivery-api user add` (RFC 7617 §2.1).
     pub fn from_header(value: Option<&HeaderValue>) -> Result<Self, ApiError> {
         let value = value.ok_or_else(|| unauthorized("missing Authorization header"))?;
         let text = value
@@ -186,8 +180,8 @@ impl Credentials {
             return Err(unauthorized("empty user name"));
         }
         Ok(Self {
-            user: user.to_owned(),
-            password: password.into(),
+            user: users::nfc(user),
+            password: users::nfc(password).into(),
         })
     }
 }
@@ -215,9 +209,6 @@ async fn validate(
     req: ServiceRequest,
     creds: Result<Credentials, ApiError>,
 ) -> Result<ServiceRequest, (actix_web::Error, ServiceRequest)> {
-    if !is_protected(req.path()) {
-        return Ok(req);
-    }
     let Some(auth) = req.app_data::<web::Data<Authenticator>>().cloned() else {
         return Err((
             ApiError::Internal(anyhow::anyhow!("no Authenticator")).into(),
@@ -253,14 +244,6 @@ mod tests {
 
     fn parse(value: &str) -> Result<Credentials, ApiError> {
         Credentials::from_header(Some(&HeaderValue::from_str(value).expect("header")))
-    }
-
-    #[test]
-    fn only_delivery_paths_are_protected() {
-        assert!(is_protected("/delivery"));
-        assert!(is_protected("/delivery/all"));
-        assert!(!is_protected("/deliveryx"));
-        assert!(!is_protected("/health"));
     }
 
     #[test]
@@ -317,8 +300,9 @@ mod properties {
             let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
             let value = HeaderValue::from_str(&format!("Basic {token}")).expect("ASCII");
             let creds = Credentials::from_header(Some(&value)).expect("valid credentials");
-            prop_assert_eq!(creds.user, user);
-            prop_assert_eq!(creds.password.expose_secret(), password.as_str());
+            // Both come back in Unicode NFC (RFC 7617 §2.1).
+            prop_assert_eq!(creds.user, users::nfc(&user));
+            prop_assert_eq!(creds.password.expose_secret(), users::nfc(&password));
         }
 
         #[test]

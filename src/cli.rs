@@ -13,6 +13,7 @@ use crate::{db, doctor, users};
 pub async fn user(command: UserCommand) -> anyhow::Result<()> {
     match command {
         UserCommand::Add { name, db, .. } => {
+            let name = users::nfc(&name);
             users::validate_name(&name).map_err(anyhow::Error::msg)?;
             let password = read_password(std::io::stdin().lock())?;
             let pool = db::connect(&db).await?;
@@ -30,6 +31,7 @@ pub async fn user(command: UserCommand) -> anyhow::Result<()> {
             }
         }
         UserCommand::Remove { name, db } => {
+            let name = users::nfc(&name);
             if !users::remove(&db::connect(&db).await?, &name).await? {
                 bail!("no user named {name:?}");
             }
@@ -76,7 +78,7 @@ fn read_password(mut input: impl BufRead) -> anyhow::Result<SecretString> {
             "the password is empty: pipe it in, e.g. `printf '%s\\n' \"$PASSWORD\" | delivery-api user add NAME --password-stdin`"
         );
     }
-    let secret = SecretString::from(password);
+    let secret = SecretString::from(users::nfc(password));
     if secret.expose_secret().len() < 8 {
         bail!("the password must have at least 8 characters");
     }

@@ -5,10 +5,29 @@
 //! itself and never calls the services it wraps.
 
 use std::fmt;
+use std::future::{Ready, ready};
+use std::pin::Pin;
 use std::str::FromStr;
 
-use actix_cors::Cors;
+use actix_cors::{Cors, CorsError, CorsMiddleware};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, header};
+use actix_web::ResponseError;
+
+use crate::error::ApiError;
+
+/// Request headers a page may send, named one by one: the `*` wildcard never covers
+/// Authorization (Fetch standard). X-Requested-With: some HTTP clients (older Angular
+/// interceptors, jQuery) still add it.
+const ALLOWED_HEADERS: [HeaderName; 5] = [
+    header::AUTHORIZATION,
+    header::CONTENT_TYPE,
+    header::ACCEPT,
+    HeaderName::from_static("x-requested-with"),
+    header::IF_NONE_MATCH,
+];
 
 /// Methods the frontend may use. Preflights only ever ask for non-safelisted ones, but listing
 /// GET/HEAD too is harmless and reads clearly.
@@ -106,19 +125,16 @@ impl CorsConfig {
         Ok(())
     }
 
-    /// Builds the actix-cors middleware. Cheap: called once per worker.
-    pub fn policy(&self) -> Cors {
+    /// The CORS middleware: actix-cors, whose refusals are rewritten as problem+json. Cheap:
+    /// built once per worker for each scope.
+    pub fn policy(&self) -> Policy {
+        Policy(self.cors())
+    }
+
+    fn cors(&self) -> Cors {
         let mut cors = Cors::default()
             .allowed_methods(METHODS)
-            // Named explicitly: the `*` wildcard never covers Authorization (Fetch standard).
-            // X-Requested-With: some HTTP clients (older Angular interceptors, jQuery) still add it.
-            .allowed_headers([
-                header::AUTHORIZATION,
-                header::CONTENT_TYPE,
-                header::ACCEPT,
-                header::HeaderName::from_static("x-requested-with"),
-                header::IF_NONE_MATCH,
-            ])
+            .allowed_headers(ALLOWED_HEADERS)
             // Without this the page cannot read these headers on a 401 / 201.
             .expose_headers([
                 header::WWW_AUTHENTICATE,
@@ -139,6 +155,105 @@ impl CorsConfig {
         }
         cors
     }
+}
+
+/// actix-cors, plus one thing it lacks: it refuses a preflight with a bare `400` in plain text
+/// and no `Vary`. The status stays 400 (any non-2xx fails the preflight in the browser, which
+/// ignores the body), but the body becomes problem+json saying which rule failed, for the curl
+/// user and the test that reads it, and `Vary` says the answer depends on the request's Origin
+/// and Access-Control-Request-* headers, so no cache serves it to another page.
+pub struct Policy(Cors);
+
+impl<S, B> Transform<S, ServiceRequest> for Policy
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    S::Future: 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type InitError = ();
+    type Transform = ExplainRefusals<CorsMiddleware<S>>;
+    type Future = Ready<Result<Self::Transform, ()>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        // actix-cors builds its middleware synchronously (a `Ready` future).
+        let cors = self.0.new_transform(service).into_inner();
+        ready(cors.map(|cors| ExplainRefusals { cors }))
+    }
+}
+
+pub struct ExplainRefusals<S> {
+    cors: S,
+}
+
+type Answer<B> = Pin<Box<dyn Future<Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>>>>;
+
+impl<S, B> Service<ServiceRequest> for ExplainRefusals<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<EitherBody<B>>, Error = actix_web::Error>,
+    S::Future: 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Future = Answer<B>;
+
+    forward_ready!(cors);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let answer = self.cors.call(req);
+        Box::pin(async move {
+            let res = answer.await?;
+            let Some(refusal) = res.response().error().and_then(|e| e.as_error::<CorsError>())
+            else {
+                return Ok(res);
+            };
+            let detail = explain(refusal, res.request().headers());
+            let mut problem = ApiError::BadRequest(detail).error_response();
+            problem.headers_mut().insert(
+                header::VARY,
+                HeaderValue::from_static(
+                    "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
+                ),
+            );
+            Ok(res.into_response(problem.map_into_right_body()))
+        })
+    }
+}
+
+/// Why a preflight was refused, in the words of the rule that failed.
+fn explain(refusal: &CorsError, request: &HeaderMap) -> String {
+    let value = |name| {
+        request
+            .get(name)
+            .map(|v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).chars().take(200).collect::<String>())
+            .unwrap_or_default()
+    };
+    let reason = match refusal {
+        CorsError::OriginNotAllowed => format!("origin {:?} is not allowed", value(header::ORIGIN)),
+        CorsError::MissingOrigin => "a preflight needs an Origin header".into(),
+        CorsError::MethodNotAllowed => format!(
+            "method {:?} is not allowed (allowed: {})",
+            value(header::ACCESS_CONTROL_REQUEST_METHOD),
+            METHODS.map(|m| m.to_string()).join(", ")
+        ),
+        CorsError::HeadersNotAllowed => {
+            let requested = value(header::ACCESS_CONTROL_REQUEST_HEADERS).to_ascii_lowercase();
+            let refused: Vec<&str> = requested
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !ALLOWED_HEADERS.iter().any(|a| a.as_str() == *h))
+                .collect();
+            format!(
+                "request header(s) {} not allowed (allowed: {})",
+                refused.join(", "),
+                ALLOWED_HEADERS.map(|h| h.to_string()).join(", ")
+            )
+        }
+        other => other.to_string(),
+    };
+    format!("CORS preflight refused: {reason}")
 }
 
 #[cfg(test)]

@@ -54,18 +54,38 @@ pub async fn connect_file(args: &DatabaseArgs) -> anyhow::Result<(SqlitePool, Pa
     Ok((pool, path))
 }
 
-/// Errors that mean "the database cannot serve right now" (busy, locked, read-only, gone, pool
-/// exhausted) rather than a bug: the API answers them with 503 + Retry-After.
-pub fn is_unavailable(e: &sqlx::Error) -> bool {
+/// What a failed database call means for the client, decided from SQLite's result code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The disk (or the database's page limit) is full: nothing more can be stored until space
+    /// is freed. Reads still work.
+    Full,
+    /// Busy, locked, read-only, an I/O error, the file gone, the pool exhausted: retry later.
+    Unavailable,
+    /// Anything else is a bug.
+    Other,
+}
+
+/// Classifies an error by SQLite's primary result code (extended codes keep it in the low byte).
+pub fn classify(e: &sqlx::Error) -> Failure {
+    use rusqlite::ffi;
     match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
-        sqlx::Error::Database(db) => {
-            // SQLite primary result codes: 5 BUSY, 6 LOCKED, 8 READONLY, 10 IOERR, 13 FULL,
-            // 14 CANTOPEN (extended codes keep the primary code in the low byte).
-            let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
-            matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14)
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            Failure::Unavailable
         }
-        _ => false,
+        sqlx::Error::Database(db) => {
+            let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
+            match code & 0xff {
+                ffi::SQLITE_FULL => Failure::Full,
+                ffi::SQLITE_BUSY
+                | ffi::SQLITE_LOCKED
+                | ffi::SQLITE_READONLY
+                | ffi::SQLITE_IOERR
+                | ffi::SQLITE_CANTOPEN => Failure::Unavailable,
+                _ => Failure::Other,
+            }
+        }
+        _ => Failure::Other,
     }
 }
 
@@ -153,7 +173,7 @@ mod tests {
         .await
         .expect_err("read-only");
 
-        assert!(is_unavailable(&err), "{err}");
+        assert_eq!(classify(&err), Failure::Unavailable, "{err}");
         let api = ApiError::from(err);
         assert_eq!(api.status_code().as_u16(), 503);
         assert_eq!(

@@ -1,11 +1,20 @@
-//! The delivery resource: its types and its queries. No HTTP here.
+//! The delivery resource: its types, its input rules and its queries.
+//!
+//! Every write runs in an explicit transaction and returns only after `COMMIT` has succeeded, so
+//! a 201/200/204 always means "on disk". (In autocommit mode SQLite commits when the statement
+//! finishes, and sqlx's `fetch_one`/`fetch_optional` stop reading after the first row: an
+//! `INSERT … RETURNING` handed its row back and the commit's own failure, e.g. a full disk, was
+//! never seen. Writes were acknowledged that were never stored.)
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use serde::de::{self, Unexpected, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use sqlx::SqlitePool;
 
 use crate::error::ApiError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(rename_all = "snake_case")]
 pub enum Status {
@@ -13,6 +22,46 @@ pub enum Status {
     InTransit,
     Delivered,
     Cancelled,
+}
+
+impl Status {
+    pub const ALL: [Self; 4] = [
+        Self::Pending,
+        Self::InTransit,
+        Self::Delivered,
+        Self::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::InTransit => "in_transit",
+            Self::Delivered => "delivered",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// By hand rather than derived: serde_json reports a derived enum given `null`, `5`, `[]` or `{}`
+/// as a *syntax* error ("expected value"), which would be a 400 "malformed JSON" for a body that
+/// is valid JSON with a wrong value (422). As a string visitor, every wrong value is a data error.
+impl<'de> Deserialize<'de> for Status {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StatusName;
+        impl Visitor<'_> for StatusName {
+            type Value = Status;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("one of \"pending\", \"in_transit\", \"delivered\", \"cancelled\"")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Status, E> {
+                Status::ALL
+                    .into_iter()
+                    .find(|s| s.as_str() == value)
+                    .ok_or_else(|| E::invalid_value(Unexpected::Str(value), &self))
+            }
+        }
+        deserializer.deserialize_str(StatusName)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
@@ -44,23 +93,30 @@ fn default_status() -> Status {
 const MAX_LEN: usize = 500;
 
 impl NewDelivery {
-    /// Trims the text fields and refuses empty or oversized ones, naming the field.
+    /// Trims the text fields and refuses, naming the field: values that are empty once whitespace
+    /// and invisible characters are set aside, values over 500 characters, and control characters
+    /// (ESC, NUL, CR, LF, ...), which have no place in a reference or a name and would reach
+    /// whatever renders or logs them. An address may span lines (CR and LF only).
     pub fn validated(mut self) -> Result<Self, ApiError> {
-        for (field, value) in [
-            ("reference", &mut self.reference),
-            ("recipient", &mut self.recipient),
-            ("address", &mut self.address),
+        for (field, value, line_breaks) in [
+            ("reference", &mut self.reference, false),
+            ("recipient", &mut self.recipient, false),
+            ("address", &mut self.address, true),
         ] {
+            let refuse = |why: &str| Err(ApiError::Unprocessable(format!("`{field}` {why}")));
             let trimmed = value.trim();
-            if trimmed.is_empty() {
-                return Err(ApiError::Unprocessable(format!(
-                    "`{field}` must not be empty"
-                )));
+            if trimmed.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
+                return refuse("must not be empty (nor only spaces or invisible characters)");
             }
             if trimmed.chars().count() > MAX_LEN {
-                return Err(ApiError::Unprocessable(format!(
-                    "`{field}` must be at most {MAX_LEN} characters"
-                )));
+                return refuse(&format!("must be at most {MAX_LEN} characters"));
+            }
+            let allowed = |c: char| line_breaks && matches!(c, '\n' | '\r');
+            if let Some(c) = trimmed.chars().find(|&c| c.is_control() && !allowed(c)) {
+                return refuse(&format!(
+                    "must not contain control characters (found U+{:04X})",
+                    u32::from(c)
+                ));
             }
             if trimmed.len() != value.len() {
                 *value = trimmed.to_owned();
@@ -68,6 +124,18 @@ impl NewDelivery {
         }
         Ok(self)
     }
+}
+
+/// Characters that render as nothing: Unicode's Default_Ignorable_Code_Point property (zero-width
+/// spaces and joiners, the BOM, soft hyphen, bidi and variation selectors, Hangul fillers, tags).
+/// Allowed inside text (joiners matter in emoji and several scripts), never as the whole value.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}'..='\u{1160}' | '\u{17B4}'..='\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{FFF0}'..='\u{FFF8}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E0FFF}')
 }
 
 pub async fn all(pool: &SqlitePool) -> sqlx::Result<Vec<Delivery>> {
@@ -102,7 +170,8 @@ pub async fn one(pool: &SqlitePool, id: i64) -> sqlx::Result<Option<Delivery>> {
 }
 
 pub async fn create(pool: &SqlitePool, new: &NewDelivery) -> Result<Delivery, ApiError> {
-    sqlx::query_as(
+    let mut tx = pool.begin().await?;
+    let created = sqlx::query_as(
         "INSERT INTO deliveries (reference, recipient, address, status) VALUES (?, ?, ?, ?)
          RETURNING id, reference, recipient, address, status, created_at, updated_at",
     )
@@ -110,9 +179,11 @@ pub async fn create(pool: &SqlitePool, new: &NewDelivery) -> Result<Delivery, Ap
     .bind(&new.recipient)
     .bind(&new.address)
     .bind(new.status)
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await
-    .map_err(|e| duplicate_reference(e, &new.reference))
+    .map_err(|e| duplicate_reference(e, &new.reference))?;
+    tx.commit().await?; // only now is it stored; a failed commit rolls back and is the answer
+    Ok(created)
 }
 
 pub async fn replace(
@@ -120,7 +191,8 @@ pub async fn replace(
     id: i64,
     new: &NewDelivery,
 ) -> Result<Option<Delivery>, ApiError> {
-    sqlx::query_as(
+    let mut tx = pool.begin().await?;
+    let replaced = sqlx::query_as(
         "UPDATE deliveries
          SET reference = ?, recipient = ?, address = ?, status = ?,
              updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
@@ -132,17 +204,21 @@ pub async fn replace(
     .bind(&new.address)
     .bind(new.status)
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await
-    .map_err(|e| duplicate_reference(e, &new.reference))
+    .map_err(|e| duplicate_reference(e, &new.reference))?;
+    tx.commit().await?;
+    Ok(replaced)
 }
 
 /// Returns true when a delivery was deleted.
 pub async fn delete(pool: &SqlitePool, id: i64) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
     let done = sqlx::query("DELETE FROM deliveries WHERE id = ?")
         .bind(id)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok(done.rows_affected() > 0)
 }
 

@@ -31,8 +31,8 @@ pub fn serve(listener: TcpListener, api_base: &str) -> std::io::Result<Server> {
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(page.clone())
-            .route("/", web::get().to(index))
-            .route("/index.html", web::get().to(index))
+            // HEAD answers like GET, without the body (RFC 9110 §9.3.2); actix drops the body.
+            .service(web::resource(["/", "/index.html"]).get(index).head(index))
             .default_service(web::to(HttpResponse::NotFound))
     })
     .workers(1)

@@ -2,11 +2,16 @@
 //!
 //! Every rejection is returned as a *response* (never as a bare middleware error), so the CORS
 //! layer outside it can add `Access-Control-Allow-Origin` and the page can read the status.
-//! Details of 5xx errors are logged, never sent.
+//! Details of 5xx errors are logged, never sent. Storage failures (full disk, database
+//! unavailable) are logged at most once a minute per kind, with a count of the ones in between:
+//! a flood of writes to a full disk must not fill the disk further with log lines.
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+
+use crate::db::Failure;
+use crate::telemetry::Throttle;
 
 pub const REALM_CHALLENGE: &str = r#"Basic realm="delivery-api", charset="UTF-8""#;
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -37,6 +42,9 @@ pub enum ApiError {
     /// The database is unreachable, read-only or locked: retry later.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// The disk is full: the write was not stored (and not acknowledged).
+    #[error("storage full: {0}")]
+    InsufficientStorage(#[source] sqlx::Error),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -52,10 +60,10 @@ struct Problem<'a> {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        if crate::db::is_unavailable(&e) {
-            Self::Unavailable(e)
-        } else {
-            Self::Internal(e.into())
+        match crate::db::classify(&e) {
+            Failure::Full => Self::InsufficientStorage(e),
+            Failure::Unavailable => Self::Unavailable(e),
+            Failure::Other => Self::Internal(e.into()),
         }
     }
 }
@@ -73,6 +81,7 @@ impl ResponseError for ApiError {
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,8 +90,23 @@ impl ResponseError for ApiError {
         let status = self.status_code();
         let detail = match self {
             Self::Unavailable(e) => {
-                tracing::warn!(error = %e, "database unavailable");
+                static LOG: Throttle = Throttle::per_minute();
+                if let Some(also) = LOG.admit() {
+                    tracing::warn!(error = %e, also, "database unavailable");
+                }
                 "The database is temporarily unavailable; retry shortly.".to_owned()
+            }
+            Self::InsufficientStorage(e) => {
+                static LOG: Throttle = Throttle::per_minute();
+                if let Some(also) = LOG.admit() {
+                    tracing::error!(
+                        error = %e,
+                        also,
+                        "the database's disk is full: writes are refused with 507 (nothing is \
+                         acknowledged that was not stored) until space is freed"
+                    );
+                }
+                "The server has no space left to store this; nothing was changed.".to_owned()
             }
             Self::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");

@@ -32,7 +32,13 @@ impl TlsFiles {
                     cert: DEFAULT_CERT.into(),
                     key: DEFAULT_KEY.into(),
                 };
-                if !files.cert.exists() || !files.key.exists() {
+                // `try_exists`, not `exists`: a directory we cannot read is an error to report
+                // as such, not a reason to try (and fail) to write new certificates into it.
+                let present = |path: &Path| {
+                    path.try_exists()
+                        .with_context(|| format!("cannot read {}", path.display()))
+                };
+                if !present(&files.cert)? || !present(&files.key)? {
                     let dir = files.cert.parent().unwrap_or(Path::new("."));
                     dev_ca::generate(dir).context("cannot generate the dev certificates")?;
                 }

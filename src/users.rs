@@ -124,6 +124,14 @@ pub async fn remove(pool: &SqlitePool, name: &str) -> sqlx::Result<bool> {
 }
 
 /// Checks a user name given on the command line: what Basic auth can carry (RFC 7617: no colon).
+/// Unicode NFC (RFC 7617 §2.1: with `charset="UTF-8"`, user names and passwords are compared in
+/// Normalization Form C): "é" typed as one code point or as "e" + a combining accent is the same.
+/// Applied to every name and password that comes in, from a request or from `delivery-api user`.
+pub fn nfc(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization as _;
+    text.nfc().collect()
+}
+
 pub fn validate_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 64 {
         return Err("a user name has 1 to 64 characters".into());

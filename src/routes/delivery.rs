@@ -1,9 +1,11 @@
-//! `/delivery/**`: list, read, create, replace, delete. Basic auth has already run (see app.rs).
+//! `/delivery/**`: list, read, create, replace, delete. Mounted in the `/delivery` scope, behind
+//! Basic auth (see app.rs): every handler here runs only for an authenticated user.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, EntityTag};
 use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, mime, web};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use sqlx::SqlitePool;
 
 use crate::deliveries::{self, NewDelivery};
@@ -14,18 +16,18 @@ use crate::routes::method_not_allowed;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/delivery/all")
+        web::resource("/all")
             .route(web::get().to(list))
             .route(web::head().to(list))
             .default_service(method_not_allowed("GET, HEAD")),
     )
     .service(
-        web::resource("/delivery")
+        web::resource("")
             .route(web::post().to(create))
             .default_service(method_not_allowed("POST")),
     )
     .service(
-        web::resource("/delivery/{id}")
+        web::resource("/{id}")
             .route(web::get().to(read))
             .route(web::head().to(read))
             .route(web::put().to(replace))
@@ -125,8 +127,8 @@ async fn read(pool: web::Data<SqlitePool>, id: web::Path<i64>) -> Result<HttpRes
 }
 
 #[tracing::instrument(skip_all)]
-async fn create(pool: web::Data<SqlitePool>, body: web::Json<NewDelivery>) -> Result<HttpResponse> {
-    let new = body.into_inner().validated()?;
+async fn create(pool: web::Data<SqlitePool>, body: web::Json<Box<RawValue>>) -> Result<HttpResponse> {
+    let new = delivery_from(&body)?;
     let delivery = deliveries::create(&pool, &new).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/delivery/{}", delivery.id)))
@@ -137,9 +139,9 @@ async fn create(pool: web::Data<SqlitePool>, body: web::Json<NewDelivery>) -> Re
 async fn replace(
     pool: web::Data<SqlitePool>,
     id: web::Path<i64>,
-    body: web::Json<NewDelivery>,
+    body: web::Json<Box<RawValue>>,
 ) -> Result<HttpResponse> {
-    let new = body.into_inner().validated()?;
+    let new = delivery_from(&body)?;
     let delivery = deliveries::replace(&pool, *id, &new)
         .await?
         .ok_or_else(|| not_found(*id))?;
@@ -153,6 +155,22 @@ async fn delete(pool: web::Data<SqlitePool>, id: web::Path<i64>) -> Result<HttpR
     } else {
         Err(not_found(*id))
     }
+}
+
+/// A POST/PUT body. The JSON extractor has already refused malformed JSON (400), a wrong
+/// Content-Type (415) and oversized bodies (413); what is left is valid JSON, so any mismatch
+/// with a delivery is a 422 that names the field at fault.
+fn delivery_from(body: &RawValue) -> Result<NewDelivery> {
+    let mut json = serde_json::Deserializer::from_str(body.get());
+    let new: NewDelivery = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let field = e.path().to_string();
+        ApiError::Unprocessable(if field == "." {
+            format!("invalid delivery: {}", e.inner())
+        } else {
+            format!("invalid delivery: `{field}`: {}", e.inner())
+        })
+    })?;
+    new.validated()
 }
 
 fn not_found(id: i64) -> ApiError {

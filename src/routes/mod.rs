@@ -1,23 +1,55 @@
-//! The route tree, and the extractor settings that turn every bad input into problem+json.
+//! The route tree, in two parts that `app.rs` wraps differently: the public routes, and the
+//! protected ones (everything under `/delivery`, behind Basic auth). Also the extractor settings
+//! that turn every bad input into problem+json.
 
 pub mod delivery;
 pub mod health;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, PathError};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 use crate::error::ApiError;
 
 /// JSON bodies above this size get 413.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Public: no credentials needed. A route added here is readable by anyone, so keep it short.
+pub fn public(cfg: &mut web::ServiceConfig) {
+    cfg.configure(health::configure)
+        .default_service(web::to(not_found));
+}
+
+/// Mounted at `/delivery` behind Basic auth (app.rs): its routes, and its 404s, need credentials.
+pub fn protected(cfg: &mut web::ServiceConfig) {
+    cfg.configure(delivery::configure)
+        .default_service(web::to(not_found));
+}
+
+/// Extractor settings for the whole app: bad bodies, paths and queries become problem+json.
+pub fn extractors(cfg: &mut web::ServiceConfig) {
     cfg.app_data(json_config())
         .app_data(path_config())
-        .app_data(query_config())
-        .configure(health::configure)
-        .configure(delivery::configure)
-        .default_service(web::to(not_found));
+        .app_data(query_config());
+}
+
+/// Two different `Content-Length` values make a request's length ambiguous (RFC 9110 §8.6): an
+/// intermediary may frame it one way and the server another. HTTP/1.1 parsing already refuses
+/// them; over HTTP/2 the h2 crate uses the first value and ignores the rest, so refuse here.
+pub async fn refuse_conflicting_content_length(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let mut values = req.headers().get_all(header::CONTENT_LENGTH);
+    let first = values.next().map(|v| v.as_bytes().trim_ascii());
+    if values.any(|v| Some(v.as_bytes().trim_ascii()) != first) {
+        let refusal = ApiError::BadRequest("conflicting Content-Length values".into());
+        return Ok(req.into_response(refusal.error_response()).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {

@@ -204,6 +204,19 @@ impl TestApp {
 
 /// `http2`: offer h2 in ALPN (as browsers do) or HTTP/1.1 only.
 pub fn client_builder(ca: &Path, addr: SocketAddr, http2: bool) -> reqwest::ClientBuilder {
+    let alpn: &[&[u8]] = if http2 {
+        &[b"h2", b"http/1.1"]
+    } else {
+        &[b"http/1.1"]
+    };
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_trusting(ca, alpn))
+        .resolve("localhost", addr)
+        .redirect(reqwest::redirect::Policy::none())
+}
+
+/// A rustls client configuration whose only trust anchor is `ca`, offering `alpn`.
+pub fn tls_trusting(ca: &Path, alpn: &[&[u8]]) -> rustls::ClientConfig {
     let ca = std::fs::read(ca).expect("CA certificate");
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
@@ -215,15 +228,106 @@ pub fn client_builder(ca: &Path, addr: SocketAddr, http2: bool) -> reqwest::Clie
         .expect("TLS versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
-    tls.alpn_protocols = if http2 {
-        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-    } else {
-        vec![b"http/1.1".to_vec()]
-    };
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .resolve("localhost", addr)
-        .redirect(reqwest::redirect::Policy::none())
+    tls.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tls
+}
+
+/// The HTTP version of a [`TestApp::raw`] request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Http {
+    One,
+    Two,
+}
+
+/// What came back from a [`TestApp::raw`] request.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+impl TestApp {
+    /// Sends `method target` with the request-target exactly as given, on a new TLS connection.
+    /// reqwest, like a browser, resolves dot segments and re-encodes the path before sending; an
+    /// attacker's client does neither, so the tests of the auth boundary use this. `Err` means the
+    /// server refused at the protocol level (a reset stream or connection): no response at all.
+    pub async fn raw(
+        &self,
+        http: Http,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<RawResponse, String> {
+        use http_body_util::BodyExt as _;
+        let alpn: &[&[u8]] = match http {
+            Http::One => &[b"http/1.1"],
+            Http::Two => &[b"h2"],
+        };
+        let tls = tls_trusting(&self.dir.path().join(dev_ca::CA_CERT), alpn);
+        let tcp = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let uri = match http {
+            Http::One => target.to_owned(),
+            Http::Two => format!("https://localhost:{}{target}", self.addr.port()),
+        };
+        let mut request = http::Request::builder().method(method).uri(uri);
+        if http == Http::One {
+            request = request.header("host", format!("localhost:{}", self.addr.port()));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(http_body_util::Full::new(bytes::Bytes::from(body.to_owned())))
+            .map_err(|e| format!("cannot build {method} {target}: {e}"))?;
+        let response = match http {
+            Http::One => {
+                let (mut send, conn) = hyper::client::conn::http1::handshake(io)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tokio::spawn(conn);
+                send.send_request(request).await
+            }
+            Http::Two => {
+                let (mut send, conn) = hyper::client::conn::http2::handshake(
+                    hyper_util::rt::TokioExecutor::new(),
+                    io,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                tokio::spawn(conn);
+                send.send_request(request).await
+            }
+        }
+        .map_err(|e| e.to_string())?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok(RawResponse {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    }
+
+    /// Every delivery row, every column, in id order: "the database is unchanged" is equality.
+    pub async fn snapshot(&self) -> Vec<(i64, String, String, String, String, String, String)> {
+        sqlx::query_as(
+            "SELECT id, reference, recipient, address, status, created_at, updated_at
+             FROM deliveries ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .expect("snapshot")
+    }
 }
 
 pub async fn json(res: Response) -> Value {

@@ -1,6 +1,7 @@
 //! One integration-test binary (faster to build and link than one per file).
 
 mod auth;
+mod boundary;
 mod browser;
 mod cli;
 mod delivery;
