@@ -1,10 +1,14 @@
 //! The delivery resource: its types, its input rules and its queries.
 //!
-//! Every write runs in an explicit transaction and returns only after `COMMIT` has succeeded, so
-//! a 201/200/204 always means "on disk". (In autocommit mode SQLite commits when the statement
-//! finishes, and sqlx's `fetch_one`/`fetch_optional` stop reading after the first row: an
-//! `INSERT … RETURNING` handed its row back and the commit's own failure, e.g. a full disk, was
-//! never seen. Writes were acknowledged that were never stored.)
+//! A write returns only once SQLite has committed it, so a 201/200/204 always means "on disk".
+//! Each write is one statement in autocommit mode: SQLite commits when the statement *finishes*,
+//! and the commit's failure (a full disk, an I/O error) is the result of its last step. So writes
+//! read their `RETURNING` row with `fetch_all`, which steps to the end and returns that error.
+//! Never `fetch_one`/`fetch_optional` here: sqlx stops stepping after the first row, the commit
+//! happens when the statement is reset, and its error is dropped. That acknowledged writes that
+//! were never stored. (An explicit transaction would surface it too, but sqlx then loses track
+//! of a transaction that SQLite rolled back by itself after the failed COMMIT, and the
+//! connection keeps the write lock: every other writer waits out the busy timeout.)
 
 use std::fmt;
 
@@ -170,8 +174,7 @@ pub async fn one(pool: &SqlitePool, id: i64) -> sqlx::Result<Option<Delivery>> {
 }
 
 pub async fn create(pool: &SqlitePool, new: &NewDelivery) -> Result<Delivery, ApiError> {
-    let mut tx = pool.begin().await?;
-    let created = sqlx::query_as(
+    let created: Vec<Delivery> = sqlx::query_as(
         "INSERT INTO deliveries (reference, recipient, address, status) VALUES (?, ?, ?, ?)
          RETURNING id, reference, recipient, address, status, created_at, updated_at",
     )
@@ -179,11 +182,13 @@ pub async fn create(pool: &SqlitePool, new: &NewDelivery) -> Result<Delivery, Ap
     .bind(&new.recipient)
     .bind(&new.address)
     .bind(new.status)
-    .fetch_one(&mut *tx)
+    .fetch_all(pool) // to the last step: the commit (see the module comment)
     .await
     .map_err(|e| duplicate_reference(e, &new.reference))?;
-    tx.commit().await?; // only now is it stored; a failed commit rolls back and is the answer
-    Ok(created)
+    created
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("INSERT … RETURNING returned no row")))
 }
 
 pub async fn replace(
@@ -191,8 +196,7 @@ pub async fn replace(
     id: i64,
     new: &NewDelivery,
 ) -> Result<Option<Delivery>, ApiError> {
-    let mut tx = pool.begin().await?;
-    let replaced = sqlx::query_as(
+    let replaced: Vec<Delivery> = sqlx::query_as(
         "UPDATE deliveries
          SET reference = ?, recipient = ?, address = ?, status = ?,
              updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
@@ -204,21 +208,18 @@ pub async fn replace(
     .bind(&new.address)
     .bind(new.status)
     .bind(id)
-    .fetch_optional(&mut *tx)
+    .fetch_all(pool) // to the last step: the commit (see the module comment)
     .await
     .map_err(|e| duplicate_reference(e, &new.reference))?;
-    tx.commit().await?;
-    Ok(replaced)
+    Ok(replaced.into_iter().next())
 }
 
 /// Returns true when a delivery was deleted.
 pub async fn delete(pool: &SqlitePool, id: i64) -> sqlx::Result<bool> {
-    let mut tx = pool.begin().await?;
     let done = sqlx::query("DELETE FROM deliveries WHERE id = ?")
         .bind(id)
-        .execute(&mut *tx)
+        .execute(pool) // steps to the end, commit included
         .await?;
-    tx.commit().await?;
     Ok(done.rows_affected() > 0)
 }
 

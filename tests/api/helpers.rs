@@ -458,8 +458,20 @@ pub struct Served {
 
 /// Starts `delivery-api serve` on a free port, on `dir`'s database and certificates.
 pub async fn serve_binary(dir: &Path, rust_log: &str, extra: &[&str]) -> Served {
+    serve_binary_with(dir, rust_log, extra, |_| {}).await
+}
+
+/// Like [`serve_binary`], with the command adjusted by `adjust` before it starts.
+pub async fn serve_binary_with(
+    dir: &Path,
+    rust_log: &str,
+    extra: &[&str],
+    adjust: impl FnOnce(&mut tokio::process::Command),
+) -> Served {
     use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"))
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"));
+    adjust(&mut command);
+    let mut child = command
         .args(["serve", "--bind", "127.0.0.1:0", "--no-demo-page"])
         .args(extra)
         .arg("--cert")

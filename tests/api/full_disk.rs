@@ -1,0 +1,266 @@
+//! A full disk: every write is either acknowledged and stored, or refused (507/503 problem+json
+//! the page can read) and not stored; and writing works again once space is freed, without a
+//! restart. (The defect this guards against: `INSERT … RETURNING` read with `fetch_one` handed
+//! the row back before the implicit COMMIT failed, so 1,440 of 1,500 POSTs on a full disk were
+//! answered 201 and never stored, and their ids were handed out again later.)
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// ~450 characters (the limit is 500); with [`RECIPIENT`], a ~900-byte row as in the report.
+fn address(tag: &str) -> String {
+    format!("{tag}{}", " Long Street 1,".repeat(29))
+}
+
+const RECIPIENT: &str = "Recipient with a long name ............................................................................................................................................................................................................................................................................................................................................................................................................................................";
+
+/// The file-size limit (RLIMIT_FSIZE) of a running process, set from outside: writes past it
+/// fail with EFBIG, as on a full disk (SQLite reports SQLITE_IOERR_WRITE for it, SQLITE_FULL for
+/// ENOSPC). No root needed, and it can be lifted again while the process runs.
+fn limit_file_size(pid: u32, bytes: Option<u64>) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes.unwrap_or(libc::RLIM_INFINITY),
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: prlimit reads `limit` and writes nothing (null old-limit pointer).
+    let done = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_FSIZE,
+            &limit,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(done, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+fn file_len(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+#[tokio::test]
+async fn on_a_full_disk_every_acknowledged_write_is_stored_and_writing_recovers() {
+    // Arrange: the real binary, which ignores SIGXFSZ (so a write past the limit fails with
+    // EFBIG instead of killing it), then a file-size limit just above its files' sizes.
+    let dir = tempfile::tempdir().expect("tempdir");
+    delivery_api::tls::dev_ca::generate(dir.path()).expect("certs");
+    let mut served = serve_binary_with(dir.path(), "warn", &[], |command| {
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+    })
+    .await;
+    let pid = served.child.id().expect("pid");
+    let client = served.client(dir.path());
+    let db = dir.path().join("test.db");
+    let wal = dir.path().join("test.db-wal");
+    let largest = file_len(&db).max(file_len(&wal));
+    limit_file_size(pid, Some(largest + 96 * 1024));
+
+    // Act: POST (and now and then PUT delivery 1) until the disk has refused 20 writes.
+    let mut stored = BTreeMap::<String, (i64, String)>::new(); // reference -> (id, address)
+    let mut refused = Vec::<String>::new();
+    let mut put_acknowledged: Option<String> = None;
+    let mut put_refused = 0;
+    let mut i = 0;
+    while refused.len() < 20 {
+        i += 1;
+        assert!(i < 5000, "the limit never filled: {} stored", stored.len());
+        let reference = format!("FULL-{i}");
+        let body = json!({"reference": reference, "recipient": RECIPIENT, "address": address(&reference)});
+        let res = client
+            .post(served.url("/delivery"))
+            .basic_auth(USER, Some(PASSWORD))
+            .header("Origin", ORIGIN)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("an answer");
+        match res.status().as_u16() {
+            201 => {
+                let created = json(res).await;
+                let id = created["id"].as_i64().expect("id");
+                assert!(
+                    stored.values().all(|(other, _)| *other != id),
+                    "id {id} handed out twice"
+                );
+                stored.insert(reference.clone(), (id, address(&reference)));
+            }
+            status => {
+                assert_readable_by_origin(&res, "a refused write");
+                assert!(
+                    status == 507 || status == 503,
+                    "a full disk is 507 or 503, got {status}"
+                );
+                assert_problem(res, status, "a refused write").await;
+                refused.push(reference.clone());
+            }
+        }
+        if i % 3 == 0 {
+            let update = format!("PUT-{i}");
+            let res = client
+                .put(served.url("/delivery/1"))
+                .basic_auth(USER, Some(PASSWORD))
+                .header("Content-Type", "application/json")
+                .body(json!({"reference": "DLV-2026-0001", "recipient": "R", "address": update}).to_string())
+                .send()
+                .await
+                .expect("an answer");
+            match res.status().as_u16() {
+                200 => put_acknowledged = Some(update),
+                507 | 503 => put_refused += 1,
+                other => panic!("PUT on a full disk: {other}"),
+            }
+        }
+    }
+    assert!(stored.len() > 2, "some writes fit before the disk filled");
+    assert!(put_refused > 0, "the disk refused PUTs too");
+
+    // Space is freed: the next write works, without a restart, under a new id.
+    limit_file_size(pid, None);
+    let res = client
+        .post(served.url("/delivery"))
+        .basic_auth(USER, Some(PASSWORD))
+        .header("Content-Type", "application/json")
+        .body(json!({"reference": "AFTER", "recipient": "R", "address": "A"}).to_string())
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(res.status(), 201, "writing recovers once there is space");
+    let after = json(res).await["id"].as_i64().expect("id");
+    let highest = stored.values().map(|(id, _)| *id).max().expect("some");
+    assert!(
+        after > highest,
+        "a new id ({after}), never one handed out before (up to {highest})"
+    );
+    let res = client
+        .get(served.url(&format!("/delivery/{highest}")))
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(res.status(), 200, "an acknowledged id is readable");
+
+    // Assert, in the file itself: exactly what was acknowledged is there.
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display()))
+        .await
+        .expect("open");
+    let rows: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT id, reference, address FROM deliveries WHERE reference LIKE 'FULL-%'",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("read");
+    let in_file: BTreeMap<String, (i64, String)> =
+        rows.into_iter().map(|(id, r, a)| (r, (id, a))).collect();
+    assert_eq!(
+        in_file, stored,
+        "every acknowledged write, and nothing refused, is in the database"
+    );
+    let first: String = sqlx::query_scalar("SELECT address FROM deliveries WHERE id = 1")
+        .fetch_one(&pool)
+        .await
+        .expect("read");
+    let expected = put_acknowledged.unwrap_or_else(|| "Rua Augusta".into());
+    assert!(
+        first.starts_with(&expected),
+        "delivery 1 holds the last acknowledged PUT ({expected}), got {first}"
+    );
+
+    // The cause was logged, once: not one line per refused write.
+    served.child.start_kill().expect("kill");
+    served.child.wait().await.expect("dead");
+    let log = served.drain_log().await;
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("database unavailable") || l.contains("disk is full"))
+        .count();
+    assert_eq!(lines, 1, "one log line for {} refusals:\n{log}", refused.len());
+}
+
+/// All of the pool's connections, held at once, so a per-connection PRAGMA reaches each.
+async fn set_max_page_count(app: &TestApp, pages: i64) {
+    let mut held = Vec::new();
+    for _ in 0..app.pool.options().get_max_connections() {
+        held.push(app.pool.acquire().await.expect("a connection"));
+    }
+    for conn in &mut held {
+        // PRAGMA takes no bind parameters; `pages` is an i64 we computed.
+        sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA max_page_count = {pages}")))
+            .execute(&mut **conn)
+            .await
+            .expect("pragma");
+    }
+}
+
+#[tokio::test]
+async fn a_database_that_cannot_grow_answers_507_and_stores_nothing_until_it_can() {
+    let app = spawn_app().await;
+    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+        .fetch_one(&app.pool)
+        .await
+        .expect("page count");
+    set_max_page_count(&app, pages + 4).await;
+
+    let mut acknowledged = Vec::new();
+    let mut refusals = 0;
+    for i in 0..200 {
+        let reference = format!("PAGE-{i}");
+        let res = app
+            .create(&json!({"reference": reference, "recipient": RECIPIENT, "address": address(&reference)}))
+            .await;
+        if res.status() == 201 {
+            acknowledged.push(reference);
+            continue;
+        }
+        assert_readable_by_origin(&res, "507");
+        let detail = assert_problem(res, 507, "a full database").await;
+        assert!(detail.contains("nothing was changed"), "{detail}");
+        refusals += 1;
+        if refusals == 5 {
+            break;
+        }
+    }
+    assert_eq!(refusals, 5, "the page limit was reached");
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT reference FROM deliveries WHERE reference LIKE 'PAGE-%' ORDER BY id")
+            .fetch_all(&app.pool)
+            .await
+            .expect("read");
+    assert_eq!(stored, acknowledged, "exactly the acknowledged writes");
+
+    set_max_page_count(&app, 1_000_000).await;
+    let res = app
+        .create(&json!({"reference": "PAGE-AFTER", "recipient": "R", "address": "A"}))
+        .await;
+    assert_eq!(res.status(), 201, "writes work again without a restart");
+}
+
+#[tokio::test]
+async fn a_deleted_delivery_id_is_never_handed_out_again() {
+    let app = spawn_app().await;
+    let body = |r: &str| json!({"reference": r, "recipient": "R", "address": "A"});
+    let first: Value = json(app.create(&body("ID-1")).await).await;
+    let id = first["id"].as_i64().expect("id");
+    let res = app
+        .article_request(reqwest::Method::DELETE, &format!("/delivery/{id}"), ORIGIN)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(res.status(), 204);
+
+    let second: Value = json(app.create(&body("ID-2")).await).await;
+
+    assert!(
+        second["id"].as_i64().expect("id") > id,
+        "the highest id, once deleted, is not reused: {first} then {second}"
+    );
+}
