@@ -10,11 +10,11 @@ use std::pin::Pin;
 use std::str::FromStr;
 
 use actix_cors::{Cors, CorsError, CorsMiddleware};
+use actix_web::ResponseError;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, header};
-use actix_web::ResponseError;
 
 use crate::error::ApiError;
 
@@ -187,7 +187,8 @@ pub struct ExplainRefusals<S> {
     cors: S,
 }
 
-type Answer<B> = Pin<Box<dyn Future<Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>>>>;
+type Answer<B> =
+    Pin<Box<dyn Future<Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>>>>;
 
 impl<S, B> Service<ServiceRequest> for ExplainRefusals<S>
 where
@@ -205,7 +206,10 @@ where
         let answer = self.cors.call(req);
         Box::pin(async move {
             let res = answer.await?;
-            let Some(refusal) = res.response().error().and_then(|e| e.as_error::<CorsError>())
+            let Some(refusal) = res
+                .response()
+                .error()
+                .and_then(|e| e.as_error::<CorsError>())
             else {
                 return Ok(res);
             };
@@ -227,7 +231,12 @@ fn explain(refusal: &CorsError, request: &HeaderMap) -> String {
     let value = |name| {
         request
             .get(name)
-            .map(|v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).chars().take(200).collect::<String>())
+            .map(|v: &HeaderValue| {
+                String::from_utf8_lossy(v.as_bytes())
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            })
             .unwrap_or_default()
     };
     let reason = match refusal {

@@ -109,7 +109,10 @@ impl NewDelivery {
         ] {
             let refuse = |why: &str| Err(ApiError::Unprocessable(format!("`{field}` {why}")));
             let trimmed = value.trim();
-            if trimmed.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
+            if trimmed
+                .chars()
+                .all(|c| c.is_whitespace() || is_invisible(c))
+            {
                 return refuse("must not be empty (nor only spaces or invisible characters)");
             }
             if trimmed.chars().count() > MAX_LEN {

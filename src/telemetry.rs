@@ -119,7 +119,11 @@ mod tests {
         let throttle = Throttle::new(Duration::from_secs(3600));
         assert_eq!(throttle.admit(), Some(0), "the first occurrence is logged");
         for _ in 0..5 {
-            assert_eq!(throttle.admit(), None, "the rest of the interval is counted");
+            assert_eq!(
+                throttle.admit(),
+                None,
+                "the rest of the interval is counted"
+            );
         }
         let open = Throttle::new(Duration::ZERO);
         assert_eq!(open.admit(), Some(0));

@@ -127,7 +127,10 @@ async fn read(pool: web::Data<SqlitePool>, id: web::Path<i64>) -> Result<HttpRes
 }
 
 #[tracing::instrument(skip_all)]
-async fn create(pool: web::Data<SqlitePool>, body: web::Json<Box<RawValue>>) -> Result<HttpResponse> {
+async fn create(
+    pool: web::Data<SqlitePool>,
+    body: web::Json<Box<RawValue>>,
+) -> Result<HttpResponse> {
     let new = delivery_from(&body)?;
     let delivery = deliveries::create(&pool, &new).await?;
     Ok(HttpResponse::Created()

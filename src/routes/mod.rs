@@ -39,15 +39,23 @@ pub fn extractors(cfg: &mut web::ServiceConfig) {
 /// Two different `Content-Length` values make a request's length ambiguous (RFC 9110 §8.6): an
 /// intermediary may frame it one way and the server another. HTTP/1.1 parsing already refuses
 /// them; over HTTP/2 the h2 crate uses the first value and ignores the rest, so refuse here.
+/// Repeats of one value are merged into one, as §8.6 allows (actix-web's JSON extractor assumes a
+/// single value, asserting it in debug builds, because its HTTP/1.1 decoder guarantees one).
 pub async fn refuse_conflicting_content_length(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let mut values = req.headers().get_all(header::CONTENT_LENGTH);
-    let first = values.next().map(|v| v.as_bytes().trim_ascii());
-    if values.any(|v| Some(v.as_bytes().trim_ascii()) != first) {
-        let refusal = ApiError::BadRequest("conflicting Content-Length values".into());
-        return Ok(req.into_response(refusal.error_response()).map_into_right_body());
+    if let (Some(first), Some(_)) = (values.next().cloned(), values.next()) {
+        let same =
+            |v: &header::HeaderValue| v.as_bytes().trim_ascii() == first.as_bytes().trim_ascii();
+        if !req.headers().get_all(header::CONTENT_LENGTH).all(same) {
+            let refusal = ApiError::BadRequest("conflicting Content-Length values".into());
+            return Ok(req
+                .into_response(refusal.error_response())
+                .map_into_right_body());
+        }
+        req.headers_mut().insert(header::CONTENT_LENGTH, first);
     }
     Ok(next.call(req).await?.map_into_left_body())
 }

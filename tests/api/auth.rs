@@ -157,3 +157,53 @@ async fn a_password_changed_from_the_cli_while_serving_takes_effect_on_the_next_
         "removed at once"
     );
 }
+
+#[tokio::test]
+async fn names_and_passwords_match_in_any_unicode_normal_form() {
+    // RFC 7617 §2.1: with charset="UTF-8" both are compared in NFC. "José" and "pässwörd" typed
+    // with precomposed letters (NFC) or with combining accents (NFD) are the same credentials.
+    let app = spawn_app().await;
+    let db = format!("sqlite://{}", app.dir.path().join("test.db").display());
+    let (name_nfc, name_nfd) = ("Jos\u{e9}", "Jose\u{301}");
+    let (password_nfc, password_nfd) = ("p\u{e4}ssw\u{f6}rd-long", "pa\u{308}sswo\u{308}rd-long");
+
+    // Added in NFD: stored in NFC.
+    let out = cli(
+        &["user", "add", name_nfd, "--password-stdin"],
+        &db,
+        &format!("{password_nfd}\n"),
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored: Vec<String> = sqlx::query_scalar("SELECT name FROM users WHERE name LIKE 'Jos%'")
+        .fetch_all(&app.pool)
+        .await
+        .expect("names");
+    assert_eq!(stored, [name_nfc], "stored in NFC");
+
+    for (name, password) in [
+        (name_nfc, password_nfc),
+        (name_nfd, password_nfd),
+        (name_nfc, password_nfd),
+        (name_nfd, password_nfc),
+    ] {
+        let res = app
+            .request(Method::GET, "/delivery/all", ORIGIN)
+            .basic_auth(name, Some(password))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), 200, "{name:?} / {password:?}");
+    }
+    let res = app
+        .request(Method::GET, "/delivery/all", ORIGIN)
+        .basic_auth(name_nfc, Some("passwo\u{308}rd-long"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 401, "a different password is still refused");
+}

@@ -52,13 +52,22 @@ fn spellings(path: &str) -> Vec<(String, Expect)> {
         (format!("/delivery;x{rest}"), Refusal),
         (format!("/Delivery{rest}"), Refusal),
         (format!("/DELIVERY{rest}"), Refusal),
-        (format!("/delivery%2F{}", rest.trim_start_matches('/')), Refusal), // an encoded slash
-        (format!("/delivery%2f{}", rest.trim_start_matches('/')), Refusal),
+        (
+            format!("/delivery%2F{}", rest.trim_start_matches('/')),
+            Refusal,
+        ), // an encoded slash
+        (
+            format!("/delivery%2f{}", rest.trim_start_matches('/')),
+            Refusal,
+        ),
         (format!("/delivery%00{rest}"), Refusal),
         (format!("/delivery%20{rest}"), Refusal),
         (format!("/%EF%BD%84elivery{rest}"), Refusal), // fullwidth "d"
         (format!("/%C1%A4elivery{rest}"), Refusal),    // overlong UTF-8 "d"
-        (format!("/%64elivery%2F{}", rest.trim_start_matches('/')), Refusal),
+        (
+            format!("/%64elivery%2F{}", rest.trim_start_matches('/')),
+            Refusal,
+        ),
     ];
     if let Some(last) = rest.strip_prefix('/') {
         // The second segment encoded: "/delivery/%61%6C%6C", "/delivery/%31".
@@ -173,7 +182,10 @@ async fn the_articles_encoded_path_is_a_401_on_both_http_versions_and_a_200_with
             .raw(http, "GET", "/%64elivery/all", &authorized, "")
             .await
             .expect("a response");
-        assert_eq!(res.status, 200, "{http:?}: the same route, with credentials");
+        assert_eq!(
+            res.status, 200,
+            "{http:?}: the same route, with credentials"
+        );
         assert!(res.body.contains("DLV-2026-0001"), "{http:?}: the list");
     }
 }

@@ -147,3 +147,56 @@ async fn neither_passwords_nor_the_authorization_header_reach_the_log() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_demo_page_answers_head_like_get() {
+    let app = spawn_app_with_page(|_, _| {}).await;
+    let page = app.page.clone().expect("the page is served");
+    let client = &app.client; // plain HTTP here: its TLS settings do not matter
+
+    let get = client.get(&page).send().await.expect("GET");
+    let head = client.head(&page).send().await.expect("HEAD");
+
+    assert_eq!(get.status(), 200);
+    assert_eq!(
+        head.status(),
+        200,
+        "HEAD answers like GET (RFC 9110 §9.3.2)"
+    );
+    assert_eq!(
+        header(head.headers(), "content-type"),
+        header(get.headers(), "content-type")
+    );
+    assert!(
+        head.text().await.expect("body").is_empty(),
+        "HEAD has no body"
+    );
+}
+
+#[tokio::test]
+async fn a_certs_directory_that_cannot_be_read_is_reported_as_a_read_failure() {
+    // `certs` is a file here, so nothing under it can be read (ENOTDIR); with a non-root user
+    // a directory without permissions does the same (EACCES). Either way: the message says what
+    // could not be read, not that a certificate could not be written.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("certs"), "not a directory").expect("write");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--no-demo-page"])
+        .current_dir(dir.path())
+        .env("DATABASE_URL", "sqlite://t.db")
+        .env("RUST_LOG", "off")
+        .output()
+        .await
+        .expect("runs");
+
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot read certs/localhost.crt"),
+        "names the read failure: {stderr}"
+    );
+    assert!(
+        !stderr.contains("write") && !stderr.contains("create"),
+        "{stderr}"
+    );
+}

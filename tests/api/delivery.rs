@@ -216,3 +216,35 @@ async fn the_list_has_an_etag_answers_304_and_never_serves_data_older_than_a_wri
         "the other writer's row is served at once"
     );
 }
+
+#[tokio::test]
+async fn real_unicode_text_is_kept_exactly_as_sent() {
+    let app = spawn_app().await;
+    let cases = [
+        (
+            "UNI-1",
+            "Zoë Ørsted-Łukasiewicz",
+            "Ünter den Linden 1, 10117 Berlin",
+        ),
+        ("UNI-2", "山田 太郎", "東京都千代田区丸の内1-1"),
+        ("UNI-3", "محمد\u{200C}رضا", "شارع الملك فهد، الرياض"), // ZWNJ inside Persian text
+        ("UNI-4", "👩\u{200D}💻 Dev", "Line one\nLine two"),    // ZWJ emoji; a two-line address
+        ("UNI-\u{200B}5", "Ana", "Rua 1"), // invisible characters inside a value are text
+    ];
+    for (reference, recipient, address) in cases {
+        let res = app
+            .create(&json!({"reference": reference, "recipient": recipient, "address": address}))
+            .await;
+        assert_eq!(res.status(), 201, "{recipient}");
+        let created = json(res).await;
+        assert_eq!(created["recipient"], recipient);
+        assert_eq!(created["address"], address);
+        let stored: (String, String) =
+            sqlx::query_as("SELECT recipient, address FROM deliveries WHERE reference = ?")
+                .bind(reference)
+                .fetch_one(&app.pool)
+                .await
+                .expect("stored");
+        assert_eq!(stored, (recipient.to_owned(), address.to_owned()));
+    }
+}

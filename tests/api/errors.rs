@@ -310,3 +310,83 @@ async fn an_origin_that_is_not_allowed_gets_no_cors_header_on_any_status() {
     assert_eq!(res.status(), 503);
     assert_eq!(header(res.headers(), "access-control-allow-origin"), None);
 }
+
+/// POSTs `body` and PUTs it over delivery 1; returns each answer's status and detail.
+async fn post_and_put(app: &TestApp, body: &serde_json::Value) -> Vec<(u16, String)> {
+    let mut answers = Vec::new();
+    for (method, path) in [(Method::POST, "/delivery"), (Method::PUT, "/delivery/1")] {
+        let res = app
+            .article_request(method, path, ORIGIN)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("sent");
+        let status = res.status().as_u16();
+        let detail = if status >= 400 {
+            assert_problem(res, status, &body.to_string()).await
+        } else {
+            String::new()
+        };
+        answers.push((status, detail));
+    }
+    answers
+}
+
+#[tokio::test]
+async fn a_field_of_the_wrong_type_is_a_422_that_names_the_field_not_malformed_json() {
+    let app = spawn_app().await;
+    let before = app.snapshot().await;
+    let base =
+        json!({"reference": "TYPE-1", "recipient": "A", "address": "B", "status": "pending"});
+    for field in ["status", "reference", "recipient", "address"] {
+        for wrong in [
+            json!(null),
+            json!(5),
+            json!(true),
+            json!([]),
+            json!({}),
+            json!(1.5),
+        ] {
+            let mut body = base.clone();
+            body[field] = wrong.clone();
+
+            for (status, detail) in post_and_put(&app, &body).await {
+                assert_eq!(status, 422, "{field}: {wrong}: {detail}");
+                assert!(
+                    detail.contains(&format!("`{field}`")),
+                    "{field}: {wrong}: the detail names the field: {detail}"
+                );
+            }
+        }
+    }
+    assert_eq!(app.snapshot().await, before, "nothing was written");
+}
+
+#[tokio::test]
+async fn text_that_is_invisible_or_carries_control_characters_is_refused_naming_the_field() {
+    let app = spawn_app().await;
+    let before = app.snapshot().await;
+    let cases = [
+        ("reference", "\u{200B}"),                // zero-width space
+        ("reference", " \u{200B}\u{FEFF}\t "),    // ZWSP, BOM, blanks
+        ("recipient", "\u{2060}\u{00AD}"),        // word joiner, soft hyphen
+        ("recipient", "\u{3164}"),                // Hangul filler
+        ("address", "\u{200D}\u{200C} \u{3000}"), // joiners, ideographic space
+        ("reference", "DLV\u{1b}[31m-1"),         // ESC: a terminal escape
+        ("reference", "DLV\r\nX-Injected: 1"),    // CR LF
+        ("reference", "DLV\0-1"),                 // NUL
+        ("recipient", "Ana\nSouza"),              // LF in a name
+        ("recipient", "Ana\u{7f}"),               // DEL
+        ("address", "Rua Augusta\u{1b}1500"),     // ESC in an address
+    ];
+    for (field, value) in cases {
+        let mut body = json!({"reference": "TEXT-1", "recipient": "A", "address": "B"});
+        body[field] = json!(value);
+
+        for (status, detail) in post_and_put(&app, &body).await {
+            assert_eq!(status, 422, "{field} = {value:?}: {detail}");
+            assert!(detail.contains(&format!("`{field}`")), "{field}: {detail}");
+        }
+    }
+    assert_eq!(app.snapshot().await, before, "nothing was written");
+}

@@ -74,7 +74,8 @@ async fn on_a_full_disk_every_acknowledged_write_is_stored_and_writing_recovers(
         i += 1;
         assert!(i < 5000, "the limit never filled: {} stored", stored.len());
         let reference = format!("FULL-{i}");
-        let body = json!({"reference": reference, "recipient": RECIPIENT, "address": address(&reference)});
+        let body =
+            json!({"reference": reference, "recipient": RECIPIENT, "address": address(&reference)});
         let res = client
             .post(served.url("/delivery"))
             .basic_auth(USER, Some(PASSWORD))
@@ -110,7 +111,10 @@ async fn on_a_full_disk_every_acknowledged_write_is_stored_and_writing_recovers(
                 .put(served.url("/delivery/1"))
                 .basic_auth(USER, Some(PASSWORD))
                 .header("Content-Type", "application/json")
-                .body(json!({"reference": "DLV-2026-0001", "recipient": "R", "address": update}).to_string())
+                .body(
+                    json!({"reference": "DLV-2026-0001", "recipient": "R", "address": update})
+                        .to_string(),
+                )
                 .send()
                 .await
                 .expect("an answer");
@@ -183,7 +187,12 @@ async fn on_a_full_disk_every_acknowledged_write_is_stored_and_writing_recovers(
         .lines()
         .filter(|l| l.contains("database unavailable") || l.contains("disk is full"))
         .count();
-    assert_eq!(lines, 1, "one log line for {} refusals:\n{log}", refused.len());
+    assert_eq!(
+        lines,
+        1,
+        "one log line for {} refusals:\n{log}",
+        refused.len()
+    );
 }
 
 /// All of the pool's connections, held at once, so a per-connection PRAGMA reaches each.
@@ -194,10 +203,12 @@ async fn set_max_page_count(app: &TestApp, pages: i64) {
     }
     for conn in &mut held {
         // PRAGMA takes no bind parameters; `pages` is an i64 we computed.
-        sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA max_page_count = {pages}")))
-            .execute(&mut **conn)
-            .await
-            .expect("pragma");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PRAGMA max_page_count = {pages}"
+        )))
+        .execute(&mut **conn)
+        .await
+        .expect("pragma");
     }
 }
 
@@ -230,11 +241,12 @@ async fn a_database_that_cannot_grow_answers_507_and_stores_nothing_until_it_can
         }
     }
     assert_eq!(refusals, 5, "the page limit was reached");
-    let stored: Vec<String> =
-        sqlx::query_scalar("SELECT reference FROM deliveries WHERE reference LIKE 'PAGE-%' ORDER BY id")
-            .fetch_all(&app.pool)
-            .await
-            .expect("read");
+    let stored: Vec<String> = sqlx::query_scalar(
+        "SELECT reference FROM deliveries WHERE reference LIKE 'PAGE-%' ORDER BY id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("read");
     assert_eq!(stored, acknowledged, "exactly the acknowledged writes");
 
     set_max_page_count(&app, 1_000_000).await;

@@ -157,3 +157,115 @@ async fn a_public_bind_is_refused_while_the_demo_password_is_the_default() {
         .expect("accepted");
     assert!(!app2.addr().ip().is_loopback());
 }
+
+#[tokio::test]
+async fn conflicting_content_lengths_are_refused_over_http2_as_over_http1() {
+    let app = spawn_app().await;
+    let before = app.snapshot().await;
+    let body = r#"{"reference":"CL-1","recipient":"A","address":"B"}"#;
+    let len = body.len().to_string();
+    let shorter = (body.len() - 10).to_string();
+    // HTTP/1.1: actix-http's parser refuses them (hyper would merge the headers, so raw bytes).
+    let request = format!(
+        "POST /delivery HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Authorization: Basic ZGVtbzpkZW1vLXBhc3N3b3Jk\r\nContent-Type: application/json\r\n\
+         Content-Length: {len}\r\nContent-Length: {shorter}\r\n\r\n{body}"
+    );
+    let reply = app.raw_http1(request.as_bytes()).await;
+    assert!(reply.starts_with("HTTP/1.1 400"), "HTTP/1.1: {reply}");
+    // HTTP/2: h2 would use the first value; the app refuses.
+    let headers = [
+        ("authorization", "Basic ZGVtbzpkZW1vLXBhc3N3b3Jk"),
+        ("content-type", "application/json"),
+        ("content-length", len.as_str()),
+        ("content-length", shorter.as_str()),
+    ];
+    match app
+        .raw(Http::Two, "POST", "/delivery", &headers, body)
+        .await
+    {
+        Ok(res) => assert_eq!(res.status, 400, "HTTP/2: {}", res.body),
+        Err(e) => panic!("HTTP/2: a 400, not a reset stream: {e}"),
+    }
+    // Same value twice is merely redundant (RFC 9110 §8.6) and is accepted.
+    let headers = [
+        ("authorization", "Basic ZGVtbzpkZW1vLXBhc3N3b3Jk"),
+        ("content-type", "application/json"),
+        ("content-length", len.as_str()),
+        ("content-length", len.as_str()),
+    ];
+    let res = app
+        .raw(Http::Two, "POST", "/delivery", &headers, body)
+        .await
+        .expect("a response");
+    assert_eq!(res.status, 201, "{}", res.body);
+    assert_eq!(
+        app.snapshot().await.len(),
+        before.len() + 1,
+        "only that one was stored"
+    );
+}
+
+#[tokio::test]
+async fn malformed_http1_requests_are_summarised_in_the_log_not_one_error_line_each() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().expect("tempdir");
+    delivery_api::tls::dev_ca::generate(dir.path()).expect("certs");
+    let mut served = serve_binary(dir.path(), "info", &[]).await;
+    let tls = std::sync::Arc::new(tls_trusting(&dir.path().join("dev-ca.crt"), &[b"http/1.1"]));
+
+    let port = served.port;
+    let malformed = async |bytes: &[u8]| {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let mut stream = tokio_rustls::TlsConnector::from(tls.clone())
+            .connect(name, tcp)
+            .await
+            .expect("handshake");
+        stream.write_all(bytes).await.expect("write");
+        let mut reply = Vec::new();
+        let _ = stream.read_to_end(&mut reply).await; // the server closes after its 400
+        assert!(
+            reply.starts_with(b"HTTP/1.1 400"),
+            "{:?}",
+            String::from_utf8_lossy(&reply)
+        );
+    };
+    malformed(b"GARBAGE\r\n\r\n").await;
+    // The first one is logged once, at WARN, with what actix-http said...
+    let summary = served
+        .wait_for_log_line(|line| line.contains("HTTP/1.1 connection ended in error"))
+        .await;
+    assert!(summary.contains("WARN"), "{summary}");
+    // ... and the next ones only counted.
+    for i in 0..50 {
+        let bytes = format!("GET /health HTTP/1.1\r\nHost: localhost\r\nBad Header {i}\r\n\r\n");
+        malformed(bytes.as_bytes()).await;
+    }
+    let res = served
+        .client(dir.path())
+        .get(served.url("/health"))
+        .send()
+        .await
+        .expect("still serving");
+    assert_eq!(res.status(), 200);
+
+    served.child.start_kill().expect("kill");
+    served.child.wait().await.expect("dead");
+    let log = served.drain_log().await;
+    let lines: Vec<_> = log
+        .lines()
+        .filter(|l| l.contains("connection ended in error"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "one summary line for 51 bad requests:\n{log}"
+    );
+    assert!(
+        !log.contains("ERROR"),
+        "no ERROR line per bad request:\n{log}"
+    );
+}

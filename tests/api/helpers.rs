@@ -287,7 +287,9 @@ impl TestApp {
             request = request.header(*name, *value);
         }
         let request = request
-            .body(http_body_util::Full::new(bytes::Bytes::from(body.to_owned())))
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.to_owned(),
+            )))
             .map_err(|e| format!("cannot build {method} {target}: {e}"))?;
         let response = match http {
             Http::One => {
@@ -298,12 +300,10 @@ impl TestApp {
                 send.send_request(request).await
             }
             Http::Two => {
-                let (mut send, conn) = hyper::client::conn::http2::handshake(
-                    hyper_util::rt::TokioExecutor::new(),
-                    io,
-                )
-                .await
-                .map_err(|e| e.to_string())?;
+                let (mut send, conn) =
+                    hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                        .await
+                        .map_err(|e| e.to_string())?;
                 tokio::spawn(conn);
                 send.send_request(request).await
             }
@@ -316,6 +316,26 @@ impl TestApp {
             headers: parts.headers,
             body: String::from_utf8_lossy(&body).into_owned(),
         })
+    }
+
+    /// Writes `bytes` as they are over a new HTTP/1.1 TLS connection and returns everything the
+    /// server sends until it closes (send `Connection: close`, or a request it refuses).
+    pub async fn raw_http1(&self, bytes: &[u8]) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let tls = tls_trusting(&self.dir.path().join(dev_ca::CA_CERT), &[b"http/1.1"]);
+        let tcp = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let mut stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
+            .connect(name, tcp)
+            .await
+            .expect("handshake");
+        stream.write_all(bytes).await.expect("write");
+        let mut reply = Vec::new();
+        // A refusal may end with a reset rather than a clean close: keep what arrived.
+        let _ = stream.read_to_end(&mut reply).await;
+        String::from_utf8_lossy(&reply).into_owned()
     }
 
     /// Every delivery row, every column, in id order: "the database is unchanged" is equality.
@@ -525,6 +545,24 @@ impl Served {
 
     pub fn url(&self, path: &str) -> String {
         format!("https://localhost:{}{path}", self.port)
+    }
+
+    /// Reads the log until a line matches `wanted`, and returns it (the test fails if the
+    /// server exits first; the suite's own timeout bounds the wait).
+    pub async fn wait_for_log_line(&mut self, wanted: impl Fn(&str) -> bool) -> String {
+        loop {
+            let line = self
+                .lines
+                .next_line()
+                .await
+                .expect("read the log")
+                .unwrap_or_else(|| panic!("the server exited; its log:\n{}", self.log));
+            self.log.push_str(&line);
+            self.log.push('\n');
+            if wanted(&line) {
+                return line;
+            }
+        }
     }
 
     /// Reads the rest of the log (call after the process has exited or been killed).

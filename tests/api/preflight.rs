@@ -194,3 +194,61 @@ async fn auth_before_cors_rejects_the_preflight_with_401_the_bug_reproduced() {
     assert_eq!(get.status(), 200);
     assert_eq!(json(get).await.as_array().map(Vec::len), Some(SEEDED));
 }
+
+#[tokio::test]
+async fn a_refused_preflight_is_a_400_problem_that_says_why_and_varies_on_the_request() {
+    let app = spawn_app().await;
+    let cases = [
+        (
+            "an origin that is not allowed",
+            "http://evil.example",
+            "GET",
+            "authorization",
+            "origin \"http://evil.example\" is not allowed",
+        ),
+        (
+            "a method that is not allowed",
+            ORIGIN,
+            "PATCH",
+            "authorization",
+            "method \"PATCH\" is not allowed",
+        ),
+        (
+            "a header that is not allowed",
+            ORIGIN,
+            "GET",
+            "authorization,x-api-key",
+            "x-api-key not allowed",
+        ),
+    ];
+    for (what, origin, method, headers, reason) in cases {
+        for path in ["/delivery/all", "/health"] {
+            let res = app
+                .request(Method::OPTIONS, path, origin)
+                .header("Access-Control-Request-Method", method)
+                .header("Access-Control-Request-Headers", headers)
+                .send()
+                .await
+                .expect("sent");
+
+            assert_eq!(
+                header(res.headers(), "access-control-allow-origin"),
+                None,
+                "{what}: nothing a browser would accept"
+            );
+            let vary = tokens(res.headers(), "vary");
+            for name in [
+                "origin",
+                "access-control-request-method",
+                "access-control-request-headers",
+            ] {
+                assert!(
+                    vary.contains(&name.to_owned()),
+                    "{what} {path}: Vary {vary:?}"
+                );
+            }
+            let detail = assert_problem(res, 400, what).await;
+            assert!(detail.contains(reason), "{what} {path}: {detail}");
+        }
+    }
+}
