@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use delivery_api::config::ServeArgs;
 use delivery_api::cors_check::{self, CorsRequest, Outcome};
@@ -547,14 +548,15 @@ impl Served {
         format!("https://localhost:{}{path}", self.port)
     }
 
-    /// Reads the log until a line matches `wanted`, and returns it (the test fails if the
-    /// server exits first; the suite's own timeout bounds the wait).
+    /// Reads the log until a line matches `wanted`, and returns it. Fails if the server exits
+    /// first, or if no such line comes within a minute (a bound for a broken build, far above
+    /// the milliseconds a working one takes on a loaded machine).
     pub async fn wait_for_log_line(&mut self, wanted: impl Fn(&str) -> bool) -> String {
         loop {
-            let line = self
-                .lines
-                .next_line()
+            let next = tokio::time::timeout(Duration::from_secs(60), self.lines.next_line());
+            let line = next
                 .await
+                .unwrap_or_else(|_| panic!("no such line within 60 s; the log:\n{}", self.log))
                 .expect("read the log")
                 .unwrap_or_else(|| panic!("the server exited; its log:\n{}", self.log));
             self.log.push_str(&line);
