@@ -47,7 +47,7 @@ pub fn app(state: AppState) -> App<impl AppFactory> {
         )
         // PUBLIC: /health, and the 404 for paths outside /delivery. CORS, no auth.
         .service(web::scope("").configure(routes::public).wrap(cors.policy()))
-        .wrap(from_fn(routes::refuse_conflicting_content_length)) // <- 400, as HTTP/1.1 already does
+        .wrap(from_fn(routes::bound_request_body)) // <- 400 for an ambiguous length, 408 for a body too slow
         .wrap(security_headers()) //                                 <- never rejects anything
         .wrap(TracingLogger::default()) //                           <- outermost: logs every request, preflights too
 }
@@ -71,6 +71,7 @@ pub struct AppState {
     /// The SQLite file: each worker's in-thread revision probe (`revision.rs`) reads it, and every
     /// request checks it is still the file that was opened (`db::DbFile`).
     pub db_file: DbFile,
+    pub body_timeout: routes::BodyTimeout,
 }
 
 impl AppState {
@@ -81,6 +82,7 @@ impl AppState {
             .app_data(web::Data::new(self.pool))
             .app_data(self.authenticator)
             .app_data(self.list_cache)
+            .app_data(self.body_timeout)
             .configure(routes::extractors);
     }
 }

@@ -172,6 +172,40 @@ pub struct ServeArgs {
     #[arg(long, env = "DELIVERY_API_MAX_CONNECTIONS", default_value_t = 2048)]
     pub max_connections: usize,
 
+    /// Open connections per client (an IPv4 address, or an IPv6 /64); more are closed at once.
+    #[arg(
+        long,
+        env = "DELIVERY_API_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 64
+    )]
+    pub max_connections_per_ip: u32,
+
+    /// Connections per client that have not finished their TLS handshake; more are closed at once.
+    #[arg(long, env = "DELIVERY_API_MAX_HANDSHAKES_PER_IP", default_value_t = 8)]
+    pub max_handshakes_per_ip: u32,
+
+    /// Seconds a new connection has to send the first byte of its TLS ClientHello.
+    #[arg(long, env = "DELIVERY_API_TLS_FIRST_BYTE_TIMEOUT", default_value_t = 2)]
+    pub tls_first_byte_timeout: u64,
+
+    /// Seconds a request body has to arrive in full, from the end of the request head; slower
+    /// bodies get 408 and the connection (or HTTP/2 stream) is closed.
+    #[arg(long, env = "DELIVERY_API_BODY_TIMEOUT", default_value_t = 10)]
+    pub body_timeout: u64,
+
+    /// HTTP/2 streams a client may have open at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    #[arg(long, env = "DELIVERY_API_H2_MAX_STREAMS", default_value_t = 128)]
+    pub h2_max_streams: u32,
+
+    /// Bytes of decoded request headers accepted over HTTP/2 (SETTINGS_MAX_HEADER_LIST_SIZE); past
+    /// it: 431, as HTTP/1.1 does for a head over 128 KiB.
+    #[arg(
+        long,
+        env = "DELIVERY_API_H2_MAX_HEADER_LIST",
+        default_value_t = 65_536
+    )]
+    pub h2_max_header_list: u32,
+
     /// Worker threads (default: one per CPU core).
     #[arg(long, env = "DELIVERY_API_WORKERS")]
     pub workers: Option<usize>,

@@ -34,6 +34,8 @@ pub mod login_limit;
 pub mod revision;
 /// The route tree and its handlers.
 pub mod routes;
+/// From TCP accept to the app: per-client connection caps, TLS, HTTP/1.1 and HTTP/2 limits.
+pub mod server;
 /// Builds the server: checks, TLS, database, listener.
 pub mod startup;
 /// tracing setup.

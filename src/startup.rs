@@ -5,7 +5,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::{HttpServer, web};
+use actix_web::web;
 use anyhow::Context;
 use sqlx::SqlitePool;
 
@@ -18,7 +18,7 @@ use crate::db::DbFile;
 use crate::list_cache::ListCache;
 use crate::login_limit::LoginLimits;
 use crate::tls::TlsFiles;
-use crate::{db, demo_page, users};
+use crate::{db, demo_page, routes, server, users};
 
 pub struct Application {
     addr: SocketAddr,
@@ -109,6 +109,7 @@ impl Application {
             cors,
             order,
             db_file: DbFile::new(db_file),
+            body_timeout: routes::BodyTimeout(Duration::from_secs(args.body_timeout)),
         };
 
         let addr = listeners.api.local_addr()?;
@@ -122,15 +123,25 @@ impl Application {
                 user = users::DEMO_USER
             );
         }
-        let server = HttpServer::new(move || app::app(state.clone()))
-            .workers(workers)
-            .shutdown_timeout(args.shutdown_grace)
-            .client_request_timeout(Duration::from_secs(args.request_timeout))
-            .keep_alive(Duration::from_secs(args.keep_alive))
-            .tls_handshake_timeout(Duration::from_secs(args.tls_handshake_timeout))
-            .max_connections(args.max_connections)
-            .listen_rustls_0_23(listeners.api, tls)?
-            .run();
+        let limits = server::Limits {
+            per_client: args.max_connections_per_ip,
+            handshakes_per_client: args.max_handshakes_per_ip,
+            first_byte: Duration::from_secs(args.tls_first_byte_timeout),
+            handshake: Duration::from_secs(args.tls_handshake_timeout),
+            request_head: Duration::from_secs(args.request_timeout),
+            keep_alive: Duration::from_secs(args.keep_alive),
+            h2_streams: args.h2_max_streams,
+            h2_header_list: args.h2_max_header_list,
+            per_worker: args.max_connections,
+        };
+        let server = server::serve(
+            listeners.api,
+            tls,
+            move || app::app(state.clone()),
+            workers,
+            args.shutdown_grace,
+            limits,
+        )?;
         let demo = match listeners.demo_page {
             Some(listener) => {
                 let demo_addr = listener.local_addr()?;

@@ -5,12 +5,20 @@
 pub mod delivery;
 pub mod health;
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_http::BoxedPayloadStream;
+use actix_web::HttpMessage as _;
 use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::error::{JsonPayloadError, PathError};
-use actix_web::http::header;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::{JsonPayloadError, PathError, PayloadError};
+use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
+use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use futures_core::Stream;
 
 use crate::error::ApiError;
 
@@ -36,12 +44,21 @@ pub fn extractors(cfg: &mut web::ServiceConfig) {
         .app_data(query_config());
 }
 
-/// Two different `Content-Length` values make a request's length ambiguous (RFC 9110 §8.6): an
-/// intermediary may frame it one way and the server another. HTTP/1.1 parsing already refuses
-/// them; over HTTP/2 the h2 crate uses the first value and ignores the rest, so refuse here.
-/// Repeats of one value are merged into one, as §8.6 allows (actix-web's JSON extractor assumes a
-/// single value, asserting it in debug builds, because its HTTP/1.1 decoder guarantees one).
-pub async fn refuse_conflicting_content_length(
+/// How long a request body may take to arrive, from the end of the request head.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub Duration);
+
+/// What is wrong with a request's body comes to light here, before any handler runs:
+///
+/// - Two different `Content-Length` values make its length ambiguous (RFC 9110 §8.6): an
+///   intermediary may frame it one way and the server another. HTTP/1.1 parsing already refuses
+///   them; over HTTP/2 the h2 crate uses the first value and ignores the rest: 400 here. Repeats
+///   of one value are merged into one, as §8.6 allows (actix-web's JSON extractor assumes a
+///   single value, asserting it in debug builds, because its HTTP/1.1 decoder guarantees one).
+/// - A body that trickles in holds a connection (or an HTTP/2 stream) for as long as the client
+///   likes: past [`BodyTimeout`] reading it fails, the handler answers 408, and the connection
+///   is closed (actix-http cannot reuse one whose body was not read to the end).
+pub async fn bound_request_body(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
@@ -57,7 +74,40 @@ pub async fn refuse_conflicting_content_length(
         }
         req.headers_mut().insert(header::CONTENT_LENGTH, first);
     }
+    let bodiless = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v == "0");
+    if let (false, Some(timeout)) = (bodiless, req.app_data::<BodyTimeout>().copied()) {
+        let body = Deadline {
+            body: req.take_payload(),
+            deadline: Box::pin(tokio::time::sleep(timeout.0)),
+        };
+        req.set_payload(Payload::from(Box::pin(body) as BoxedPayloadStream));
+    }
     Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// A request body that fails with `TimedOut` once its deadline has passed.
+struct Deadline {
+    body: Payload,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Stream for Deadline {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Poll::Ready(item) = Pin::new(&mut self.body).poll_next(cx) {
+            return Poll::Ready(item);
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            let late = std::io::Error::new(std::io::ErrorKind::TimedOut, "request body too slow");
+            return Poll::Ready(Some(Err(PayloadError::Io(late))));
+        }
+        Poll::Pending
+    }
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -92,6 +142,11 @@ fn json_error(err: JsonPayloadError) -> ApiError {
             ApiError::Unprocessable(format!("invalid delivery: {e}"))
         }
         JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("malformed JSON: {e}")),
+        JsonPayloadError::Payload(PayloadError::Io(e))
+            if e.kind() == std::io::ErrorKind::TimedOut =>
+        {
+            ApiError::RequestTimeout(format!("{e}: send the whole body within the time allowed"))
+        }
         other => ApiError::BadRequest(format!("cannot read the request body: {other}")),
     }
 }

@@ -1,0 +1,316 @@
+//! From TCP accept to the app: what a connection must get through before it may send a request.
+//!
+//! actix-web's `HttpServer` builds this same chain (actix-server → rustls → actix-http → App), but
+//! offers no place to stand before TLS, and no HTTP/2 limits. Built by hand, each stage bounds
+//! what one client can hold:
+//!
+//! 1. **Per client** (an IPv4 address, or an IPv6 /64): at most `per_client` open connections and
+//!    `handshakes_per_client` connections that have not finished TLS. Past either, the new
+//!    connection is closed at once: it costs a `close()`, not a TLS handshake.
+//! 2. **The first byte of the ClientHello** within `first_byte`, waited for *outside* actix-tls's
+//!    handshake slots (256 per worker), so connections that never speak cannot queue real
+//!    clients' handshakes behind them. Then the whole handshake within `handshake`.
+//! 3. **HTTP**: the request head within `request_head`; over HTTP/2 at most `h2_streams` streams
+//!    per connection and `h2_header_list` bytes of decoded headers per request (431 past it), so
+//!    HPACK references cannot expand a small header block into megabytes. Bodies have their own
+//!    deadline (`routes::bound_request_body`). `TCP_NODELAY` is on: with Nagle's algorithm an
+//!    HTTP/2 response's HEADERS and DATA frames wait ~40 ms for the client's delayed ACK.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_http::{HttpService, Protocol};
+use actix_rt::net::{ActixStream, Ready, TcpStream};
+use actix_server::Server;
+use actix_service::{IntoServiceFactory as _, ServiceFactoryExt as _, fn_service, map_config};
+use actix_tls::accept::rustls_0_23::{Acceptor, TlsStream};
+use actix_web::App;
+use actix_web::dev::AppConfig;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::app::AppFactory;
+use crate::telemetry::Throttle;
+
+/// What one client may hold, and how long each step may take. All are flags (`config.rs`).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub per_client: u32,
+    pub handshakes_per_client: u32,
+    pub first_byte: Duration,
+    pub handshake: Duration,
+    pub request_head: Duration,
+    pub keep_alive: Duration,
+    pub h2_streams: u32,
+    pub h2_header_list: u32,
+    /// Open connections per worker thread (actix-server's cap, over all clients).
+    pub per_worker: usize,
+}
+
+/// Who a connection or a login attempt comes from: the TCP peer (never `X-Forwarded-For`, which
+/// the client writes), an IPv6 client by its /64, since one subscriber usually holds a whole /64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey(IpAddr);
+
+impl ClientKey {
+    pub fn of(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(_) => Self(ip),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self(IpAddr::V4(v4)),
+                None => Self(IpAddr::V6((u128::from(v6) & !0u128 << 64).into())),
+            },
+        }
+    }
+}
+
+/// Serves `app` on `listener` over TLS, behind the limits above.
+pub fn serve<F, T>(
+    listener: TcpListener,
+    mut tls: rustls::ServerConfig,
+    app: F,
+    workers: usize,
+    shutdown_grace: u64,
+    limits: Limits,
+) -> std::io::Result<Server>
+where
+    F: Fn() -> App<T> + Send + Clone + 'static,
+    T: AppFactory + 'static,
+{
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let tls = Arc::new(tls);
+    let clients = Arc::new(Clients::default());
+    Ok(Server::build()
+        .workers(workers)
+        .max_concurrent_connections(limits.per_worker)
+        .shutdown_timeout(shutdown_grace)
+        .listen("delivery-api", listener, move || {
+            let (clients, limits) = (clients.clone(), limits.clone());
+            let mut tls_acceptor = Acceptor::new(Arc::unwrap_or_clone(tls.clone()));
+            tls_acceptor.set_handshake_timeout(limits.handshake);
+            let http = HttpService::build()
+                .client_request_timeout(limits.request_head)
+                .keep_alive(limits.keep_alive)
+                .secure()
+                .h2_max_concurrent_streams(limits.h2_streams)
+                .h2_max_header_list_size(limits.h2_header_list)
+                .finish(map_config(
+                    app().into_factory().map_err(|e| e.error_response()),
+                    |_| AppConfig::default(),
+                ));
+            fn_service(move |tcp: TcpStream| admit(tcp, clients.clone(), limits.clone()))
+                .and_then(tls_acceptor.map_err(|_| ()).map_init_err(|_| ()))
+                .and_then(fn_service(after_handshake))
+                .and_then(http.map_err(|_| ()))
+        })?
+        .run())
+}
+
+/// Stage 1 and 2: counts the connection against its client, then waits for the first byte.
+async fn admit(tcp: TcpStream, clients: Arc<Clients>, limits: Limits) -> Result<Admitted, ()> {
+    let key = ClientKey::of(tcp.peer_addr().map_err(|_| ())?.ip());
+    let Some((open, handshake)) = clients.admit(key, &limits) else {
+        static LOG: Throttle = Throttle::per_minute();
+        if let Some(also) = LOG.admit() {
+            tracing::warn!(
+                client = ?key.0,
+                also,
+                "a client is over its connection or handshake cap: new connections are closed \
+                 (`also` = how many more since the last line)"
+            );
+        }
+        return Err(());
+    };
+    let _ = tcp.set_nodelay(true);
+    match tokio::time::timeout(limits.first_byte, tcp.readable()).await {
+        Ok(Ok(())) => Ok(Admitted {
+            tcp,
+            _open: open,
+            handshake: Some(handshake),
+        }),
+        _ => Err(()), // silent (or broken): closed, having never held a TLS handshake slot
+    }
+}
+
+/// After TLS: the client's handshake slot is free again; ALPN says which HTTP it speaks.
+async fn after_handshake(
+    mut tls: TlsStream<Admitted>,
+) -> Result<(TlsStream<Admitted>, Protocol, Option<SocketAddr>), ()> {
+    let (io, session) = tls.get_mut();
+    io.handshake.take();
+    let protocol = match session.alpn_protocol() {
+        Some(b"h2") => Protocol::Http2,
+        _ => Protocol::Http1,
+    };
+    let peer = io.tcp.peer_addr().ok();
+    Ok((tls, protocol, peer))
+}
+
+/// Open connections and unfinished handshakes per client, over all workers.
+#[derive(Default)]
+struct Clients {
+    counts: Mutex<HashMap<ClientKey, Counts>>,
+}
+
+#[derive(Default)]
+struct Counts {
+    open: u32,
+    handshaking: u32,
+}
+
+impl Clients {
+    fn admit(self: &Arc<Self>, key: ClientKey, limits: &Limits) -> Option<(Slot, Slot)> {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let c = counts.entry(key).or_default();
+        if c.open >= limits.per_client || c.handshaking >= limits.handshakes_per_client {
+            if c.open == 0 {
+                counts.remove(&key);
+            }
+            return None;
+        }
+        c.open += 1;
+        c.handshaking += 1;
+        let slot = |handshake| Slot {
+            clients: self.clone(),
+            key,
+            handshake,
+        };
+        Some((slot(false), slot(true)))
+    }
+}
+
+/// One unit of a client's count, given back when dropped (the connection closes, or its
+/// handshake finishes).
+struct Slot {
+    clients: Arc<Clients>,
+    key: ClientKey,
+    handshake: bool,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .clients
+            .counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = counts.get_mut(&self.key) {
+            if self.handshake {
+                c.handshaking = c.handshaking.saturating_sub(1);
+            } else {
+                c.open = c.open.saturating_sub(1);
+            }
+            if c.open == 0 && c.handshaking == 0 {
+                counts.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// A TCP connection that counts against its client for as long as it is open.
+pub struct Admitted {
+    tcp: TcpStream,
+    _open: Slot,
+    handshake: Option<Slot>,
+}
+
+impl AsyncRead for Admitted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Admitted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+impl ActixStream for Admitted {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<Ready>> {
+        ActixStream::poll_read_ready(&self.tcp, cx)
+    }
+
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<Ready>> {
+        ActixStream::poll_write_ready(&self.tcp, cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_client_is_its_64_and_a_mapped_ipv4_client_its_address() {
+        let key = |s: &str| ClientKey::of(s.parse().expect("ip"));
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:10.0.0.1"), key("10.0.0.1"));
+        assert_ne!(key("10.0.0.1"), key("10.0.0.2"));
+    }
+
+    #[test]
+    fn a_client_gets_its_caps_and_its_slots_back_when_they_close() {
+        let clients = Arc::new(Clients::default());
+        let limits = Limits {
+            per_client: 3,
+            handshakes_per_client: 2,
+            first_byte: Duration::from_secs(1),
+            handshake: Duration::from_secs(1),
+            request_head: Duration::from_secs(1),
+            keep_alive: Duration::from_secs(1),
+            h2_streams: 1,
+            h2_header_list: 1,
+            per_worker: 1,
+        };
+        let me = ClientKey::of([10, 0, 0, 1].into());
+        let other = ClientKey::of([10, 0, 0, 2].into());
+
+        let (a, a_hs) = clients.admit(me, &limits).expect("1st");
+        let (b, b_hs) = clients.admit(me, &limits).expect("2nd");
+        assert!(clients.admit(me, &limits).is_none(), "2 handshakes at once");
+        assert!(
+            clients.admit(other, &limits).is_some(),
+            "another client is not affected"
+        );
+        drop((a_hs, b_hs)); // both handshakes done
+        let (c, _c_hs) = clients.admit(me, &limits).expect("3rd");
+        assert!(clients.admit(me, &limits).is_none(), "3 open connections");
+        drop((a, b, c, _c_hs));
+        assert!(
+            clients.counts.lock().expect("lock").is_empty(),
+            "nothing left behind"
+        );
+    }
+}
