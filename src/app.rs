@@ -83,7 +83,9 @@ impl AppState {
             .app_data(self.authenticator)
             .app_data(self.list_cache)
             .app_data(self.body_timeout)
-            .configure(routes::extractors);
+            .configure(routes::extractors)
+            // Request targets no scope can match (`*`, an absolute URL over HTTP/2): problem+json.
+            .default_service(web::to(routes::not_found));
     }
 }
 

@@ -5,8 +5,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions as _, SqlitePool};
 
 use crate::config::DatabaseArgs;
 use crate::error::ApiError;
@@ -29,6 +29,9 @@ pub async fn connect_file(args: &DatabaseArgs) -> anyhow::Result<(SqlitePool, Pa
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_millis(args.db_busy_timeout_ms))
+        // A statement that waited out the busy timeout is answered 503 and logged once a minute
+        // by the API (error.rs); sqlx's own WARN per slow statement would be one line per request.
+        .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1))
         .statement_cache_capacity(64);
 
     let path = options.get_filename().to_owned();

@@ -98,9 +98,11 @@ const MAX_LEN: usize = 500;
 
 impl NewDelivery {
     /// Trims the text fields and refuses, naming the field: values that are empty once whitespace
-    /// and invisible characters are set aside, values over 500 characters, and control characters
-    /// (ESC, NUL, CR, LF, ...), which have no place in a reference or a name and would reach
-    /// whatever renders or logs them. An address may span lines (CR and LF only).
+    /// and invisible characters are set aside, values over 500 characters, control characters
+    /// (ESC, NUL, ...) and line breaks (CR, LF, U+2028, U+2029), which have no place in a
+    /// reference or a name and would reach whatever renders or logs them, and the bidi embedding,
+    /// override and isolate controls, which make a value display as something else ("Trojan
+    /// Source"). An address may span lines.
     pub fn validated(mut self) -> Result<Self, ApiError> {
         for (field, value, line_breaks) in [
             ("reference", &mut self.reference, false),
@@ -118,10 +120,14 @@ impl NewDelivery {
             if trimmed.chars().count() > MAX_LEN {
                 return refuse(&format!("must be at most {MAX_LEN} characters"));
             }
-            let allowed = |c: char| line_breaks && matches!(c, '\n' | '\r');
-            if let Some(c) = trimmed.chars().find(|&c| c.is_control() && !allowed(c)) {
+            let breaks_line = |c: char| matches!(c, '\n' | '\r' | '\u{2028}' | '\u{2029}');
+            let refused = |c: char| {
+                (c.is_control() || breaks_line(c) || is_bidi_control(c))
+                    && !(line_breaks && breaks_line(c))
+            };
+            if let Some(c) = trimmed.chars().find(|&c| refused(c)) {
                 return refuse(&format!(
-                    "must not contain control characters (found U+{:04X})",
+                    "must not contain control, line-break or bidi-override characters (found U+{:04X})",
                     u32::from(c)
                 ));
             }
@@ -133,11 +139,18 @@ impl NewDelivery {
     }
 }
 
+/// U+202A–U+202E (embeddings, overrides) and U+2066–U+2069 (isolates). The marks U+200E/U+200F
+/// stay allowed: mixed-direction text legitimately uses them.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Characters that render as nothing: Unicode's Default_Ignorable_Code_Point property (zero-width
-/// spaces and joiners, the BOM, soft hyphen, bidi and variation selectors, Hangul fillers, tags).
+/// spaces and joiners, the BOM, soft hyphen, bidi and variation selectors, Hangul fillers, tags),
+/// and U+2800 BRAILLE PATTERN BLANK, which is not whitespace but draws nothing either.
 /// Allowed inside text (joiners matter in emoji and several scripts), never as the whole value.
 fn is_invisible(c: char) -> bool {
-    matches!(c,
+    matches!(c, '\u{2800}' |
         '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}'..='\u{1160}' | '\u{17B4}'..='\u{17B5}'
         | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
         | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'

@@ -164,6 +164,12 @@ async fn delete(pool: web::Data<SqlitePool>, id: web::Path<i64>) -> Result<HttpR
 /// Content-Type (415) and oversized bodies (413); what is left is valid JSON, so any mismatch
 /// with a delivery is a 422 that names the field at fault.
 fn delivery_from(body: &RawValue) -> Result<NewDelivery> {
+    // serde also reads a struct from an array, by position (`["R-1", "Ana", "Rua 1"]`): refused.
+    if !body.get().trim_start().starts_with('{') {
+        return Err(ApiError::Unprocessable(
+            "invalid delivery: expected a JSON object".into(),
+        ));
+    }
     let mut json = serde_json::Deserializer::from_str(body.get());
     let new: NewDelivery = serde_path_to_error::deserialize(&mut json).map_err(|e| {
         let field = e.path().to_string();

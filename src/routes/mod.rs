@@ -110,7 +110,7 @@ impl Stream for Deadline {
     }
 }
 
-async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound(format!("no resource at {}", req.path())))
 }
 

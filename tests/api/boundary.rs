@@ -202,6 +202,13 @@ async fn public_routes_stay_public_and_unknown_paths_are_404_without_data() {
         "public routes carry CORS headers too"
     );
 
+    // A request target no scope can match is a problem+json 404 too, not the framework's bare one.
+    let reply = app
+        .raw_http1(b"GET * HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await;
+    assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
+    assert!(reply.contains("application/problem+json"), "{reply}");
+
     for path in ["/nowhere", "/deliveryx", "/health/../delivery/all"] {
         let res = app
             .raw(Http::One, "GET", path, &[("origin", ORIGIN)], "")

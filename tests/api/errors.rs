@@ -19,6 +19,12 @@ async fn bad_bodies_get_a_4xx_problem_that_says_what_is_wrong_and_nothing_is_wri
         ),
         ("not an object", "[1,2]".into(), 422, "invalid delivery"),
         (
+            "an array that serde would read by position",
+            r#"["ARR-1", "Ana", "Rua 1", "delivered"]"#.into(),
+            422,
+            "expected a JSON object",
+        ),
+        (
             "unknown field",
             json!({"reference": "X", "recipient": "A", "address": "B", "colour": "red"})
                 .to_string(),

@@ -11,6 +11,7 @@ mod errors;
 mod full_disk;
 mod hardening;
 mod helpers;
+mod hostile;
 mod limits;
 mod preflight;
 mod tls;
