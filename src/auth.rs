@@ -6,11 +6,14 @@
 //! page sees 401 instead of status 0. This guard never sees a preflight in the default order
 //! (CORS answers those first); see `app.rs`.
 
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, VecDeque};
 use std::future::{Ready, ready};
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix_web::dev::{Payload, ServiceRequest};
 use actix_web::http::header::{self, HeaderValue};
@@ -20,9 +23,9 @@ use actix_web_httpauth::middleware::HttpAuthentication;
 use argon2::Block;
 use secrecy::SecretString;
 use sqlx::SqlitePool;
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 
-use crate::credential_cache::CredentialCache;
+use crate::credential_cache::{self as cache, CredentialCache};
 use crate::db::DbFile;
 use crate::error::ApiError;
 use crate::login_limit::LoginLimits;
@@ -30,13 +33,19 @@ use crate::revision::{self, RevisionProbe};
 use crate::users;
 
 /// How long a refusal for too many login attempts is held before it is sent.
-const TARPIT: std::time::Duration = std::time::Duration::from_secs(1);
+const TARPIT: Duration = Duration::from_secs(1);
 
 /// The logged-in user, put in the request extensions for handlers that want it.
 #[derive(Debug, Clone)]
 pub struct AuthedUser(pub String);
 
 /// Checks credentials against the users table. Shared by all workers (`web::Data`).
+///
+/// A fresh login (not in the cache) goes: guessing limits (429 before any waiting) → the stored
+/// hash → argon2, one at a time, on the blocking pool. An unknown user name costs no argon2 at
+/// all, so a flood of made-up names cannot queue real users' first logins behind it; to keep
+/// unknown names indistinguishable from wrong passwords by timing, its refusal waits as long as a
+/// recent real check took, queueing included (a replayed sample, a timer: no CPU).
 pub struct Authenticator {
     pool: SqlitePool,
     /// argon2 is CPU-bound (~20 ms): it runs on the blocking pool, at most this many at once,
@@ -44,13 +53,29 @@ pub struct Authenticator {
     verifications: Arc<Semaphore>,
     /// Successful logins, so argon2 runs once per credential, not once per request.
     cache: CredentialCache,
+    /// Fresh logins being checked now, by credential fingerprint: a page's parallel first
+    /// requests share one check (and count once against the limits).
+    in_flight: Mutex<HashMap<cache::Key, Arc<OnceCell<Outcome>>>>,
     /// How many argon2 verifications ran (for tests and metrics).
     verified: AtomicU64,
+    /// How long recent real checks took, from asking for a permit to the answer.
+    durations: Mutex<VecDeque<Duration>>,
     /// argon2 working memory, one buffer per concurrent verification, reused.
     memory: Arc<Mutex<Vec<Vec<Block>>>>,
-    /// Password-guessing limits, per client IP and per user name.
+    /// Password-guessing limits, per client and per user name.
     limits: LoginLimits,
 }
+
+/// What a fresh check concluded, shared by every request that waited for it.
+#[derive(Clone)]
+enum Outcome {
+    Verified,
+    Refused,
+    Failed(Arc<ApiError>),
+}
+
+/// How many recent check durations are kept to replay for unknown user names.
+const DURATIONS_KEPT: usize = 64;
 
 impl Authenticator {
     pub fn new(
@@ -63,7 +88,9 @@ impl Authenticator {
             pool,
             verifications: Arc::new(Semaphore::new(max_concurrent_verifications.max(1))),
             cache,
+            in_flight: Mutex::default(),
             verified: AtomicU64::new(0),
+            durations: Mutex::default(),
             memory: Arc::default(),
             limits,
         }
@@ -79,60 +106,150 @@ impl Authenticator {
         if let Some(user) = self.cache.get(&creds, users_revision) {
             return Ok(AuthedUser(user));
         }
+        let key = self.cache.fingerprint(&creds);
+        let check = InFlight::join(&self.in_flight, key);
+        let outcome = check
+            .cell
+            .get_or_init(|| self.check_fresh(&creds, client))
+            .await
+            .clone();
+        match outcome {
+            Outcome::Verified => Ok(AuthedUser(creds.user)),
+            Outcome::Refused => Err(unauthorized("wrong user name or password")),
+            Outcome::Failed(e) => Err(ApiError::Shared(e)),
+        }
+    }
+
+    /// A login that is not in the cache: limits, then the hash, then argon2 (see the type's doc).
+    async fn check_fresh(&self, creds: &Credentials, client: Option<IpAddr>) -> Outcome {
+        if let Err(wait) = self.limits.check(client, &creds.user) {
+            // Tarpit: hold the refusal a moment (a timer, no CPU), so a client hammering past
+            // its limit gets one answer per second per connection instead of taking the cores
+            // from everyone else with a stream of cheap 429s.
+            tokio::time::sleep(TARPIT).await;
+            let secs = wait.as_secs() + 1;
+            let limited = format!("too many login attempts; retry in {secs} s");
+            return Outcome::Failed(Arc::new(ApiError::TooManyRequests(limited, secs)));
+        }
+        let (revision, hash) = match users::password_hash_at_revision(&self.pool, &creds.user).await
+        {
+            Ok(found) => found,
+            Err(e) => return Outcome::Failed(Arc::new(e.into())),
+        };
+        let Some(hash) = hash else {
+            tokio::time::sleep(self.typical_check()).await;
+            return Outcome::Refused;
+        };
+        match self.argon2(hash, creds).await {
+            Ok(true) => {
+                self.cache.insert(creds, revision);
+                self.limits.logged_in(client, &creds.user);
+                Outcome::Verified
+            }
+            Ok(false) => Outcome::Refused,
+            Err(e) => Outcome::Failed(Arc::new(e)),
+        }
+    }
+
+    /// One argon2 verification, under a permit, on the blocking pool; its duration is recorded.
+    async fn argon2(&self, hash: String, creds: &Credentials) -> Result<bool, ApiError> {
+        let started = Instant::now();
         let permit = self
             .verifications
             .clone()
             .acquire_owned()
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
-        // Concurrent first requests with the same credentials queue here; all but the first
-        // now find the login cached instead of hashing again (no thundering herd).
-        if let Some(user) = self.cache.get(&creds, users_revision) {
-            return Ok(AuthedUser(user));
-        }
-        // Guessing limits count only attempts that really need a hash (so a page's parallel
-        // first requests count once), and apply before it: a flood costs almost nothing.
-        if let Err(wait) = self.limits.check(client, &creds.user) {
-            // Tarpit: hold the refusal a moment (a timer, no CPU), so a client hammering past
-            // its limit gets one answer per second per connection instead of taking the cores
-            // from everyone else with a stream of cheap 429s.
-            drop(permit);
-            tokio::time::sleep(TARPIT).await;
-            let secs = wait.as_secs() + 1;
-            return Err(ApiError::TooManyRequests(
-                format!("too many login attempts; retry in {secs} s"),
-                secs,
-            ));
-        }
-        let (revision, hash) = users::password_hash_at_revision(&self.pool, &creds.user).await?;
         self.verified.fetch_add(1, Ordering::Relaxed);
         let span = tracing::Span::current();
         let memory = self.memory.clone();
-        let (ok, creds) = tokio::task::spawn_blocking(move || {
+        let password = creds.password.clone();
+        let ok = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let take = || memory.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let mut buffer = take().unwrap_or_default();
-            let ok = span.in_scope(|| {
-                users::verify_password_in(hash.as_deref(), &creds.password, &mut buffer)
-            });
+            let ok =
+                span.in_scope(|| users::verify_password_in(Some(&hash), &password, &mut buffer));
             memory
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(buffer);
-            (ok, creds)
+            ok
         })
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
-        if !ok {
-            return Err(unauthorized("wrong user name or password"));
+        self.record(started.elapsed());
+        Ok(ok)
+    }
+
+    /// Measures one verification (against the dummy hash) so unknown names have a duration to
+    /// replay before any real login happened. Called once at start-up.
+    pub async fn calibrate(&self) {
+        let creds = Credentials {
+            user: String::new(),
+            password: "calibration".into(),
+        };
+        let _ = self.argon2(users::DUMMY_HASH.to_owned(), &creds).await;
+        self.verified.store(0, Ordering::Relaxed);
+    }
+
+    fn record(&self, took: Duration) {
+        let mut durations = self.durations.lock().unwrap_or_else(|e| e.into_inner());
+        if durations.len() == DURATIONS_KEPT {
+            durations.pop_front();
         }
-        self.cache.insert(&creds, revision);
-        Ok(AuthedUser(creds.user))
+        durations.push_back(took);
+    }
+
+    /// A recent real check's duration, picked at random, so the replayed ones have the same
+    /// spread as the real ones, not just the same mean.
+    fn typical_check(&self) -> Duration {
+        let durations = self.durations.lock().unwrap_or_else(|e| e.into_inner());
+        let pick = std::hash::BuildHasher::hash_one(&RandomState::new(), Instant::now());
+        let index = (pick % durations.len().max(1) as u64) as usize;
+        durations.get(index).copied().unwrap_or(FALLBACK_CHECK)
     }
 
     /// How many argon2 verifications have run since start.
     pub fn verifications_run(&self) -> u64 {
         self.verified.load(Ordering::Relaxed)
+    }
+}
+
+/// Replayed for an unknown name if nothing was measured yet (argon2id defaults, release build).
+const FALLBACK_CHECK: Duration = Duration::from_millis(25);
+
+/// One request's share in a fresh check; the map entry goes when the last sharer does (even if
+/// they are all cancelled: a client that disconnects mid-check leaves nothing behind).
+struct InFlight<'a> {
+    map: &'a Mutex<HashMap<cache::Key, Arc<OnceCell<Outcome>>>>,
+    key: cache::Key,
+    cell: Arc<OnceCell<Outcome>>,
+}
+
+impl<'a> InFlight<'a> {
+    fn join(map: &'a Mutex<HashMap<cache::Key, Arc<OnceCell<Outcome>>>>, key: cache::Key) -> Self {
+        let cell = map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_default()
+            .clone();
+        Self { map, key, cell }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        // Only the map and this share left: nobody else is waiting for this check.
+        if Arc::strong_count(&self.cell) == 2
+            && map
+                .get(&self.key)
+                .is_some_and(|c| Arc::ptr_eq(c, &self.cell))
+        {
+            map.remove(&self.key);
+        }
     }
 }
 

@@ -41,7 +41,8 @@ impl CredentialCache {
         })
     }
 
-    fn fingerprint(&self, creds: &Credentials) -> Key {
+    /// The credentials' HMAC: what identifies them here without holding the password.
+    pub fn fingerprint(&self, creds: &Credentials) -> Key {
         let mut ctx = hmac::Context::with_key(&self.key);
         ctx.update(creds.user.as_bytes());
         ctx.update(&[0]);
@@ -80,7 +81,7 @@ impl CredentialCache {
 
 /// The HMAC tag, hashable.
 #[derive(Clone, Copy)]
-struct Key(hmac::Tag);
+pub struct Key(hmac::Tag);
 
 impl PartialEq for Key {
     fn eq(&self, other: &Self) -> bool {

@@ -49,6 +49,9 @@ pub enum ApiError {
     InsufficientStorage(#[source] sqlx::Error),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+    /// One outcome answered to several requests (concurrent logins with the same credentials).
+    #[error(transparent)]
+    Shared(std::sync::Arc<ApiError>),
 }
 
 /// The RFC 9457 body. `type` stays `about:blank`, so `title` is the status phrase.
@@ -86,10 +89,14 @@ impl ResponseError for ApiError {
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Shared(e) => e.status_code(),
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Self::Shared(e) = self {
+            return e.error_response();
+        }
         let status = self.status_code();
         let detail = match self {
             Self::Unavailable(e) => {

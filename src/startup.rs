@@ -102,6 +102,7 @@ impl Application {
             cache,
             limits,
         ));
+        authenticator.calibrate().await;
         let state = AppState {
             pool: pool.clone(),
             authenticator: authenticator.clone(),

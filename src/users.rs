@@ -12,7 +12,7 @@ pub const DEMO_PASSWORD: &str = "demo-password";
 
 /// Checked against when the user does not exist, so that an unknown name costs as much as a wrong
 /// password and names cannot be discovered by timing. (It is the hash of a random string.)
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$cEn9ZgxQv2B6ZPLYm0seUA$cvY8ABA0TpqJ5dhvJRxHZFrwL4Rtj/RJMl7zlgQZDdw";
+pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$cEn9ZgxQv2B6ZPLYm0seUA$cvY8ABA0TpqJ5dhvJRxHZFrwL4Rtj/RJMl7zlgQZDdw";
 
 /// argon2id with argon2's defaults, which are the OWASP-recommended minimum (19 MiB, 2 passes, 1 lane).
 fn hasher() -> Argon2<'static> {

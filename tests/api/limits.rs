@@ -83,3 +83,74 @@ async fn guesses_at_one_user_name_from_many_ips_are_limited_too() {
     // Other user names are not affected.
     assert_eq!(login(&fresh, &app, "alice", "guess").await.status(), 401);
 }
+
+#[tokio::test]
+async fn guessing_from_many_addresses_cannot_lock_out_a_client_that_logged_in_before() {
+    // No remembered logins (TTL 0), so every request needs a password check and meets the limits.
+    let app = spawn_app_with(|args| {
+        args.login_attempts_per_user = NonZeroU32::new(3).expect("3");
+        args.auth_cache_ttl = 0;
+    })
+    .await;
+    let real = app.client_from([127, 0, 0, 20]);
+    assert_eq!(login(&real, &app, USER, PASSWORD).await.status(), 200);
+
+    // Four attackers spend the user name's budget.
+    let mut statuses = Vec::new();
+    for last in 21..25 {
+        let attacker = app.client_from([127, 0, 0, last]);
+        statuses.push(login(&attacker, &app, USER, "guess").await.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 429, 429], "the user name is over its budget");
+
+    // A new source is throttled, even with the right password...
+    let newcomer = app.client_from([127, 0, 0, 25]);
+    assert_eq!(login(&newcomer, &app, USER, PASSWORD).await.status(), 429);
+    // ... but the client that logged in before is not.
+    for _ in 0..3 {
+        assert_eq!(login(&real, &app, USER, PASSWORD).await.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_user_name_costs_no_argon2_and_gets_the_same_refusal_as_a_wrong_password() {
+    let app = spawn_app().await;
+    let client = app.client_from([127, 0, 0, 30]);
+
+    let wrong = login(&client, &app, USER, "wrong-password").await;
+    let verified = app.authenticator.verifications_run();
+    let unknown = login(&client, &app, "nobody-by-that-name", "wrong-password").await;
+
+    assert_eq!(
+        app.authenticator.verifications_run(),
+        verified,
+        "no argon2 for a name that does not exist"
+    );
+    assert_eq!(wrong.status(), unknown.status());
+    assert_eq!(
+        header(wrong.headers(), "www-authenticate"),
+        header(unknown.headers(), "www-authenticate")
+    );
+    assert_eq!(
+        wrong.text().await.expect("body"),
+        unknown.text().await.expect("body"),
+        "the same words: nothing tells the two apart"
+    );
+}
+
+#[tokio::test]
+async fn a_pages_parallel_first_requests_are_checked_once_and_count_once() {
+    let app =
+        spawn_app_with(|args| args.login_attempts_per_ip = NonZeroU32::new(2).expect("2")).await;
+    let page = app.client_from([127, 0, 0, 31]);
+
+    let requests = (0..8).map(|_| login(&page, &app, USER, PASSWORD));
+    let statuses: Vec<u16> = futures_util::future::join_all(requests)
+        .await
+        .into_iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+
+    assert_eq!(statuses, [200; 8], "all served, under a limit of 2");
+    assert_eq!(app.authenticator.verifications_run(), 1, "one argon2");
+}
