@@ -9,7 +9,9 @@ then runs five oha loads at once, each rate-limited, for the whole duration:
 preflights, authenticated GET /delivery/all?limit=100, GET /delivery/{id}, POST /delivery (bodies from a
 file of unique references; oha replays some lines, which get the expected 409), and wrong passwords (expected 401, or 429 once the guessing limit applies). Resident memory (VmRSS) is
 read at the start of the load and at the end. It reports; it passes or fails nothing, but exits 1 if
-any 5xx or unexpected status was seen.
+any 5xx or unexpected status was seen. With --hostile, every attack of bench/hostile.py runs at the
+same time from other loopback addresses, and "of target" shows the share of each normal load's
+requests that still got through.
 """
 
 import argparse
@@ -39,6 +41,8 @@ def main():
     ap.add_argument("--rate", type=int, default=200, help="requests/s per load (5 loads)")
     ap.add_argument("--port", type=int, default=18543)
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--hostile", action="store_true",
+                    help="run every attack of bench/hostile.py at the same time as the normal loads")
     opts = ap.parse_args()
     if not shutil.which("oha"):
         sys.exit("oha is missing: cargo install oha --locked")
@@ -74,6 +78,12 @@ def main():
             "wrong password": ([401, 429], ["-a", "demo:wrong-password", *hdrs], "/delivery/all"),
         }
         start_rss = rss_kib(service.pid)
+        attackers = None
+        if opts.hostile:
+            attackers = subprocess.Popen(
+                [sys.executable, str(ROOT / "bench/hostile.py"), "--seconds", str(seconds),
+                 "--against", str(port), cacert, str(service.pid)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs = {
             name: subprocess.Popen(
                 ["oha", "-z", f"{seconds}s", "-q", str(opts.rate), "-c", "8", "--no-tui", "--insecure",
@@ -90,10 +100,14 @@ def main():
             time.sleep(2)
         end_rss = rss_kib(service.pid)
         warm_rss = warm_rss or end_rss
+        if attackers:
+            attackers.kill()
 
         bad = False
         print(f"\nsoak: {opts.minutes:g} min, 5 loads x {opts.rate} req/s, HTTPS on loopback\n")
-        print(f"{'load':16} {'requests':>9} {'statuses':40} {'5xx':>5} {'unexpected':>10} {'errors':>7}")
+        if opts.hostile:
+            print("with every attack of bench/hostile.py running at the same time, from other addresses\n")
+        print(f"{'load':16} {'requests':>9} {'of target':>9} {'statuses':40} {'5xx':>5} {'unexpected':>10} {'errors':>7}")
         for name, p in procs.items():
             d = json.loads(p.stdout.read())
             codes = {int(k): v for k, v in d.get("statusCodeDistribution", {}).items()}
@@ -102,7 +116,8 @@ def main():
             five = sum(v for k, v in codes.items() if k >= 500)
             odd = sum(v for k, v in codes.items() if k not in expected)
             bad |= five > 0 or odd > 0 or bool(errors)
-            print(f"{name:16} {sum(codes.values()):9d} {json.dumps(codes):40} {five:5d} {odd:10d} "
+            share = 100.0 * sum(codes.values()) / (opts.rate * seconds)
+            print(f"{name:16} {sum(codes.values()):9d} {share:8.0f}% {json.dumps(codes):40} {five:5d} {odd:10d} "
                   f"{sum(errors.values()):7d}")
             if errors:
                 print(f"  errors: {errors}")

@@ -127,7 +127,8 @@ pub struct ServeArgs {
     pub no_demo_page: bool,
 
     /// Seconds a successful login is remembered, so argon2 does not run on every request. Any change
-    /// to users (even from `delivery-api user` in another process) drops all of them within 250 ms.
+    /// to users (even from `delivery-api user` in another process) drops all of them at once: the
+    /// next request sees it.
     #[arg(long, env = "DELIVERY_API_AUTH_CACHE_TTL", default_value_t = 300)]
     pub auth_cache_ttl: u64,
 
@@ -255,8 +256,40 @@ pub enum UserCommand {
 }
 
 impl ServeArgs {
-    /// The flags as if none were given (what a bare `cargo run --release` uses). Tests start from here.
+    /// The flags as if none were given and no `DELIVERY_API_*` / `DATABASE_URL` variable were set:
+    /// what a bare `cargo run --release` uses on a clean machine. Tests start from here, so a
+    /// developer's environment never leaks into them.
     pub fn defaults() -> Self {
-        Cli::parse_from(["delivery-api"]).serve
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        let command = Cli::command().mut_args(|arg| arg.env(None::<&str>));
+        let parsed = command
+            .try_get_matches_from(["delivery-api"])
+            .and_then(|matches| Cli::from_arg_matches(&matches));
+        match parsed {
+            Ok(cli) => cli.serve,
+            // The defaults above are valid by construction (a unit test parses them).
+            Err(e) => e.exit(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_ignore_the_environment() {
+        // SAFETY: this test alone touches these variables, before reading them.
+        unsafe {
+            std::env::set_var("DELIVERY_API_BIND", "not an address");
+            std::env::set_var("DELIVERY_API_BODY_TIMEOUT", "9999");
+        }
+        let args = ServeArgs::defaults();
+        unsafe {
+            std::env::remove_var("DELIVERY_API_BIND");
+            std::env::remove_var("DELIVERY_API_BODY_TIMEOUT");
+        }
+        assert_eq!(args.bind, "127.0.0.1:8443".parse().expect("addr"));
+        assert_eq!(args.body_timeout, 10);
     }
 }

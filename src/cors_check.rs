@@ -118,18 +118,31 @@ pub fn unsafe_reason(name: &str, value: &str) -> Option<String> {
                 )
         })
     };
+    let safelisted_name = matches!(
+        lower.as_str(),
+        "accept" | "accept-language" | "content-language" | "content-type" | "range"
+    );
+    if !safelisted_name {
+        return Some(format!("{name} is not a CORS-safelisted request header"));
+    }
+    // The length rule applies to the safelisted names only (an unsafe name is unsafe anyway).
     if value.len() > 128 {
         return Some(format!("{name} is longer than 128 bytes"));
     }
     match lower.as_str() {
         "accept" if !bad_bytes(value) => None,
         "accept" => Some(format!("{name} {value:?} contains a CORS-unsafe byte")),
-        "accept-language" | "content-language"
+        "accept-language" | "content-language" => {
             if value
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b" *,-.;=".contains(&b)) =>
-        {
-            None
+                .all(|b| b.is_ascii_alphanumeric() || b" *,-.;=".contains(&b))
+            {
+                None
+            } else {
+                Some(format!(
+                    "{name} {value:?} has a byte other than 0-9, A-Z, a-z, space and *,-.;="
+                ))
+            }
         }
         "content-type" => {
             if bad_bytes(value) {
@@ -498,6 +511,17 @@ mod tests {
         assert!(unsafe_reason("Content-Type", "text/plain; x=\"(\"").is_some());
         assert!(unsafe_reason("Accept", &"a".repeat(129)).is_some());
         assert!(unsafe_reason("X-Custom", "1").is_some());
+    }
+
+    #[test]
+    fn each_unsafe_header_is_refused_for_its_own_reason() {
+        let reason = |name: &str, value: &str| unsafe_reason(name, value).expect(name);
+        assert!(reason("X-Custom", &"a".repeat(300)).contains("not a CORS-safelisted"));
+        assert!(reason("Accept", &"a".repeat(129)).contains("longer than 128 bytes"));
+        let language = reason("Accept-Language", "en_GB");
+        assert!(language.contains("byte other than"), "{language}");
+        assert!(reason("Content-Language", "de/AT").contains("byte other than"));
+        assert_eq!(unsafe_reason("Accept-Language", "en-GB,en;q=0.9"), None);
     }
 
     #[test]

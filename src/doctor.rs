@@ -115,12 +115,26 @@ pub fn cors_request(args: &PreflightArgs) -> anyhow::Result<CorsRequest> {
             headers.push((name.to_owned(), value.to_owned()));
         }
     }
+    let method = normalize_method(&args.method);
+    reqwest::Method::from_bytes(method.as_bytes())
+        .map_err(|_| anyhow::anyhow!("--method {:?} is not an HTTP method", args.method))?;
     Ok(CorsRequest {
         origin: args.origin.clone(),
-        method: args.method.to_ascii_uppercase(),
+        method,
         headers,
         with_credentials: args.with_credentials,
     })
+}
+
+/// What `fetch()` does to a method (Fetch, "normalize a method"): the six standard ones are
+/// upper-cased whatever their case; any other stays as written, so `patch` is sent (and
+/// preflighted) as `patch`, which an `Access-Control-Allow-Methods: PATCH` does not allow.
+fn normalize_method(method: &str) -> String {
+    const NORMALIZED: [&str; 6] = ["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"];
+    match NORMALIZED.iter().find(|m| m.eq_ignore_ascii_case(method)) {
+        Some(m) => (*m).to_owned(),
+        None => method.to_owned(),
+    }
 }
 
 fn client(args: &PreflightArgs) -> anyhow::Result<reqwest::Client> {
@@ -179,8 +193,12 @@ async fn send_actual(
 ) -> Exchange {
     let mut headers = vec![("Origin".to_owned(), req.origin.clone())];
     headers.extend(req.headers.iter().cloned());
-    let method = reqwest::Method::from_bytes(req.method.as_bytes()).unwrap_or(reqwest::Method::GET);
-    let sent = exchange(client, method, url, &headers, body).await;
+    // Checked when the request was built (`--method`): the method announced in the preflight
+    // is the one sent here, never a substitute.
+    let sent = match reqwest::Method::from_bytes(req.method.as_bytes()) {
+        Ok(method) => exchange(client, method, url, &headers, body).await,
+        Err(_) => Err(format!("{:?} is not an HTTP method", req.method)),
+    };
     finish(&req.method, headers, sent, |res| {
         cors_check::check_actual(req, res)
     })
@@ -375,4 +393,38 @@ fn interesting(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     n.starts_with("access-control-")
         || matches!(n.as_str(), "vary" | "www-authenticate" | "location")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Preflight {
+        #[command(flatten)]
+        args: PreflightArgs,
+    }
+
+    fn args(method: &str) -> PreflightArgs {
+        let url = "https://localhost:8443/delivery/all";
+        Preflight::try_parse_from(["preflight", url, "--method", method])
+            .expect("args")
+            .args
+    }
+
+    #[test]
+    fn an_invalid_method_is_refused_not_replaced_by_get() {
+        let err = cors_request(&args("GE T")).expect_err("not a method");
+        assert!(err.to_string().contains("not an HTTP method"), "{err}");
+    }
+
+    #[test]
+    fn methods_are_normalised_as_fetch_does() {
+        assert_eq!(cors_request(&args("put")).expect("ok").method, "PUT");
+        assert_eq!(cors_request(&args("delete")).expect("ok").method, "DELETE");
+        // Not one of the six: sent as written, and preflighted as written.
+        assert_eq!(cors_request(&args("patch")).expect("ok").method, "patch");
+    }
 }

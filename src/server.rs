@@ -83,15 +83,27 @@ where
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let tls = Arc::new(tls);
     let clients = Arc::new(Clients::default());
-    Ok(Server::build()
+    let builder = Server::build();
+    // Tells actix-http when a graceful stop begins, so idle keep-alive connections close at once
+    // instead of holding the stop for the whole grace period.
+    let stopping = builder.graceful_shutdown_signal();
+    let server = builder
         .workers(workers)
         .max_concurrent_connections(limits.per_worker)
         .shutdown_timeout(shutdown_grace)
+        // actix-server treats SIGINT (Ctrl-C) as a forced stop; here both SIGINT and SIGTERM
+        // finish in-flight requests first (see `Signals`).
+        .disable_signals()
         .listen("delivery-api", listener, move || {
             let (clients, limits) = (clients.clone(), limits.clone());
             let mut tls_acceptor = Acceptor::new(Arc::unwrap_or_clone(tls.clone()));
             tls_acceptor.set_handshake_timeout(limits.handshake);
+            let stopping = stopping.clone();
             let http = HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let stopping = stopping.clone();
+                    async move { stopping.notified().await }
+                })
                 .client_request_timeout(limits.request_head)
                 .keep_alive(limits.keep_alive)
                 .secure()
@@ -106,7 +118,11 @@ where
                 .and_then(fn_service(after_handshake))
                 .and_then(http.map_err(|_| ()))
         })?
-        .run())
+        .run();
+    // Registered now, before start-up reports "serving": a signal from then on is handled.
+    let signals = Signals::listen()?;
+    tokio::spawn(signals.stop(server.handle(), shutdown_grace));
+    Ok(server)
 }
 
 /// Stage 1 and 2: counts the connection against its client, then waits for the first byte.
@@ -264,6 +280,48 @@ impl ActixStream for Admitted {
 
     fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<Ready>> {
         ActixStream::poll_write_ready(&self.tcp, cx)
+    }
+}
+
+/// SIGINT and SIGTERM (Ctrl-C on other systems): both stop the server gracefully.
+struct Signals {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// On the first signal: stop accepting, give in-flight requests the grace period, stop.
+    async fn stop(mut self, server: actix_server::ServerHandle, grace: u64) {
+        #[cfg(unix)]
+        let name = tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+        };
+        #[cfg(not(unix))]
+        let name = match tokio::signal::ctrl_c().await {
+            Ok(()) => "Ctrl-C",
+            Err(_) => return,
+        };
+        tracing::info!(
+            "{name} received: no new connections; in-flight requests get up to {grace} s, then \
+             the server stops"
+        );
+        server.stop(true).await;
     }
 }
 

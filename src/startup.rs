@@ -114,7 +114,7 @@ impl Application {
         };
 
         let addr = listeners.api.local_addr()?;
-        let demo_default = demo_has_default_password(&pool).await;
+        let demo_default = demo_has_default_password(&pool).await?;
         if demo_default && !addr.ip().is_loopback() {
             anyhow::bail!(
                 "refusing to listen on {addr}, reachable from other machines, while user `{user}` \
@@ -220,15 +220,18 @@ impl Application {
 }
 
 /// True while the seeded demo user still has its published password (one argon2, at start-up).
-async fn demo_has_default_password(pool: &SqlitePool) -> bool {
-    let Ok(Some(hash)) = users::password_hash(pool, users::DEMO_USER).await else {
-        return false;
+/// An error is an error, not "no": it must not let a public bind through unchecked.
+async fn demo_has_default_password(pool: &SqlitePool) -> anyhow::Result<bool> {
+    let hash = users::password_hash(pool, users::DEMO_USER)
+        .await
+        .context("cannot check whether user `demo` still has its default password")?;
+    let Some(hash) = hash else {
+        return Ok(false);
     };
-    tokio::task::spawn_blocking(move || {
+    let check = tokio::task::spawn_blocking(move || {
         users::verify_password(Some(&hash), &users::DEMO_PASSWORD.into())
-    })
-    .await
-    .unwrap_or(false)
+    });
+    check.await.context("the default-password check failed")
 }
 
 /// Tells a newcomer how to log in, while the demo password is unchanged.

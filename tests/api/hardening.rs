@@ -6,7 +6,7 @@ use std::time::Duration;
 use delivery_api::startup::Application;
 use reqwest::Method;
 use reqwest::header::HeaderValue;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::*;
 
@@ -41,20 +41,9 @@ async fn hostile_headers_get_a_clear_4xx_and_the_service_keeps_running() {
     let app = spawn_app().await;
     // actix-http answers 431 when an HTTP/1.1 request head passes 128 KiB. (Over HTTP/2 the h2
     // crate's 16 MiB header-list default applies; actix-http does not expose it.)
-    let h1 = client_builder(&app.dir.path().join("dev-ca.crt"), app.addr, false)
-        .http1_only()
-        .build()
-        .expect("client");
     let huge = "a".repeat(200 * 1024);
     let long_origin = format!("http://{}.example", "o".repeat(6000));
     let cases: Vec<(&str, reqwest::RequestBuilder, &[u16])> = vec![
-        (
-            "a 200 KiB request head over HTTP/1.1",
-            h1.get(app.url("/delivery/all"))
-                .header("Origin", ORIGIN)
-                .header("X-Big", &huge),
-            &[431],
-        ),
         (
             "an absurd Origin",
             app.request(Method::GET, "/delivery/all", &long_origin)
@@ -82,6 +71,16 @@ async fn hostile_headers_get_a_clear_4xx_and_the_service_keeps_running() {
             &[401],
         ),
     ];
+    // A 200 KiB request head over HTTP/1.1: actix-http answers 431 once it passes 128 KiB and
+    // closes while the client is still writing, so the client sees the 431 or, when the close
+    // resets the connection first, only the reset. Never a served request.
+    let head = format!("GET /delivery/all HTTP/1.1\r\nHost: localhost\r\nX-Big: {huge}\r\n\r\n");
+    let reply = app.raw_http1(head.as_bytes()).await;
+    assert!(
+        reply.is_empty() || reply.starts_with("HTTP/1.1 431"),
+        "a 200 KiB head: {}",
+        &reply[..reply.len().min(200)]
+    );
     for (what, req, expected) in cases {
         let res = req.send().await.expect(what);
         let status = res.status().as_u16();
@@ -106,17 +105,14 @@ async fn a_client_that_never_finishes_the_tls_handshake_is_cut() {
     let mut stream = tokio::net::TcpStream::connect(app.addr)
         .await
         .expect("connect");
-    let started = std::time::Instant::now();
+    // The first byte of a ClientHello (a handshake record), then nothing.
+    stream.write_all(&[22]).await.expect("write");
     let mut buf = [0u8; 16];
-    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+    // The bound is for a broken build; the handshake timeout is 1 s.
+    let read = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf)).await;
     assert!(
         matches!(read, Ok(Ok(0)) | Ok(Err(_))),
         "the server closed the connection: {read:?}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "{:?}",
-        started.elapsed()
     );
 }
 
@@ -268,4 +264,25 @@ async fn malformed_http1_requests_are_summarised_in_the_log_not_one_error_line_e
         !log.contains("ERROR"),
         "no ERROR line per bad request:\n{log}"
     );
+}
+
+#[tokio::test]
+async fn a_public_bind_is_refused_when_the_default_password_cannot_be_checked() {
+    let app = spawn_app().await;
+    // A database whose users cannot be read: the check errs, and an error is not a "no".
+    sqlx::query("ALTER TABLE users RENAME TO users_elsewhere")
+        .execute(&app.pool)
+        .await
+        .expect("rename");
+    let mut args = delivery_api::config::ServeArgs::defaults();
+    args.bind = "0.0.0.0:0".parse().expect("addr");
+    args.no_demo_page = true;
+    args.db.database_url = format!("sqlite://{}", app.dir.path().join("test.db").display());
+    args.cert = Some(app.dir.path().join("localhost.crt"));
+    args.key = Some(app.dir.path().join("localhost.key"));
+
+    let err = Application::build(args).await.err().expect("refused");
+
+    let message = format!("{err:#}");
+    assert!(message.contains("cannot check"), "{message}");
 }

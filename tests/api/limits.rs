@@ -99,9 +99,18 @@ async fn guessing_from_many_addresses_cannot_lock_out_a_client_that_logged_in_be
     let mut statuses = Vec::new();
     for last in 21..25 {
         let attacker = app.client_from([127, 0, 0, last]);
-        statuses.push(login(&attacker, &app, USER, "guess").await.status().as_u16());
+        statuses.push(
+            login(&attacker, &app, USER, "guess")
+                .await
+                .status()
+                .as_u16(),
+        );
     }
-    assert_eq!(statuses, [401, 401, 429, 429], "the user name is over its budget");
+    assert_eq!(
+        statuses,
+        [401, 401, 429, 429],
+        "the user name is over its budget"
+    );
 
     // A new source is throttled, even with the right password...
     let newcomer = app.client_from([127, 0, 0, 25]);
