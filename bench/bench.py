@@ -114,6 +114,8 @@ def main():
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--rows", type=int, default=100)
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--profile", default="peak",
+                    help="cargo profile to build and run: peak (fat LTO, the default) or release")
     ap.add_argument("--no-scaling", action="store_true")
     ap.add_argument("--no-flood", action="store_true")
     ap.add_argument("--flood-only", action="store_true", help="only the flood comparison")
@@ -123,9 +125,10 @@ def main():
     if not shutil.which("oha"):
         sys.exit("oha is missing: cargo install oha --locked")
     if not opts.no_build:
-        sh(["cargo", "build", "--release", "--bin", "delivery-api", "--example", "ceiling"], cwd=ROOT)
-    service_bin = ROOT / "target/release/delivery-api"
-    ceiling_bin = ROOT / "target/release/examples/ceiling"
+        sh(["cargo", "build", "--profile", opts.profile, "--bin", "delivery-api", "--example", "ceiling"],
+           cwd=ROOT)
+    service_bin = ROOT / f"target/{opts.profile}/delivery-api"
+    ceiling_bin = ROOT / f"target/{opts.profile}/examples/ceiling"
 
     work = Path(tempfile.mkdtemp(prefix="delivery-bench-"))
     db = work / "bench.db"
