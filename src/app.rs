@@ -24,10 +24,10 @@ use tracing_actix_web::TracingLogger;
 
 use crate::auth::{self, Authenticator};
 use crate::cors::CorsConfig;
-use crate::db::DbFile;
-use crate::list_cache::ListCache;
-use crate::revision::RevisionProbe;
 use crate::routes;
+use crate::store::DbFile;
+use crate::store::list_cache::ListCache;
+use crate::store::revision::RevisionProbe;
 
 /// The application, as `startup.rs` (and so every test) serves it.
 pub fn app(state: AppState) -> App<impl AppFactory> {

@@ -8,7 +8,8 @@ use secrecy::{ExposeSecret, SecretString};
 use std::process::ExitCode;
 
 use crate::config::{PreflightArgs, UserCommand};
-use crate::{db, doctor, users};
+use crate::preflight as doctor;
+use crate::store::{self, users};
 
 pub async fn user(command: UserCommand) -> anyhow::Result<()> {
     match command {
@@ -16,7 +17,7 @@ pub async fn user(command: UserCommand) -> anyhow::Result<()> {
             let name = users::nfc(&name);
             users::validate_name(&name).map_err(anyhow::Error::msg)?;
             let password = read_password(std::io::stdin().lock())?;
-            let pool = db::connect(&db).await?;
+            let pool = store::connect(&db).await?;
             let hash =
                 tokio::task::spawn_blocking(move || users::hash_password(&password)).await??;
             let created = users::upsert(&pool, &name, &hash).await?;
@@ -26,13 +27,13 @@ pub async fn user(command: UserCommand) -> anyhow::Result<()> {
             );
         }
         UserCommand::List { db } => {
-            for name in users::list(&db::connect(&db).await?).await? {
+            for name in users::list(&store::connect(&db).await?).await? {
                 println!("{name}");
             }
         }
         UserCommand::Remove { name, db } => {
             let name = users::nfc(&name);
-            if !users::remove(&db::connect(&db).await?, &name).await? {
+            if !users::remove(&store::connect(&db).await?, &name).await? {
                 bail!("no user named {name:?}");
             }
             println!("removed user {name}");

@@ -10,7 +10,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::db::Failure;
+use crate::store::{Failure, StoreError};
 use crate::telemetry::Throttle;
 
 pub const REALM_CHALLENGE: &str = r#"Basic realm="delivery-api", charset="UTF-8""#;
@@ -63,9 +63,21 @@ struct Problem<'a> {
     detail: String,
 }
 
+/// The store's errors, mapped to HTTP here and nowhere else: a unique reference is 409, a full
+/// disk 507, an unavailable database 503.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Database(e) => e.into(),
+            duplicate @ StoreError::DuplicateReference(_) => Self::Conflict(duplicate.to_string()),
+            StoreError::Other(e) => Self::Internal(e),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        match crate::db::classify(&e) {
+        match crate::store::classify(&e) {
             Failure::Full => Self::InsufficientStorage(e),
             Failure::Unavailable => Self::Unavailable(e),
             Failure::Other => Self::Internal(e.into()),
@@ -150,5 +162,55 @@ impl ResponseError for ApiError {
             status: status.as_u16(),
             detail,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr as _;
+
+    use sqlx::SqlitePool;
+    use sqlx::sqlite::SqliteConnectOptions;
+
+    use super::*;
+    use crate::config::DatabaseArgs;
+    use crate::store::{self, Failure, classify};
+
+    /// A database SQLite can only read (a read-only file, mount or connection) answers writes
+    /// with SQLITE_READONLY: that is "unavailable" (503 + Retry-After), not a bug (500).
+    /// (chmod/chattr on the file cannot show this on a running server: its connections were
+    /// opened read-write and keep writing.)
+    #[tokio::test]
+    async fn a_read_only_database_is_unavailable_not_an_internal_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let args = DatabaseArgs {
+            database_url: format!("sqlite://{}", dir.path().join("ro.db").display()),
+            db_busy_timeout_ms: 100,
+        };
+        store::connect(&args).await.expect("created").close().await;
+        let options = SqliteConnectOptions::from_str(&args.database_url)
+            .expect("url")
+            .read_only(true);
+        let pool = SqlitePool::connect_with(options)
+            .await
+            .expect("read-only pool");
+
+        let err = sqlx::query(
+            "INSERT INTO deliveries (reference, recipient, address) VALUES ('R', 'A', 'B')",
+        )
+        .execute(&pool)
+        .await
+        .expect_err("read-only");
+
+        assert_eq!(classify(&err), Failure::Unavailable, "{err}");
+        let api = ApiError::from(err);
+        assert_eq!(api.status_code().as_u16(), 503);
+        assert_eq!(
+            api.error_response()
+                .headers()
+                .get("retry-after")
+                .map(|v| v.as_bytes()),
+            Some(&b"1"[..])
+        );
     }
 }

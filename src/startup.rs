@@ -11,14 +11,15 @@ use sqlx::SqlitePool;
 
 use crate::app::{self, AppState, MiddlewareOrder};
 use crate::auth::Authenticator;
+use crate::auth::cache::CredentialCache;
+use crate::auth::limits::LoginLimits;
 use crate::config::ServeArgs;
 use crate::cors::CorsConfig;
-use crate::credential_cache::CredentialCache;
-use crate::db::DbFile;
-use crate::list_cache::ListCache;
-use crate::login_limit::LoginLimits;
+use crate::store::DbFile;
+use crate::store::list_cache::ListCache;
+use crate::store::{self, users};
 use crate::tls::TlsFiles;
-use crate::{db, demo_page, routes, server, users};
+use crate::{demo_page, routes, server};
 
 pub struct Application {
     addr: SocketAddr,
@@ -76,7 +77,7 @@ impl Application {
         };
         cors.validate().map_err(anyhow::Error::msg)?;
         let tls = TlsFiles::resolve(args.cert.as_deref(), args.key.as_deref())?.server_config()?;
-        let (pool, db_file) = db::connect_file(&args.db).await?;
+        let (pool, db_file) = store::connect_file(&args.db).await?;
 
         let order = if args.auth_before_cors {
             tracing::warn!(

@@ -8,11 +8,11 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use sqlx::SqlitePool;
 
-use crate::deliveries::{self, NewDelivery};
 use crate::error::{ApiError, Result};
-use crate::list_cache::ListCache;
-use crate::revision::{self, Revisions};
-use crate::routes::method_not_allowed;
+use crate::routes::{input, method_not_allowed};
+use crate::store::deliveries;
+use crate::store::list_cache::ListCache;
+use crate::store::revision::{self, Revisions};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -131,7 +131,7 @@ async fn create(
     pool: web::Data<SqlitePool>,
     body: web::Json<Box<RawValue>>,
 ) -> Result<HttpResponse> {
-    let new = delivery_from(&body)?;
+    let new = input::delivery_from(&body)?;
     let delivery = deliveries::create(&pool, &new).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/delivery/{}", delivery.id)))
@@ -144,7 +144,7 @@ async fn replace(
     id: web::Path<i64>,
     body: web::Json<Box<RawValue>>,
 ) -> Result<HttpResponse> {
-    let new = delivery_from(&body)?;
+    let new = input::delivery_from(&body)?;
     let delivery = deliveries::replace(&pool, *id, &new)
         .await?
         .ok_or_else(|| not_found(*id))?;
@@ -158,28 +158,6 @@ async fn delete(pool: web::Data<SqlitePool>, id: web::Path<i64>) -> Result<HttpR
     } else {
         Err(not_found(*id))
     }
-}
-
-/// A POST/PUT body. The JSON extractor has already refused malformed JSON (400), a wrong
-/// Content-Type (415) and oversized bodies (413); what is left is valid JSON, so any mismatch
-/// with a delivery is a 422 that names the field at fault.
-fn delivery_from(body: &RawValue) -> Result<NewDelivery> {
-    // serde also reads a struct from an array, by position (`["R-1", "Ana", "Rua 1"]`): refused.
-    if !body.get().trim_start().starts_with('{') {
-        return Err(ApiError::Unprocessable(
-            "invalid delivery: expected a JSON object".into(),
-        ));
-    }
-    let mut json = serde_json::Deserializer::from_str(body.get());
-    let new: NewDelivery = serde_path_to_error::deserialize(&mut json).map_err(|e| {
-        let field = e.path().to_string();
-        ApiError::Unprocessable(if field == "." {
-            format!("invalid delivery: {}", e.inner())
-        } else {
-            format!("invalid delivery: `{field}`: {}", e.inner())
-        })
-    })?;
-    new.validated()
 }
 
 fn not_found(id: i64) -> ApiError {

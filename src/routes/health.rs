@@ -4,8 +4,8 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 use sqlx::SqlitePool;
 
-use crate::db::DbFile;
 use crate::error::Result;
+use crate::store::DbFile;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(

@@ -4,6 +4,7 @@
 
 pub mod delivery;
 pub mod health;
+pub mod input;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

@@ -4,7 +4,7 @@
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use clap::Parser;
 use delivery_api::config::{Cli, Command, PreflightArgs};
-use delivery_api::doctor::{self, Report};
+use delivery_api::preflight::{self as doctor, Report};
 
 use crate::helpers::*;
 
@@ -308,7 +308,7 @@ async fn header_flags_replace_or_remove_the_articles_defaults() {
             .any(|(n, v)| n == "content-type" && v == "text/plain")
     );
     assert!(
-        delivery_api::cors_check::preflight_reasons(&req).is_empty(),
+        delivery_api::preflight::rules::preflight_reasons(&req).is_empty(),
         "now a simple request"
     );
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use delivery_api::config::ServeArgs;
-use delivery_api::cors_check::{self, CorsRequest, Outcome};
+use delivery_api::preflight::rules::{self as cors_check, CorsRequest, Outcome};
 use delivery_api::startup::{AppHandle, Application, Listeners};
 use delivery_api::tls::dev_ca;
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -392,7 +392,7 @@ pub fn article_cors_request(origin: &str, method: &str) -> CorsRequest {
     }
 }
 
-pub use delivery_api::doctor::seen;
+pub use delivery_api::preflight::seen;
 
 /// What a browser would object to (failures and warnings).
 fn objections(checks: &[cors_check::Check]) -> Vec<&cors_check::Check> {

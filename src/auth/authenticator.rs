@@ -1,36 +1,22 @@
-//! HTTP Basic auth (RFC 7617), with actix-web-httpauth. `app.rs` wraps the `/delivery` scope in
-//! it, so it runs for every request the router sends there, and for nothing else.
-//!
-//! Every rejection is an `ApiError::Unauthorized`, which actix-web-httpauth turns into an
-//! `Ok(401 response)`: the CORS layer outside it then adds `Access-Control-Allow-Origin`, so the
-//! page sees 401 instead of status 0. This guard never sees a preflight in the default order
-//! (CORS answers those first); see `app.rs`.
+//! Whether a username and password are right: the credential cache, the guessing limits, and
+//! argon2 on the blocking pool (`Authenticator::verify`). No HTTP here beyond the error it returns.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
-use std::future::{Ready, ready};
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::dev::{Payload, ServiceRequest};
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
-use actix_web_httpauth::headers::authorization::{Basic, ParseError, Scheme};
-use actix_web_httpauth::middleware::HttpAuthentication;
 use argon2::Block;
-use secrecy::SecretString;
 use sqlx::SqlitePool;
 use tokio::sync::{OnceCell, Semaphore};
 
-use crate::credential_cache::{self as cache, CredentialCache};
-use crate::db::DbFile;
+use super::cache::{self, CredentialCache};
+use super::credentials::{Credentials, unauthorized};
+use super::limits::LoginLimits;
 use crate::error::ApiError;
-use crate::login_limit::LoginLimits;
-use crate::revision::{self, RevisionProbe};
-use crate::users;
+use crate::store::users;
 
 /// How long a refusal for too many login attempts is held before it is sent.
 const TARPIT: Duration = Duration::from_secs(1);
@@ -47,7 +33,7 @@ pub struct AuthedUser(pub String);
 /// unknown names indistinguishable from wrong passwords by timing, its refusal waits as long as a
 /// recent real check took, queueing included (a replayed sample, a timer: no CPU).
 pub struct Authenticator {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
     /// argon2 is CPU-bound (~20 ms): it runs on the blocking pool, at most this many at once,
     /// so a flood of wrong passwords cannot take every core.
     verifications: Arc<Semaphore>,
@@ -249,187 +235,6 @@ impl Drop for InFlight<'_> {
                 .is_some_and(|c| Arc::ptr_eq(c, &self.cell))
         {
             map.remove(&self.key);
-        }
-    }
-}
-
-/// Basic credentials, decoded. The password is a `SecretString`: redacted in Debug, never logged.
-#[derive(Debug)]
-pub struct Credentials {
-    pub user: String,
-    pub password: SecretString,
-}
-
-fn unauthorized(detail: &str) -> ApiError {
-    ApiError::Unauthorized(format!("{detail}; use HTTP Basic authentication"))
-}
-
-impl Credentials {
-    /// Decodes `Authorization: Basic base64(user:password)`. The scheme is matched
-    /// case-insensitively (RFC 9110 §11.1); decoding itself is actix-web-httpauth's. Both parts
-    /// are normalised to NFC, as stored by `delivery-api user add` (RFC 7617 §2.1).
-    pub fn from_header(value: Option<&HeaderValue>) -> Result<Self, ApiError> {
-        let value = value.ok_or_else(|| unauthorized("missing Authorization header"))?;
-        let text = value
-            .to_str()
-            .map_err(|_| unauthorized("the Authorization header is not visible ASCII"))?;
-        let (scheme, token) = text.trim().split_once(' ').unwrap_or((text, ""));
-        if !scheme.eq_ignore_ascii_case("basic") {
-            return Err(unauthorized("only the Basic scheme is accepted"));
-        }
-        let normalised = HeaderValue::from_str(&format!("Basic {}", token.trim_start()))
-            .map_err(|_| unauthorized("malformed Basic credentials"))?;
-        let basic = Basic::parse(&normalised).map_err(|e| {
-            unauthorized(match e {
-                ParseError::Base64DecodeError(_) | ParseError::Invalid => {
-                    "the Basic credentials are not valid base64"
-                }
-                ParseError::Utf8Error(_) => "the Basic credentials are not UTF-8",
-                ParseError::MissingField(_) => "the Basic credentials have no ':' separator",
-                _ => "malformed Basic credentials",
-            })
-        })?;
-        let user = basic.user_id();
-        let Some(password) = basic.password() else {
-            return Err(unauthorized("empty password"));
-        };
-        if user.is_empty() {
-            return Err(unauthorized("empty user name"));
-        }
-        Ok(Self {
-            user: users::nfc(user),
-            password: users::nfc(password).into(),
-        })
-    }
-}
-
-impl FromRequest for Credentials {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Self::from_header(req.headers().get(header::AUTHORIZATION)))
-    }
-}
-
-type Validation =
-    Pin<Box<dyn Future<Output = Result<ServiceRequest, (actix_web::Error, ServiceRequest)>>>>;
-type Validator = fn(ServiceRequest, Result<Credentials, ApiError>) -> Validation;
-
-/// The Basic-auth middleware. Where it is wrapped decides whether preflights ever reach it.
-pub fn basic() -> HttpAuthentication<Result<Credentials, ApiError>, Validator> {
-    let validator: Validator = |req, creds| Box::pin(validate(req, creds));
-    HttpAuthentication::with_fn(validator)
-}
-
-async fn validate(
-    req: ServiceRequest,
-    creds: Result<Credentials, ApiError>,
-) -> Result<ServiceRequest, (actix_web::Error, ServiceRequest)> {
-    let Some(auth) = req.app_data::<web::Data<Authenticator>>().cloned() else {
-        return Err((
-            ApiError::Internal(anyhow::anyhow!("no Authenticator")).into(),
-            req,
-        ));
-    };
-    let probe = req.app_data::<web::Data<RevisionProbe>>().cloned();
-    let db_file = req.app_data::<web::Data<DbFile>>().cloned();
-    let checked = async {
-        let creds = creds?;
-        // A deleted or replaced database file: 503 rather than answers from a ghost.
-        db_file.as_ref().map_or(Ok(()), |f| f.check())?;
-        // Read once per request; the list handler reuses it from the extensions.
-        let revisions = revision::current(probe.as_ref().map(|p| p.get_ref()), &auth.pool).await?;
-        let client = req.peer_addr().map(|a| a.ip());
-        let user = auth.verify(creds, revisions.users, client).await?;
-        Ok::<_, ApiError>((user, revisions))
-    };
-    match checked.await {
-        Ok((user, revisions)) => {
-            req.extensions_mut().insert(user);
-            req.extensions_mut().insert(revisions);
-            Ok(req)
-        }
-        Err(e) => Err((e.into(), req)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use secrecy::ExposeSecret;
-
-    fn parse(value: &str) -> Result<Credentials, ApiError> {
-        Credentials::from_header(Some(&HeaderValue::from_str(value).expect("header")))
-    }
-
-    #[test]
-    fn the_scheme_is_case_insensitive() {
-        // "demo:demo-password"
-        for value in [
-            "Basic ZGVtbzpkZW1vLXBhc3N3b3Jk",
-            "basic ZGVtbzpkZW1vLXBhc3N3b3Jk",
-            "BASIC  ZGVtbzpkZW1vLXBhc3N3b3Jk",
-        ] {
-            let creds = parse(value).expect(value);
-            assert_eq!(creds.user, "demo");
-            assert_eq!(creds.password.expose_secret(), "demo-password");
-        }
-    }
-
-    #[test]
-    fn a_password_may_contain_colons() {
-        // "alice:a:b"
-        let creds = parse("Basic YWxpY2U6YTpi").expect("valid");
-        assert_eq!(creds.user, "alice");
-        assert_eq!(creds.password.expose_secret(), "a:b");
-    }
-
-    #[test]
-    fn malformed_credentials_are_refused_with_a_reason() {
-        for (value, reason) in [
-            ("Bearer abc", "only the Basic scheme"),
-            ("Basic", "base64"),
-            ("Basic !!!notbase64", "base64"),
-            ("Basic ZGVtbw==", "':' separator"),  // "demo"
-            ("Basic ZGVtbzo=", "empty password"), // "demo:"
-            ("Basic OnNlY3JldA==", "empty user"), // ":secret"
-            ("Basic //79", "UTF-8"),              // bytes ff fe fd
-        ] {
-            let err = parse(value).expect_err(value).to_string();
-            assert!(err.contains(reason), "{value}: {err}");
-        }
-        assert!(Credentials::from_header(None).is_err());
-    }
-}
-
-#[cfg(test)]
-mod properties {
-    use base64::Engine;
-    use proptest::prelude::*;
-    use secrecy::ExposeSecret;
-
-    use super::*;
-
-    proptest! {
-        #[test]
-        fn any_user_and_password_round_trip(user in "[^:\\p{Cc}]{1,24}", password in "\\PC{1,40}") {
-            let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-            let value = HeaderValue::from_str(&format!("Basic {token}")).expect("ASCII");
-            let creds = Credentials::from_header(Some(&value)).expect("valid credentials");
-            // Both come back in Unicode NFC (RFC 7617 §2.1).
-            prop_assert_eq!(creds.user, users::nfc(&user));
-            prop_assert_eq!(creds.password.expose_secret(), users::nfc(&password));
-        }
-
-        #[test]
-        fn any_header_bytes_are_refused_or_accepted_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-            if let Ok(value) = HeaderValue::from_bytes(&bytes) {
-                match Credentials::from_header(Some(&value)) {
-                    Ok(creds) => prop_assert!(!creds.user.is_empty() && !creds.user.contains(':')),
-                    Err(e) => prop_assert!(matches!(e, ApiError::Unauthorized(_))),
-                }
-            }
         }
     }
 }

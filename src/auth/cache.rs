@@ -15,7 +15,7 @@ use hashlink::LruCache;
 use ring::hmac;
 use secrecy::ExposeSecret;
 
-use crate::auth::Credentials;
+use super::credentials::Credentials;
 
 pub struct CredentialCache {
     key: hmac::Key,

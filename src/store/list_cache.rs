@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use actix_web::web::Bytes;
 use sqlx::SqlitePool;
 
-use crate::deliveries;
+use super::deliveries;
 use crate::error::ApiError;
 
 #[derive(Default)]

@@ -1,5 +1,5 @@
-//! `delivery-api preflight`: replays a browser's CORS exchange against any URL and names the rule
-//! that fails. The rules are in `cors_check.rs`; this module only sends requests and prints.
+//! Sends the two requests a browser would (the preflight exactly as a browser sends it, then the
+//! actual request) and judges each response with the Fetch rules (`rules.rs`).
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -8,10 +8,9 @@ use anyhow::Context;
 use base64::Engine;
 use serde::Serialize;
 
+use super::rules::{self, Check, CorsRequest, Outcome, SeenResponse};
 use crate::config::PreflightArgs;
-use crate::cors_check::{self, Check, CorsRequest, Outcome, SeenResponse};
 
-/// The article's headers, sent unless `--header` replaces them.
 const DEFAULT_ACCEPT: &str = "application/json, text/plain, */*";
 const DEFAULT_CONTENT_TYPE: &str = "application/json; charset=utf-8";
 const PLACEHOLDER_USER: &str = "user:password";
@@ -42,7 +41,7 @@ pub struct Exchange {
 
 impl Exchange {
     fn passed(&self) -> bool {
-        self.error.is_none() && cors_check::passes(&self.checks)
+        self.error.is_none() && rules::passes(&self.checks)
     }
 }
 
@@ -51,7 +50,7 @@ pub async fn run(args: &PreflightArgs) -> anyhow::Result<Report> {
     let request = cors_request(args)?;
     let client = client(args)?;
     let url = args.url.as_str().to_owned();
-    let preflight_reasons = cors_check::preflight_reasons(&request);
+    let preflight_reasons = rules::preflight_reasons(&request);
 
     let preflight = if preflight_reasons.is_empty() {
         None
@@ -170,7 +169,7 @@ async fn send_preflight(client: &reqwest::Client, url: &str, req: &CorsRequest) 
             req.method.clone(),
         ),
     ];
-    let names = cors_check::unsafe_header_names(&req.headers);
+    let names = rules::unsafe_header_names(&req.headers);
     if !names.is_empty() {
         headers.push(("Access-Control-Request-Headers".to_owned(), names.join(",")));
     }
@@ -181,7 +180,7 @@ async fn send_preflight(client: &reqwest::Client, url: &str, req: &CorsRequest) 
     ]);
     let sent = exchange(client, reqwest::Method::OPTIONS, url, &headers, None).await;
     finish("OPTIONS", headers, sent, |res| {
-        cors_check::check_preflight(req, res)
+        rules::check_preflight(req, res)
     })
 }
 
@@ -200,7 +199,7 @@ async fn send_actual(
         Err(_) => Err(format!("{:?} is not an HTTP method", req.method)),
     };
     finish(&req.method, headers, sent, |res| {
-        cors_check::check_actual(req, res)
+        rules::check_actual(req, res)
     })
 }
 
@@ -316,83 +315,6 @@ fn verdict(
         ),
         None => "FAIL: no request was made".to_owned(),
     }
-}
-
-/// The human-readable report.
-pub fn render(report: &Report) -> String {
-    let mut out = String::new();
-    let req = &report.request;
-    let _ = writeln!(
-        out,
-        "{} {} from origin {}",
-        req.method, report.url, req.origin
-    );
-    if req.with_credentials {
-        let _ = writeln!(out, "credentials mode: include (withCredentials: true)");
-    }
-    let _ = writeln!(out);
-    if report.preflight_reasons.is_empty() {
-        let _ = writeln!(
-            out,
-            "0. Preflight needed? no: a simple request (safelisted method and headers)"
-        );
-    } else {
-        let _ = writeln!(out, "0. Preflight needed? yes, because:");
-        for reason in &report.preflight_reasons {
-            let _ = writeln!(out, "     - {reason}");
-        }
-    }
-    let mut step = 1;
-    if let Some(p) = &report.preflight {
-        render_exchange(&mut out, step, "Preflight", &report.url, p);
-        step += 1;
-    }
-    match &report.actual {
-        Some(a) => render_exchange(&mut out, step, "Actual request", &report.url, a),
-        None => {
-            let _ = writeln!(
-                out,
-                "\n{step}. Actual request: not sent (the browser stops at a failed preflight)"
-            );
-        }
-    }
-    let _ = writeln!(out, "\n{}", report.verdict);
-    out
-}
-
-fn render_exchange(out: &mut String, step: usize, title: &str, url: &str, x: &Exchange) {
-    let _ = writeln!(out, "\n{step}. {title}: {} {url}", x.method);
-    for (name, value) in &x.request_headers {
-        let _ = writeln!(out, "     > {name}: {value}");
-    }
-    if let Some(error) = &x.error {
-        let _ = writeln!(out, "   FAIL  no response: {error}");
-        return;
-    }
-    if let Some(res) = &x.response {
-        let _ = writeln!(out, "     < status {}", res.status);
-        for (name, value) in res.headers.iter().filter(|(n, _)| interesting(n)) {
-            let _ = writeln!(out, "     < {name}: {value}");
-        }
-    }
-    for check in &x.checks {
-        let tag = match check.outcome {
-            Outcome::Pass => "PASS",
-            Outcome::Fail => "FAIL",
-            Outcome::Warn => "WARN",
-            Outcome::Info => "INFO",
-        };
-        let _ = writeln!(out, "   {tag}  {}", check.rule);
-        if let Some(cause) = &check.cause {
-            let _ = writeln!(out, "         -> {cause}");
-        }
-    }
-}
-
-fn interesting(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n.starts_with("access-control-")
-        || matches!(n.as_str(), "vary" | "www-authenticate" | "location")
 }
 
 #[cfg(test)]

@@ -1,4 +1,12 @@
-//! SQLite through sqlx: one pool, WAL, migrations embedded in the binary and applied at start.
+//! The data: SQLite through sqlx (one pool, WAL, migrations embedded in the binary and applied at
+//! start), the deliveries and users in it, the revisions that keep the caches exact, and the
+//! cached list. No HTTP here: a failure is a [`StoreError`] (or a `sqlx::Error`) with a
+//! [`Failure`] kind, and the API layer (`error.rs`) decides what status it is.
+
+pub mod deliveries;
+pub mod list_cache;
+pub mod revision;
+pub mod users;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -9,7 +17,18 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions as _, SqlitePool};
 
 use crate::config::DatabaseArgs;
-use crate::error::ApiError;
+
+/// What a store call can fail with, besides the database itself.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// A UNIQUE constraint: a delivery with this reference exists.
+    #[error("a delivery with reference {0:?} already exists")]
+    DuplicateReference(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
@@ -113,7 +132,7 @@ impl DbFile {
     }
 
     /// Ok while the file at the path is still the one that was opened (one `stat`, ~1 µs).
-    pub fn check(&self) -> Result<(), ApiError> {
+    pub fn check(&self) -> Result<(), sqlx::Error> {
         let Some(expected) = self.identity else {
             return Ok(());
         };
@@ -125,10 +144,11 @@ impl DbFile {
         } else {
             "is missing: restore it (the service recovers when the same file is back)"
         };
-        Err(ApiError::Unavailable(sqlx::Error::Io(std::io::Error::new(
+        // An I/O error: `classify` calls it unavailable (503, and recovery when the file is back).
+        Err(sqlx::Error::Io(std::io::Error::new(
             std::io::ErrorKind::NotFound,
             format!("the database file {} {why}", self.path.display()),
-        ))))
+        )))
     }
 }
 
@@ -141,50 +161,4 @@ fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
 #[cfg(not(unix))]
 fn identity(_: &std::path::Path) -> Option<(u64, u64)> {
     None
-}
-
-#[cfg(test)]
-mod tests {
-    use actix_web::ResponseError;
-    use sqlx::sqlite::SqliteConnectOptions;
-
-    use super::*;
-
-    /// A database SQLite can only read (a read-only file, mount or connection) answers writes
-    /// with SQLITE_READONLY: that is "unavailable" (503 + Retry-After), not a bug (500).
-    /// (chmod/chattr on the file cannot show this on a running server: its connections were
-    /// opened read-write and keep writing.)
-    #[tokio::test]
-    async fn a_read_only_database_is_unavailable_not_an_internal_error() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let args = DatabaseArgs {
-            database_url: format!("sqlite://{}", dir.path().join("ro.db").display()),
-            db_busy_timeout_ms: 100,
-        };
-        connect(&args).await.expect("created").close().await;
-        let options = SqliteConnectOptions::from_str(&args.database_url)
-            .expect("url")
-            .read_only(true);
-        let pool = SqlitePool::connect_with(options)
-            .await
-            .expect("read-only pool");
-
-        let err = sqlx::query(
-            "INSERT INTO deliveries (reference, recipient, address) VALUES ('R', 'A', 'B')",
-        )
-        .execute(&pool)
-        .await
-        .expect_err("read-only");
-
-        assert_eq!(classify(&err), Failure::Unavailable, "{err}");
-        let api = ApiError::from(err);
-        assert_eq!(api.status_code().as_u16(), 503);
-        assert_eq!(
-            api.error_response()
-                .headers()
-                .get("retry-after")
-                .map(|v| v.as_bytes()),
-            Some(&b"1"[..])
-        );
-    }
 }

@@ -1,4 +1,5 @@
-//! The delivery resource: its types, its input rules and its queries.
+//! The delivery resource: its types and its queries. (What a client may send is decided in
+//! `routes/input.rs`.)
 //!
 //! A write returns only once SQLite has committed it, so a 201/200/204 always means "on disk".
 //! Each write is one statement in autocommit mode: SQLite commits when the statement *finishes*,
@@ -16,7 +17,7 @@ use serde::de::{self, Unexpected, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use sqlx::SqlitePool;
 
-use crate::error::ApiError;
+use super::StoreError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
 #[serde(rename_all = "snake_case")]
@@ -94,70 +95,6 @@ fn default_status() -> Status {
     Status::Pending
 }
 
-const MAX_LEN: usize = 500;
-
-impl NewDelivery {
-    /// Trims the text fields and refuses, naming the field: values that are empty once whitespace
-    /// and invisible characters are set aside, values over 500 characters, control characters
-    /// (ESC, NUL, ...) and line breaks (CR, LF, U+2028, U+2029), which have no place in a
-    /// reference or a name and would reach whatever renders or logs them, and the bidi embedding,
-    /// override and isolate controls, which make a value display as something else ("Trojan
-    /// Source"). An address may span lines.
-    pub fn validated(mut self) -> Result<Self, ApiError> {
-        for (field, value, line_breaks) in [
-            ("reference", &mut self.reference, false),
-            ("recipient", &mut self.recipient, false),
-            ("address", &mut self.address, true),
-        ] {
-            let refuse = |why: &str| Err(ApiError::Unprocessable(format!("`{field}` {why}")));
-            let trimmed = value.trim();
-            if trimmed
-                .chars()
-                .all(|c| c.is_whitespace() || is_invisible(c))
-            {
-                return refuse("must not be empty (nor only spaces or invisible characters)");
-            }
-            if trimmed.chars().count() > MAX_LEN {
-                return refuse(&format!("must be at most {MAX_LEN} characters"));
-            }
-            let breaks_line = |c: char| matches!(c, '\n' | '\r' | '\u{2028}' | '\u{2029}');
-            let refused = |c: char| {
-                (c.is_control() || breaks_line(c) || is_bidi_control(c))
-                    && !(line_breaks && breaks_line(c))
-            };
-            if let Some(c) = trimmed.chars().find(|&c| refused(c)) {
-                return refuse(&format!(
-                    "must not contain control, line-break or bidi-override characters (found U+{:04X})",
-                    u32::from(c)
-                ));
-            }
-            if trimmed.len() != value.len() {
-                *value = trimmed.to_owned();
-            }
-        }
-        Ok(self)
-    }
-}
-
-/// U+202A–U+202E (embeddings, overrides) and U+2066–U+2069 (isolates). The marks U+200E/U+200F
-/// stay allowed: mixed-direction text legitimately uses them.
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-}
-
-/// Characters that render as nothing: Unicode's Default_Ignorable_Code_Point property (zero-width
-/// spaces and joiners, the BOM, soft hyphen, bidi and variation selectors, Hangul fillers, tags),
-/// and U+2800 BRAILLE PATTERN BLANK, which is not whitespace but draws nothing either.
-/// Allowed inside text (joiners matter in emoji and several scripts), never as the whole value.
-fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{2800}' |
-        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}'..='\u{1160}' | '\u{17B4}'..='\u{17B5}'
-        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
-        | '\u{FFF0}'..='\u{FFF8}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
-        | '\u{E0000}'..='\u{E0FFF}')
-}
-
 pub async fn all(pool: &SqlitePool) -> sqlx::Result<Vec<Delivery>> {
     sqlx::query_as(
         "SELECT id, reference, recipient, address, status, created_at, updated_at
@@ -189,7 +126,7 @@ pub async fn one(pool: &SqlitePool, id: i64) -> sqlx::Result<Option<Delivery>> {
     .await
 }
 
-pub async fn create(pool: &SqlitePool, new: &NewDelivery) -> Result<Delivery, ApiError> {
+pub async fn create(pool: &SqlitePool, new: &NewDelivery) -> Result<Delivery, StoreError> {
     let created: Vec<Delivery> = sqlx::query_as(
         "INSERT INTO deliveries (reference, recipient, address, status) VALUES (?, ?, ?, ?)
          RETURNING id, reference, recipient, address, status, created_at, updated_at",
@@ -204,14 +141,14 @@ pub async fn create(pool: &SqlitePool, new: &NewDelivery) -> Result<Delivery, Ap
     created
         .into_iter()
         .next()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("INSERT … RETURNING returned no row")))
+        .ok_or_else(|| anyhow::anyhow!("INSERT … RETURNING returned no row").into())
 }
 
 pub async fn replace(
     pool: &SqlitePool,
     id: i64,
     new: &NewDelivery,
-) -> Result<Option<Delivery>, ApiError> {
+) -> Result<Option<Delivery>, StoreError> {
     let replaced: Vec<Delivery> = sqlx::query_as(
         "UPDATE deliveries
          SET reference = ?, recipient = ?, address = ?, status = ?,
@@ -239,61 +176,12 @@ pub async fn delete(pool: &SqlitePool, id: i64) -> sqlx::Result<bool> {
     Ok(done.rows_affected() > 0)
 }
 
-/// The UNIQUE constraint on `reference` becomes 409 Conflict that names the reference.
-fn duplicate_reference(e: sqlx::Error, reference: &str) -> ApiError {
+/// The UNIQUE constraint on `reference`, named as such (the API answers it with 409).
+fn duplicate_reference(e: sqlx::Error, reference: &str) -> StoreError {
     match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => ApiError::Conflict(format!(
-            "a delivery with reference {reference:?} already exists"
-        )),
-        _ => e.into(),
-    }
-}
-
-#[cfg(test)]
-mod properties {
-    use proptest::prelude::*;
-    use serde_json::{Value, json};
-
-    use super::*;
-
-    fn leaf() -> impl Strategy<Value = Value> {
-        prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::from),
-            any::<i64>().prop_map(Value::from),
-            "\\PC{0,12}".prop_map(Value::from),
-            "[ \\t]{0,3}[a-z]{0,600}[ \\t]{0,3}".prop_map(Value::from),
-            prop::sample::select(vec![
-                "pending",
-                "in_transit",
-                "delivered",
-                "cancelled",
-                "lost"
-            ])
-            .prop_map(Value::from),
-        ]
-    }
-
-    proptest! {
-        /// Whatever JSON object arrives, it is refused or accepted as a clean delivery: no panic,
-        /// and an accepted one has trimmed, non-empty fields of at most 500 characters.
-        #[test]
-        fn any_json_object_is_refused_or_clean(
-            fields in proptest::collection::btree_map(
-                prop::sample::select(vec!["reference", "recipient", "address", "status", "extra"]),
-                leaf(),
-                0..5,
-            )
-        ) {
-            let body = json!(fields);
-            if let Ok(new) = serde_json::from_value::<NewDelivery>(body) {
-                prop_assert!(!fields.contains_key("extra"), "unknown fields are refused");
-                if let Ok(new) = new.validated() {
-                    for value in [&new.reference, &new.recipient, &new.address] {
-                        prop_assert!(!value.is_empty() && value.trim() == value && value.chars().count() <= 500);
-                    }
-                }
-            }
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::DuplicateReference(reference.to_owned())
         }
+        _ => e.into(),
     }
 }

@@ -8,7 +8,7 @@ use actix_web::dev::Server;
 use actix_web::http::header;
 use actix_web::{App, HttpResponse, HttpServer, web};
 
-const PAGE: &str = include_str!("demo_page/index.html");
+const PAGE: &str = include_str!("index.html");
 
 /// Binds the demo page's address; `None` (with the reason logged) if it is taken, since the API
 /// must start anyway.

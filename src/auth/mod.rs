@@ -1,0 +1,67 @@
+//! HTTP Basic auth (RFC 7617), with actix-web-httpauth. `app.rs` wraps the `/delivery` scope in
+//! it, so it runs for every request the router sends there, and for nothing else.
+//!
+//! Every rejection is an `ApiError::Unauthorized`, which actix-web-httpauth turns into an
+//! `Ok(401 response)`: the CORS layer outside it then adds `Access-Control-Allow-Origin`, so the
+//! page sees 401 instead of status 0. This guard never sees a preflight in the default order
+//! (CORS answers those first); see `app.rs`.
+
+pub mod authenticator;
+pub mod cache;
+pub mod credentials;
+pub mod limits;
+
+use std::pin::Pin;
+
+use actix_web::dev::ServiceRequest;
+use actix_web::{HttpMessage, web};
+use actix_web_httpauth::middleware::HttpAuthentication;
+
+pub use authenticator::{AuthedUser, Authenticator};
+pub use credentials::Credentials;
+
+use crate::error::ApiError;
+use crate::store::DbFile;
+use crate::store::revision::{self, RevisionProbe};
+
+type Validation =
+    Pin<Box<dyn Future<Output = Result<ServiceRequest, (actix_web::Error, ServiceRequest)>>>>;
+type Validator = fn(ServiceRequest, Result<Credentials, ApiError>) -> Validation;
+
+/// The Basic-auth middleware. Where it is wrapped decides whether preflights ever reach it.
+pub fn basic() -> HttpAuthentication<Result<Credentials, ApiError>, Validator> {
+    let validator: Validator = |req, creds| Box::pin(validate(req, creds));
+    HttpAuthentication::with_fn(validator)
+}
+
+async fn validate(
+    req: ServiceRequest,
+    creds: Result<Credentials, ApiError>,
+) -> Result<ServiceRequest, (actix_web::Error, ServiceRequest)> {
+    let Some(auth) = req.app_data::<web::Data<Authenticator>>().cloned() else {
+        return Err((
+            ApiError::Internal(anyhow::anyhow!("no Authenticator")).into(),
+            req,
+        ));
+    };
+    let probe = req.app_data::<web::Data<RevisionProbe>>().cloned();
+    let db_file = req.app_data::<web::Data<DbFile>>().cloned();
+    let checked = async {
+        let creds = creds?;
+        // A deleted or replaced database file: 503 rather than answers from a ghost.
+        db_file.as_ref().map_or(Ok(()), |f| f.check())?;
+        // Read once per request; the list handler reuses it from the extensions.
+        let revisions = revision::current(probe.as_ref().map(|p| p.get_ref()), &auth.pool).await?;
+        let client = req.peer_addr().map(|a| a.ip());
+        let user = auth.verify(creds, revisions.users, client).await?;
+        Ok::<_, ApiError>((user, revisions))
+    };
+    match checked.await {
+        Ok((user, revisions)) => {
+            req.extensions_mut().insert(user);
+            req.extensions_mut().insert(revisions);
+            Ok(req)
+        }
+        Err(e) => Err((e.into(), req)),
+    }
+}
