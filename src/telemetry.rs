@@ -6,7 +6,7 @@
 //! lines. actix-http logs every malformed HTTP/1.1 request (and every connection reset mid-request)
 //! as its own ERROR line; those are summarised here instead, at WARN.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use tracing::field::{Field, Visit};
@@ -58,7 +58,7 @@ impl Throttle {
     }
 
     fn admit_at(&self, now: Instant) -> Option<u64> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.lock();
         let (last, held_back) = &mut *state;
         if last.is_some_and(|t| now.duration_since(t) < self.every) {
             *held_back += 1;

@@ -4,8 +4,10 @@
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use argon2::Block;
@@ -152,14 +154,11 @@ impl Authenticator {
         let password = creds.password.clone();
         let ok = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let take = || memory.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let take = || memory.lock().pop();
             let mut buffer = take().unwrap_or_default();
             let ok =
                 span.in_scope(|| users::verify_password_in(Some(&hash), &password, &mut buffer));
-            memory
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(buffer);
+            memory.lock().push(buffer);
             ok
         })
         .await
@@ -180,7 +179,7 @@ impl Authenticator {
     }
 
     fn record(&self, took: Duration) {
-        let mut durations = self.durations.lock().unwrap_or_else(|e| e.into_inner());
+        let mut durations = self.durations.lock();
         if durations.len() == DURATIONS_KEPT {
             durations.pop_front();
         }
@@ -190,7 +189,7 @@ impl Authenticator {
     /// A recent real check's duration, picked at random, so the replayed ones have the same
     /// spread as the real ones, not just the same mean.
     fn typical_check(&self) -> Duration {
-        let durations = self.durations.lock().unwrap_or_else(|e| e.into_inner());
+        let durations = self.durations.lock();
         let pick = std::hash::BuildHasher::hash_one(&RandomState::new(), Instant::now());
         let index = (pick % durations.len().max(1) as u64) as usize;
         durations.get(index).copied().unwrap_or(FALLBACK_CHECK)
@@ -215,19 +214,14 @@ struct InFlight<'a> {
 
 impl<'a> InFlight<'a> {
     fn join(map: &'a Mutex<HashMap<cache::Key, Arc<OnceCell<Outcome>>>>, key: cache::Key) -> Self {
-        let cell = map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(key)
-            .or_default()
-            .clone();
+        let cell = map.lock().entry(key).or_default().clone();
         Self { map, key, cell }
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.map.lock();
         // Only the map and this share left: nobody else is waiting for this check.
         if Arc::strong_count(&self.cell) == 2
             && map

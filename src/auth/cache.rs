@@ -8,7 +8,7 @@
 //!   or by `delivery-api user` in another one), and every request reads it (`revision.rs`). So a
 //!   changed or removed password stops working on the very next request: no staleness window.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use hashlink::LruCache;
@@ -54,7 +54,7 @@ impl CredentialCache {
     /// current now.
     pub fn get(&self, creds: &Credentials, revision: u64) -> Option<String> {
         let key = self.fingerprint(creds);
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut entries = self.entries.lock();
         let fresh = entries
             .get(&key)
             .map(|e| e.revision == revision && e.verified_at.elapsed() < self.ttl)?;
@@ -74,7 +74,7 @@ impl CredentialCache {
             revision,
         };
         let key = self.fingerprint(creds);
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut entries = self.entries.lock();
         entries.insert(key, entry);
     }
 }

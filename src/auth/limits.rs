@@ -12,9 +12,9 @@
 //! its own per-client limit applies. The guessing rate against one user is therefore at most
 //! `per_user` a minute from all new sources together, plus `per_ip` a minute from each known one.
 
+use parking_lot::Mutex;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -78,13 +78,13 @@ impl LoginLimits {
     /// Remembers that `ip` logged in as `user`.
     pub fn logged_in(&self, ip: Option<IpAddr>, user: &str) {
         if let Some(ip) = ip {
-            let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+            let mut known = self.known.lock();
             known.insert((user.to_owned(), ClientKey::of(ip)), Instant::now());
         }
     }
 
     fn is_known(&self, user: &str, client: ClientKey) -> bool {
-        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let mut known = self.known.lock();
         known
             .get(&(user.to_owned(), client))
             .is_some_and(|at| at.elapsed() < KNOWN_CLIENT_TTL)

@@ -3,6 +3,7 @@
 //! `delivery-api preflight` and by this project's own integration tests.
 //!
 //! References are to <https://fetch.spec.whatwg.org/> (section names in the comments).
+//! Over 300 lines on purpose: one cohesive thing (the Fetch CORS checks) and their unit tests.
 
 use serde::Serialize;
 

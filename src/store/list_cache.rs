@@ -5,13 +5,13 @@
 //! only when it was built at that same revision. So the list is never older than the last acknowledged write,
 //! including writes by another process. The revision is also the list's ETag.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
-use actix_web::web::Bytes;
+use bytes::Bytes;
 use sqlx::SqlitePool;
 
+use super::StoreError;
 use super::deliveries;
-use crate::error::ApiError;
 
 #[derive(Default)]
 pub struct ListCache {
@@ -27,12 +27,8 @@ pub struct List {
 impl ListCache {
     /// The body for `revision`: the cached one if it was built at that revision, otherwise read
     /// and serialized again. Rows are read after the revision, so they are at least that new.
-    pub async fn get(&self, pool: &SqlitePool, revision: u64) -> Result<List, ApiError> {
-        if let Some((rev, body)) = self
-            .current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
+    pub async fn get(&self, pool: &SqlitePool, revision: u64) -> Result<List, StoreError> {
+        if let Some((rev, body)) = self.current.lock().as_ref()
             && *rev == revision
         {
             return Ok(List {
@@ -41,9 +37,8 @@ impl ListCache {
             });
         }
         let rows = deliveries::all(pool).await?;
-        let body =
-            Bytes::from(serde_json::to_vec(&rows).map_err(|e| ApiError::Internal(e.into()))?);
-        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let body = Bytes::from(serde_json::to_vec(&rows).map_err(|e| StoreError::Other(e.into()))?);
+        let mut current = self.current.lock();
         // Keep the newest revision seen, whichever request finishes first.
         if current.as_ref().is_none_or(|(rev, _)| *rev <= revision) {
             *current = Some((revision, body.clone()));
