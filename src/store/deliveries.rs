@@ -15,13 +15,13 @@ use std::fmt;
 
 use serde::de::{self, Unexpected, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
-use sqlx::SqlitePool;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row as _, SqlitePool};
 
 use super::StoreError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum Status {
     Pending,
     InTransit,
@@ -36,6 +36,10 @@ impl Status {
         Self::Delivered,
         Self::Cancelled,
     ];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -59,9 +63,7 @@ impl<'de> Deserialize<'de> for Status {
                 f.write_str("one of \"pending\", \"in_transit\", \"delivered\", \"cancelled\"")
             }
             fn visit_str<E: de::Error>(self, value: &str) -> Result<Status, E> {
-                Status::ALL
-                    .into_iter()
-                    .find(|s| s.as_str() == value)
+                Status::from_name(value)
                     .ok_or_else(|| E::invalid_value(Unexpected::Str(value), &self))
             }
         }
@@ -69,7 +71,7 @@ impl<'de> Deserialize<'de> for Status {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Delivery {
     pub id: i64,
     pub reference: String,
@@ -78,6 +80,28 @@ pub struct Delivery {
     pub status: Status,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// By hand (sqlx's derives need its proc macros, which cost a first build a second, host-side
+/// build of sqlx and SQLite). The status is stored as its name; the CHECK constraint in
+/// migration 0002 keeps it one of the four.
+impl<'r> sqlx::FromRow<'r, SqliteRow> for Delivery {
+    fn from_row(row: &'r SqliteRow) -> sqlx::Result<Self> {
+        let status: &str = row.try_get("status")?;
+        let status = Status::from_name(status).ok_or_else(|| sqlx::Error::ColumnDecode {
+            index: "status".into(),
+            source: format!("unknown status {status:?}").into(),
+        })?;
+        Ok(Self {
+            id: row.try_get("id")?,
+            reference: row.try_get("reference")?,
+            recipient: row.try_get("recipient")?,
+            address: row.try_get("address")?,
+            status,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
 }
 
 /// The body of `POST /delivery`; `PUT /delivery/{id}` takes the same fields, status included.
@@ -134,7 +158,7 @@ pub async fn create(pool: &SqlitePool, new: &NewDelivery) -> Result<Delivery, St
     .bind(&new.reference)
     .bind(&new.recipient)
     .bind(&new.address)
-    .bind(new.status)
+    .bind(new.status.as_str())
     .fetch_all(pool) // to the last step: the commit (see the module comment)
     .await
     .map_err(|e| duplicate_reference(e, &new.reference))?;
@@ -159,7 +183,7 @@ pub async fn replace(
     .bind(&new.reference)
     .bind(&new.recipient)
     .bind(&new.address)
-    .bind(new.status)
+    .bind(new.status.as_str())
     .bind(id)
     .fetch_all(pool) // to the last step: the commit (see the module comment)
     .await

@@ -13,8 +13,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions as _, SqlitePool};
+use sqlx::{ConnectOptions as _, SqlSafeStr as _, SqlitePool};
 
 use crate::config::DatabaseArgs;
 
@@ -30,7 +31,51 @@ pub enum StoreError {
     Other(#[from] anyhow::Error),
 }
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+/// The migrations, embedded in the binary and applied at start (sqlx records each with a
+/// checksum: never edit one that shipped; see migrations/README.md). Listed by hand rather than
+/// with `sqlx::migrate!()`: the macro needs sqlx's proc macros, which cost a first build a second,
+/// host-side build of sqlx and SQLite. A test checks the list matches the folder.
+const MIGRATIONS: [(i64, &str, &str); 6] = [
+    (1, "users", include_str!("../../migrations/0001_users.sql")),
+    (
+        2,
+        "deliveries",
+        include_str!("../../migrations/0002_deliveries.sql"),
+    ),
+    (3, "seed", include_str!("../../migrations/0003_seed.sql")),
+    (
+        4,
+        "users revision",
+        include_str!("../../migrations/0004_users_revision.sql"),
+    ),
+    (
+        5,
+        "deliveries revision",
+        include_str!("../../migrations/0005_deliveries_revision.sql"),
+    ),
+    (
+        6,
+        "deliveries autoincrement",
+        include_str!("../../migrations/0006_deliveries_autoincrement.sql"),
+    ),
+];
+
+pub fn migrator() -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
 
 /// Opens (creating if needed) and migrates the database. Used by `serve` and by `user ...`.
 pub async fn connect(args: &DatabaseArgs) -> anyhow::Result<SqlitePool> {
@@ -69,7 +114,7 @@ pub async fn connect_file(args: &DatabaseArgs) -> anyhow::Result<(SqlitePool, Pa
         .await
         .with_context(|| format!("cannot open the database {}", path.display()))?;
 
-    MIGRATOR
+    migrator()
         .run(&pool)
         .await
         .with_context(|| format!("cannot migrate the database {}", path.display()))?;
@@ -161,4 +206,27 @@ fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
 #[cfg(not(unix))]
 fn identity(_: &std::path::Path) -> Option<(u64, u64)> {
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_in_migrations_is_listed_in_order() {
+        let mut files: Vec<String> =
+            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+                .expect("migrations/")
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|name| name.ends_with(".sql"))
+                .collect();
+        files.sort();
+        assert_eq!(files.len(), MIGRATIONS.len(), "{files:?}");
+        for (file, (version, _, _)) in files.iter().zip(MIGRATIONS) {
+            assert!(
+                file.starts_with(&format!("{version:04}_")),
+                "{file} is not {version}"
+            );
+        }
+    }
 }
