@@ -34,6 +34,7 @@ use actix_tls::accept::rustls_0_23::{Acceptor, TlsStream};
 use actix_web::App;
 use actix_web::dev::AppConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::app::AppFactory;
 use crate::telemetry::Throttle;
@@ -128,27 +129,35 @@ where
     Ok(server)
 }
 
-/// Stage 1 and 2: counts the connection against its client, then waits for the first byte.
+/// Stage 1 and 2: counts the connection against its client, waits its turn for one of the
+/// client's handshake slots, then for the first byte; all within `first_byte`.
 async fn admit(tcp: TcpStream, clients: Arc<Clients>, limits: Limits) -> Result<Admitted, ()> {
     let key = ClientKey::of(tcp.peer_addr().map_err(|_| ())?.ip());
-    let Some((open, handshake)) = clients.admit(key, &limits) else {
+    let Some((open, handshakes)) = clients.admit(key, &limits) else {
         static LOG: Throttle = Throttle::per_minute();
         if let Some(also) = LOG.admit() {
             tracing::warn!(
                 client = ?key.0,
                 also,
-                "a client is over its connection or handshake cap: new connections are closed \
+                "a client is over its open-connection cap: its new connections are closed \
                  (`also` = how many more since the last line)"
             );
         }
         return Err(());
     };
     let _ = tcp.set_nodelay(true);
-    match tokio::time::timeout(limits.first_byte, tcp.readable()).await {
-        Ok(Ok(())) => Ok(Admitted {
+    // A burst of connections (a page, a NAT, a test harness) queues here for a moment; a client
+    // whose slots are held by connections that never speak waits out the deadline and is closed.
+    let ready = async {
+        let slot = handshakes.acquire_owned().await.map_err(|_| ())?;
+        tcp.readable().await.map_err(|_| ())?;
+        Ok::<_, ()>(slot)
+    };
+    match tokio::time::timeout(limits.first_byte, ready).await {
+        Ok(Ok(slot)) => Ok(Admitted {
             tcp,
             _open: open,
-            handshake: Some(handshake),
+            handshake: Some(slot),
         }),
         _ => Err(()), // silent (or broken): closed, having never held a TLS handshake slot
     }
@@ -168,58 +177,50 @@ async fn after_handshake(
     Ok((tls, protocol, peer))
 }
 
-/// Open connections and unfinished handshakes per client, over all workers.
+/// Per client, over all workers: how many connections are open, and the semaphore its
+/// handshakes take turns on.
 #[derive(Default)]
 struct Clients {
-    counts: Mutex<HashMap<ClientKey, Counts>>,
+    by_key: Mutex<HashMap<ClientKey, Client>>,
 }
 
-#[derive(Default)]
-struct Counts {
+struct Client {
     open: u32,
-    handshaking: u32,
+    handshakes: Arc<Semaphore>,
 }
 
 impl Clients {
-    fn admit(self: &Arc<Self>, key: ClientKey, limits: &Limits) -> Option<(Slot, Slot)> {
-        let mut counts = self.counts.lock();
-        let c = counts.entry(key).or_default();
-        if c.open >= limits.per_client || c.handshaking >= limits.handshakes_per_client {
-            if c.open == 0 {
-                counts.remove(&key);
-            }
+    fn admit(self: &Arc<Self>, key: ClientKey, limits: &Limits) -> Option<(Open, Arc<Semaphore>)> {
+        let mut clients = self.by_key.lock();
+        let client = clients.entry(key).or_insert_with(|| Client {
+            open: 0,
+            handshakes: Arc::new(Semaphore::new(limits.handshakes_per_client as usize)),
+        });
+        if client.open >= limits.per_client {
             return None;
         }
-        c.open += 1;
-        c.handshaking += 1;
-        let slot = |handshake| Slot {
+        client.open += 1;
+        let open = Open {
             clients: self.clone(),
             key,
-            handshake,
         };
-        Some((slot(false), slot(true)))
+        Some((open, client.handshakes.clone()))
     }
 }
 
-/// One unit of a client's count, given back when dropped (the connection closes, or its
-/// handshake finishes).
-struct Slot {
+/// One open connection of a client, given back when the connection closes.
+struct Open {
     clients: Arc<Clients>,
     key: ClientKey,
-    handshake: bool,
 }
 
-impl Drop for Slot {
+impl Drop for Open {
     fn drop(&mut self) {
-        let mut counts = self.clients.counts.lock();
-        if let Some(c) = counts.get_mut(&self.key) {
-            if self.handshake {
-                c.handshaking = c.handshaking.saturating_sub(1);
-            } else {
-                c.open = c.open.saturating_sub(1);
-            }
-            if c.open == 0 && c.handshaking == 0 {
-                counts.remove(&self.key);
+        let mut clients = self.clients.by_key.lock();
+        if let Some(client) = clients.get_mut(&self.key) {
+            client.open = client.open.saturating_sub(1);
+            if client.open == 0 {
+                clients.remove(&self.key);
             }
         }
     }
@@ -228,8 +229,8 @@ impl Drop for Slot {
 /// A TCP connection that counts against its client for as long as it is open.
 pub struct Admitted {
     tcp: TcpStream,
-    _open: Slot,
-    handshake: Option<Slot>,
+    _open: Open,
+    handshake: Option<OwnedSemaphorePermit>,
 }
 
 impl AsyncRead for Admitted {
@@ -338,7 +339,7 @@ mod tests {
     }
 
     #[test]
-    fn a_client_gets_its_caps_and_its_slots_back_when_they_close() {
+    fn a_client_gets_its_cap_and_its_slots_back_when_its_connections_close() {
         let clients = Arc::new(Clients::default());
         let limits = Limits {
             per_client: 3,
@@ -354,17 +355,25 @@ mod tests {
         let me = ClientKey::of([10, 0, 0, 1].into());
         let other = ClientKey::of([10, 0, 0, 2].into());
 
-        let (a, a_hs) = clients.admit(me, &limits).expect("1st");
-        let (b, b_hs) = clients.admit(me, &limits).expect("2nd");
-        assert!(clients.admit(me, &limits).is_none(), "2 handshakes at once");
+        let (a, handshakes) = clients.admit(me, &limits).expect("1st");
+        assert_eq!(
+            handshakes.available_permits(),
+            2,
+            "two handshakes at a time"
+        );
+        let (b, _) = clients.admit(me, &limits).expect("2nd");
+        let (c, _) = clients.admit(me, &limits).expect("3rd");
+        assert!(clients.admit(me, &limits).is_none(), "3 open connections");
         assert!(
             clients.admit(other, &limits).is_some(),
             "another client is not affected"
         );
-        drop((a_hs, b_hs)); // both handshakes done
-        let (c, _c_hs) = clients.admit(me, &limits).expect("3rd");
-        assert!(clients.admit(me, &limits).is_none(), "3 open connections");
-        drop((a, b, c, _c_hs));
-        assert!(clients.counts.lock().is_empty(), "nothing left behind");
+        drop(a);
+        assert!(
+            clients.admit(me, &limits).is_some(),
+            "a closed one gives its place back"
+        );
+        drop((b, c));
+        assert!(clients.by_key.lock().is_empty(), "nothing left behind");
     }
 }
