@@ -47,9 +47,9 @@ pub fn app(state: AppState) -> App<impl AppFactory> {
         )
         // PUBLIC: /health, and the 404 for paths outside /delivery. CORS, no auth.
         .service(web::scope("").configure(routes::public).wrap(cors.policy()))
-        .wrap(from_fn(routes::bound_request_body)) // <- 400 for an ambiguous length, 408 for a body too slow
-        .wrap(security_headers()) //                                 <- never rejects anything
-        .wrap(TracingLogger::default()) //                           <- outermost: logs every request, preflights too
+        .wrap(from_fn(routes::bound_request_body)) // <- 400 for an ambiguous length; a deadline on bodies (408)
+        .wrap(security_headers()) //                  <- never rejects anything
+        .wrap(TracingLogger::default()) //            <- outermost: logs every request, preflights too
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
