@@ -121,15 +121,28 @@ async fn in_flight_when_signalled(signal: &str) {
     let body =
         json!({"reference": format!("IN-FLIGHT-{signal}"), "recipient": "R", "address": "A"})
             .to_string();
-    let (first, rest) = body.split_at(10);
+    // `Expect: 100-continue`: the server says "100 Continue" once it has parsed the head and
+    // started on the request. Waiting for it (a condition) makes the request surely in flight.
     let head = format!(
         "POST /delivery HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
          Authorization: Basic ZGVtbzpkZW1vLXBhc3N3b3Jk\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{first}",
+         Expect: 100-continue\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await.expect("head");
     stream.flush().await.expect("flush");
+    let mut interim = Vec::new();
+    while !interim.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut byte)).await;
+        assert!(matches!(read, Ok(Ok(1))), "100 Continue: {read:?}");
+        interim.push(byte[0]);
+    }
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&interim)
+    );
 
     let pid = served.child.id().expect("pid").to_string();
     let status = tokio::process::Command::new("kill")
@@ -143,10 +156,7 @@ async fn in_flight_when_signalled(signal: &str) {
         .await;
 
     // The request in flight is finished and answered...
-    stream
-        .write_all(rest.as_bytes())
-        .await
-        .expect("rest of the body");
+    stream.write_all(body.as_bytes()).await.expect("the body");
     let mut reply = Vec::new();
     let _ = stream.read_to_end(&mut reply).await;
     let reply = String::from_utf8_lossy(&reply);
