@@ -261,6 +261,10 @@ async fn app_with_page(allow_page: bool, auth_before_cors: bool) -> TestApp {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(chromium),
+    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)"
+)]
 async fn with_correct_credentials_the_page_lists_the_deliveries_and_creates_one() {
     let app = app_with_page(true, false).await;
     let Some(browser) = Browser::launch(&app).await else {
@@ -284,6 +288,10 @@ async fn with_correct_credentials_the_page_lists_the_deliveries_and_creates_one(
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(chromium),
+    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)"
+)]
 async fn with_a_wrong_password_the_page_sees_401_not_0() {
     let app = app_with_page(true, false).await;
     let Some(browser) = Browser::launch(&app).await else {
@@ -303,6 +311,10 @@ async fn with_a_wrong_password_the_page_sees_401_not_0() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(chromium),
+    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)"
+)]
 async fn from_an_origin_that_is_not_allowed_the_browser_blocks_the_response() {
     // The page is served on a random port; only http://localhost:4200 is allowed.
     let app = app_with_page(false, false).await;
@@ -323,6 +335,10 @@ async fn from_an_origin_that_is_not_allowed_the_browser_blocks_the_response() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(chromium),
+    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)"
+)]
 async fn with_auth_before_cors_chromium_reports_the_articles_preflight_failure() {
     let app = app_with_page(true, true).await;
     let Some(browser) = Browser::launch(&app).await else {

@@ -1,0 +1,37 @@
+//! Tells the browser tests (tests/api/browser.rs) whether Chromium and ChromeDriver are here, so
+//! that without them `cargo test` reports those tests as *ignored, with the reason*, not as
+//! passed. Under `CI=true` a missing browser fails instead (`.ci/run` installs it).
+
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(chromium)");
+    for var in ["PATH", "CHROMIUM", "CHROMEDRIVER", "CI"] {
+        println!("cargo::rerun-if-env-changed={var}");
+    }
+    let dirs: Vec<PathBuf> = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .filter(|dir| dir.is_dir())
+        .collect();
+    for dir in &dirs {
+        // Installing the browser changes one of these: look again then.
+        println!("cargo::rerun-if-changed={}", dir.display());
+    }
+    let found = |var: &str, names: &[&str]| {
+        std::env::var_os(var).is_some()
+            || names
+                .iter()
+                .any(|name| dirs.iter().any(|dir| dir.join(name).is_file()))
+    };
+    let chromium = found(
+        "CHROMIUM",
+        &["chromium", "chromium-browser", "google-chrome"],
+    );
+    let driver = found("CHROMEDRIVER", &["chromedriver"]);
+    if chromium && driver {
+        println!("cargo::rustc-cfg=chromium");
+    } else if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "CI=true but chromium/chromedriver are missing: install Debian's chromium and chromium-driver"
+        );
+    }
+}
