@@ -244,6 +244,8 @@ async fn wait_for_port(port: u16) {
         {
             return;
         }
+        // A poll for a condition (chromedriver listening), not a wait for a time: the pause only
+        // spaces the attempts; the 200-attempt bound is for a chromedriver that never starts.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("chromedriver did not start listening on {port}");

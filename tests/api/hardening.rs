@@ -120,15 +120,7 @@ async fn a_client_that_never_finishes_the_tls_handshake_is_cut() {
 async fn a_public_bind_is_refused_while_the_demo_password_is_the_default() {
     let app = spawn_app().await;
     let db = format!("sqlite://{}", app.dir.path().join("test.db").display());
-    let args = |bind: &str| {
-        let mut args = delivery_api::config::ServeArgs::defaults();
-        args.bind = bind.parse().expect("addr");
-        args.no_demo_page = true;
-        args.db.database_url = db.clone();
-        args.cert = Some(app.dir.path().join("localhost.crt"));
-        args.key = Some(app.dir.path().join("localhost.key"));
-        args
-    };
+    let args = |bind: &str| app.args_on(bind);
 
     let err = Application::build(args("0.0.0.0:0"))
         .await
@@ -274,14 +266,10 @@ async fn a_public_bind_is_refused_when_the_default_password_cannot_be_checked() 
         .execute(&app.pool)
         .await
         .expect("rename");
-    let mut args = delivery_api::config::ServeArgs::defaults();
-    args.bind = "0.0.0.0:0".parse().expect("addr");
-    args.no_demo_page = true;
-    args.db.database_url = format!("sqlite://{}", app.dir.path().join("test.db").display());
-    args.cert = Some(app.dir.path().join("localhost.crt"));
-    args.key = Some(app.dir.path().join("localhost.key"));
-
-    let err = Application::build(args).await.err().expect("refused");
+    let err = Application::build(app.args_on("0.0.0.0:0"))
+        .await
+        .err()
+        .expect("refused");
 
     let message = format!("{err:#}");
     assert!(message.contains("cannot check"), "{message}");

@@ -340,6 +340,18 @@ impl TestApp {
         String::from_utf8_lossy(&reply).into_owned()
     }
 
+    /// Flags for a second server on this app's database and certificates, bound to `bind`
+    /// (tests of start-up refusals build it with `Application::build`).
+    pub fn args_on(&self, bind: &str) -> ServeArgs {
+        let mut args = ServeArgs::defaults();
+        args.bind = bind.parse().expect("addr");
+        args.no_demo_page = true;
+        args.db.database_url = format!("sqlite://{}", self.dir.path().join("test.db").display());
+        args.cert = Some(self.dir.path().join(dev_ca::SERVER_CERT));
+        args.key = Some(self.dir.path().join(dev_ca::SERVER_KEY));
+        args
+    }
+
     /// Every delivery row, every column, in id order: "the database is unchanged" is equality.
     pub async fn snapshot(&self) -> Vec<(i64, String, String, String, String, String, String)> {
         sqlx::query_as(
