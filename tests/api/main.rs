@@ -12,6 +12,7 @@ mod full_disk;
 mod hardening;
 mod helpers;
 mod hostile;
+mod http2;
 mod limits;
 mod preflight;
 mod tls;

@@ -1,0 +1,190 @@
+//! HTTP/2 as browsers and curl speak it: an answer given before the request body has all arrived
+//! (401, 404, 405, 413, 415) reaches the client as a response, not as a reset stream. The server
+//! reads and discards the rest of a body up to 1 MiB (routes::bound_request_body); past that, the
+//! reset RFC 9113 §8.1 allows is fine, and the connection keeps serving.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+
+use crate::helpers::*;
+
+const CHUNK: usize = 16 * 1024;
+
+/// How the client's upload ended after the server's early answer.
+#[derive(Debug, PartialEq)]
+enum Upload {
+    /// Every byte sent and the stream closed without a reset: what curl needs.
+    Finished,
+    /// The server reset the stream (with this reason) while the body was still being sent.
+    Reset(h2::Reason),
+}
+
+struct Early {
+    status: u16,
+    body: String,
+    upload: Upload,
+}
+
+/// Sends the head and the first 16 KiB of a `total`-byte body, waits for the whole response,
+/// then sends the rest, as a client that writes its upload at its own pace does. Whether the
+/// server reset the stream is read after a PING round trip, so any reset sent before has arrived.
+async fn answer_before_body(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    total: usize,
+) -> Early {
+    let tcp = tokio::net::TcpStream::connect(app.addr).await.expect("tcp");
+    let tls = tls_trusting(&app.dir.path().join("dev-ca.crt"), &[b"h2"]);
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(tls))
+        .connect(name, tcp)
+        .await
+        .expect("TLS");
+    let (client, mut connection) = h2::client::handshake(tls).await.expect("h2");
+    let mut ping = connection.ping_pong().expect("ping-pong handle");
+    tokio::spawn(async move { connection.await });
+
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(format!("https://localhost:{}{path}", app.addr.port()))
+        .header("content-length", total.to_string());
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let mut client = client.ready().await.expect("ready");
+    let (response, mut upload) = client
+        .send_request(req.body(()).expect("request"), false)
+        .expect("send head");
+    let mut left = total;
+    send(&mut upload, &mut left, CHUNK).expect("first chunk");
+
+    let response = response.await.expect("a response, not a reset");
+    let status = response.status().as_u16();
+    let mut body = Vec::new();
+    let mut stream = response.into_body();
+    while let Some(chunk) = stream.data().await {
+        let chunk = chunk.expect("response body");
+        let _ = stream.flow_control().release_capacity(chunk.len());
+        body.extend_from_slice(&chunk);
+    }
+
+    let mut outcome = Upload::Finished;
+    while left > 0 {
+        upload.reserve_capacity(CHUNK.min(left));
+        match std::future::poll_fn(|cx| upload.poll_capacity(cx)).await {
+            Some(Ok(n)) if n > 0 => {
+                if send(&mut upload, &mut left, n).is_err() {
+                    break;
+                }
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => break,
+        }
+    }
+    ping.ping(h2::Ping::opaque()).await.expect("PING answered");
+    let waker = futures_util::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    if let std::task::Poll::Ready(Ok(reason)) = upload.poll_reset(&mut cx) {
+        outcome = Upload::Reset(reason);
+    } else if left > 0 {
+        panic!("{method} {path}: could not send the rest of the body, and no reset arrived");
+    }
+    Early {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        upload: outcome,
+    }
+}
+
+/// Up to `n` bytes of the body; the last one ends the stream.
+fn send(upload: &mut h2::SendStream<Bytes>, left: &mut usize, n: usize) -> Result<(), h2::Error> {
+    let n = n.min(*left);
+    *left -= n;
+    upload.send_data(Bytes::from(vec![b' '; n]), *left == 0)
+}
+
+fn basic() -> String {
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    format!("Basic {token}")
+}
+
+#[tokio::test]
+async fn early_answers_reach_the_client_and_the_upload_finishes_cleanly() {
+    let app = spawn_app().await;
+    let auth = basic();
+    let json = ("content-type", "application/json");
+    let cases: [(&str, &str, Vec<(&str, &str)>, usize, u16); 5] = [
+        (
+            "POST",
+            "/delivery",
+            vec![("authorization", &auth), json],
+            200_000,
+            413,
+        ),
+        (
+            "POST",
+            "/delivery",
+            vec![json, ("origin", ORIGIN)],
+            60_000,
+            401,
+        ),
+        (
+            "POST",
+            "/delivery",
+            vec![("authorization", &auth), ("content-type", "text/plain")],
+            60_000,
+            415,
+        ),
+        (
+            "POST",
+            "/delivery/all",
+            vec![("authorization", &auth), json],
+            60_000,
+            405,
+        ),
+        ("POST", "/nowhere", vec![json], 60_000, 404),
+    ];
+    for (method, path, headers, size, want) in cases {
+        let early = answer_before_body(&app, method, path, &headers, size).await;
+        assert_eq!(
+            early.status, want,
+            "{method} {path} ({size} bytes): {}",
+            early.body
+        );
+        assert!(
+            early.body.contains("\"status\""),
+            "{method} {path}: problem+json, got {}",
+            early.body
+        );
+        assert_eq!(
+            early.upload,
+            Upload::Finished,
+            "{method} {path} ({size} bytes)"
+        );
+    }
+    assert_eq!(
+        app.count_deliveries().await,
+        SEEDED as i64,
+        "nothing was written"
+    );
+}
+
+#[tokio::test]
+async fn past_one_mib_the_stream_may_be_reset_but_the_connection_and_server_keep_serving() {
+    let app = spawn_app().await;
+    let auth = basic();
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let early = answer_before_body(&app, "POST", "/delivery", &headers, 3 * 1024 * 1024).await;
+    assert_eq!(early.status, 413, "{}", early.body);
+    // Not read: a body declared past the bound is refused at once, not downloaded and dropped.
+    assert_eq!(early.upload, Upload::Reset(h2::Reason::NO_ERROR));
+    let res = app.get_all().await;
+    assert_eq!(res.status(), 200);
+}
