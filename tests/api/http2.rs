@@ -46,7 +46,7 @@ async fn answer_before_body(
         .expect("TLS");
     let (client, mut connection) = h2::client::handshake(tls).await.expect("h2");
     let mut ping = connection.ping_pong().expect("ping-pong handle");
-    tokio::spawn(async move { connection.await });
+    tokio::spawn(connection);
 
     let mut req = http::Request::builder()
         .method(method)
@@ -117,7 +117,9 @@ async fn early_answers_reach_the_client_and_the_upload_finishes_cleanly() {
     let app = spawn_app().await;
     let auth = basic();
     let json = ("content-type", "application/json");
-    let cases: [(&str, &str, Vec<(&str, &str)>, usize, u16); 5] = [
+    // method, path, headers, body size, expected status
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, usize, u16);
+    let cases: [Case; 5] = [
         (
             "POST",
             "/delivery",
