@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """delivery-api beside its ceiling, in one run, on loopback over HTTPS.
 
-Builds in release mode, starts delivery-api and the ceiling server (bench/ceiling.rs: actix-web +
-rustls answering fixed bytes, no auth, no database), seeds N deliveries, and drives both with oha,
-scenario by scenario, the two targets interleaved (ceiling, service, ceiling, service, ...). Prints one
-table: requests/s, p50, p99, non-2xx, and each ratio to the ceiling. Then GET /delivery/all at
-10 / 100 / 1,000 / 10,000 rows. It reports; it passes or fails nothing.
+Builds, starts delivery-api and the ceiling server (bench/ceiling.rs: actix-web + rustls answering
+fixed bytes, no auth, no database), seeds N deliveries, and drives both with oha, scenario by
+scenario, the two targets interleaved (ceiling, service, ceiling, service, ...), over HTTP/1.1 and
+over HTTP/2 (what a browser negotiates). Prints one table per protocol: requests/s, p50, p99,
+non-2xx, and each ratio to the ceiling; then one client on one connection making sequential calls
+(latency, as a page calling the API in a row sees it); then GET /delivery/all at 10 / 100 / 1,000 /
+10,000 rows, and the login limits under a wrong-password flood. It reports; it passes or fails
+nothing.
 
-    python3 bench/bench.py                 # 32 connections, 5 s per run, 2 rounds, 100 rows
-    python3 bench/bench.py --duration 10 --rounds 3 --no-scaling
+    python3 bench/bench.py                 # 32 connections, 5 s per run, 3 rounds, 100 rows
+    python3 bench/bench.py --protocol h2 --no-scaling --no-flood
 
 Needs oha (`cargo install oha --locked`) and curl. Absolute figures move between runs on shared
 machines: compare the ratios, which are measured side by side.
@@ -80,9 +83,9 @@ def seed(db, rows):
     con.close()
 
 
-def oha(url, args, duration, connections):
+def oha(url, args, duration, connections, protocol="http1"):
     cmd = ["oha", "-z", f"{duration}s", "-c", str(connections), "--no-tui", "--insecure",
-           "--output-format", "json", *args, url]
+           "--output-format", "json", *(["--http2"] if protocol == "h2" else []), *args, url]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     d = json.loads(out)
     codes = {int(k): v for k, v in d.get("statusCodeDistribution", {}).items()}
@@ -110,7 +113,8 @@ def median_run(runs):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=5, help="seconds per oha run")
-    ap.add_argument("--rounds", type=int, default=2, help="interleaved runs per target and scenario")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved runs per target and scenario")
+    ap.add_argument("--protocol", choices=["http1", "h2", "both"], default="both")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--rows", type=int, default=100)
     ap.add_argument("--no-build", action="store_true")
@@ -184,20 +188,33 @@ def main():
         ]
         checks = check_correctness(sport, cacert, first_id, opts.rows)
 
-        results = []
-        for i, (name, spath, cpath, make_args) in enumerate(scenarios if not opts.flood_only else []):
+        def side_by_side(name, spath, cpath, make_args, protocol, connections):
+            """Median over rounds of each target, the two interleaved."""
             runs = {"ceiling": [], "service": []}
             for r in range(opts.rounds):
                 for target, port, path in (("ceiling", cport, cpath), ("service", sport, spath)):
-                    args = make_args(f"{target}{r}")
+                    args = make_args(f"{target}-{protocol}-{connections}-{r}")
                     runs[target].append(oha(f"https://localhost:{port}{path}", args, opts.duration,
-                                            opts.connections))
+                                            connections, protocol))
             if name.startswith("POST"):
                 seed(db, opts.rows)  # back to N rows for the next scenarios
-            results.append((name, median_run(runs["ceiling"]), median_run(runs["service"]), checks[i]))
+            return median_run(runs["ceiling"]), median_run(runs["service"])
 
-        if results:
-            print_table(results, opts)
+        protocols = ["http1", "h2"] if opts.protocol == "both" else [opts.protocol]
+        for protocol in protocols if not opts.flood_only else []:
+            results = []
+            for i, (name, spath, cpath, make_args) in enumerate(scenarios):
+                c, s = side_by_side(name, spath, cpath, make_args, protocol, opts.connections)
+                results.append((name, c, s, checks[i]))
+            print_table(results, opts, protocol, opts.connections)
+        if not opts.flood_only:
+            # One client, one connection, one request at a time: per-request latency.
+            for protocol in protocols:
+                results = []
+                for i, (name, spath, cpath, make_args) in enumerate(scenarios[:4]):
+                    c, s = side_by_side(name, spath, cpath, make_args, protocol, 1)
+                    results.append((name, c, s, checks[i]))
+                print_table(results, opts, protocol, 1)
         if not opts.no_scaling and not opts.flood_only:
             scaling(sport, cacert, db, good, opts)
         if not opts.no_flood:
@@ -244,9 +261,10 @@ def check_correctness(port, cacert, first_id, rows):
     return ["ok" if c else "FAILED" for c in out]
 
 
-def print_table(results, opts):
-    print(f"\n{opts.connections} connections, {opts.duration:g} s x {opts.rounds} interleaved rounds "
-          f"per target (median), HTTPS on loopback, {os.cpu_count()} CPUs\n")
+def print_table(results, opts, protocol, connections):
+    what = "one connection, sequential requests" if connections == 1 else f"{connections} connections"
+    print(f"\n{'HTTP/2' if protocol == 'h2' else 'HTTP/1.1'}, {what}, {opts.duration:g} s x {opts.rounds} "
+          f"interleaved rounds per target (median), HTTPS on loopback, {os.cpu_count()} CPUs\n")
     head = f"{'scenario':36} {'target':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} " \
            f"{'rps ratio':>9} {'p99 ratio':>9}  check"
     print(head)

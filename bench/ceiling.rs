@@ -75,6 +75,8 @@ async fn main() -> std::io::Result<()> {
             }
         }))
     })
+    // As delivery-api does (server.rs): without it, Nagle's algorithm holds HTTP/2 responses ~40 ms.
+    .tcp_nodelay(true)
     .listen_rustls_0_23(std::net::TcpListener::bind(addr)?, tls)?
     .run()
     .await
