@@ -26,7 +26,7 @@ use crate::auth::{self, Authenticator};
 use crate::cors::CorsConfig;
 use crate::routes;
 use crate::store::DbFile;
-use crate::store::list_cache::ListCache;
+use crate::store::read_cache::ReadCache;
 use crate::store::revision::RevisionProbe;
 
 /// The application, as `startup.rs` (and so every test) serves it.
@@ -65,7 +65,7 @@ pub enum MiddlewareOrder {
 pub struct AppState {
     pub pool: SqlitePool,
     pub authenticator: web::Data<Authenticator>,
-    pub list_cache: web::Data<ListCache>,
+    pub read_cache: web::Data<ReadCache>,
     pub cors: CorsConfig,
     pub order: MiddlewareOrder,
     /// The SQLite file: each worker's in-thread revision probe (`revision.rs`) reads it, and every
@@ -81,7 +81,7 @@ impl AppState {
             .app_data(web::Data::new(self.db_file))
             .app_data(web::Data::new(self.pool))
             .app_data(self.authenticator)
-            .app_data(self.list_cache)
+            .app_data(self.read_cache)
             .app_data(self.body_timeout)
             .configure(routes::extractors)
             // Request targets no scope can match (`*`, an absolute URL over HTTP/2): problem+json.

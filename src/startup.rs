@@ -16,7 +16,7 @@ use crate::auth::limits::LoginLimits;
 use crate::config::ServeArgs;
 use crate::cors::CorsConfig;
 use crate::store::DbFile;
-use crate::store::list_cache::ListCache;
+use crate::store::read_cache::ReadCache;
 use crate::store::{self, users};
 use crate::tls::TlsFiles;
 use crate::{demo_page, routes, server};
@@ -107,7 +107,7 @@ impl Application {
         let state = AppState {
             pool: pool.clone(),
             authenticator: authenticator.clone(),
-            list_cache: web::Data::new(ListCache::default()),
+            read_cache: web::Data::new(ReadCache::default()),
             cors,
             order,
             db_file: DbFile::new(db_file),

@@ -11,7 +11,7 @@ use sqlx::SqlitePool;
 use crate::error::{ApiError, Result};
 use crate::routes::{input, method_not_allowed};
 use crate::store::deliveries;
-use crate::store::list_cache::ListCache;
+use crate::store::read_cache::ReadCache;
 use crate::store::revision::{self, Revisions};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -50,7 +50,7 @@ const MAX_LIMIT: u32 = 1000;
 async fn list(
     req: HttpRequest,
     pool: web::Data<SqlitePool>,
-    cache: web::Data<ListCache>,
+    cache: web::Data<ReadCache>,
     page: web::Query<Page>,
 ) -> Result<HttpResponse> {
     let Some(limit) = page.limit else {
@@ -84,14 +84,9 @@ async fn list(
 async fn whole_list(
     req: &HttpRequest,
     pool: &SqlitePool,
-    cache: &ListCache,
+    cache: &ReadCache,
 ) -> Result<HttpResponse> {
-    // Read by the auth layer for this request (revision.rs); read here only if it did not run.
-    let revisions = req.extensions().get::<Revisions>().copied();
-    let revision = match revisions {
-        Some(r) => r.deliveries,
-        None => revision::read_with_pool(pool).await?.deliveries,
-    };
+    let revision = deliveries_revision(req, pool).await?;
     let etag = EntityTag::new_strong(format!("deliveries-r{revision}"));
     let not_modified = client_has(req, &etag);
     let mut res = HttpResponse::build(if not_modified {
@@ -105,8 +100,18 @@ async fn whole_list(
     if not_modified {
         return Ok(res.finish());
     }
-    let list = cache.get(pool, revision).await?;
-    Ok(res.content_type(mime::APPLICATION_JSON).body(list.body))
+    let list = cache.list(pool, revision).await?;
+    Ok(res.content_type(mime::APPLICATION_JSON).body(list))
+}
+
+/// The deliveries' revision for this request: read by the auth layer (revision.rs), or here if
+/// it did not run.
+async fn deliveries_revision(req: &HttpRequest, pool: &SqlitePool) -> Result<u64> {
+    let revisions = req.extensions().get::<Revisions>().copied();
+    Ok(match revisions {
+        Some(r) => r.deliveries,
+        None => revision::read_with_pool(pool).await?.deliveries,
+    })
 }
 
 /// True when If-None-Match names this version (weak comparison, RFC 9110 §13.1.2).
@@ -119,11 +124,20 @@ fn client_has(req: &HttpRequest, etag: &EntityTag) -> bool {
 }
 
 #[tracing::instrument(skip_all, fields(delivery_id = %*id))]
-async fn read(pool: web::Data<SqlitePool>, id: web::Path<i64>) -> Result<HttpResponse> {
-    let delivery = deliveries::one(&pool, *id)
+async fn read(
+    req: HttpRequest,
+    pool: web::Data<SqlitePool>,
+    cache: web::Data<ReadCache>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse> {
+    let revision = deliveries_revision(&req, &pool).await?;
+    let delivery = cache
+        .one(&pool, *id, revision)
         .await?
         .ok_or_else(|| not_found(*id))?;
-    Ok(HttpResponse::Ok().json(delivery))
+    Ok(HttpResponse::Ok()
+        .content_type(mime::APPLICATION_JSON)
+        .body(delivery))
 }
 
 #[tracing::instrument(skip_all)]

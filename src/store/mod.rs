@@ -4,7 +4,7 @@
 //! [`Failure`] kind, and the API layer (`error.rs`) decides what status it is.
 
 pub mod deliveries;
-pub mod list_cache;
+pub mod read_cache;
 pub mod revision;
 pub mod users;
 

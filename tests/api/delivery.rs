@@ -217,6 +217,67 @@ async fn the_list_has_an_etag_answers_304_and_never_serves_data_older_than_a_wri
     );
 }
 
+/// `GET /delivery/{id}` answers from memory while nothing has changed; any write, through the
+/// API or by another process, is in the very next read, and so is a delete.
+#[tokio::test]
+async fn one_delivery_is_never_older_than_the_last_write_from_any_writer() {
+    let app = spawn_app().await;
+    let get = |id: i64| {
+        app.article_request(Method::GET, &format!("/delivery/{id}"), ORIGIN)
+            .send()
+    };
+    let first = json(get(1).await.expect("sent")).await;
+    assert_eq!(
+        json(get(1).await.expect("sent")).await,
+        first,
+        "a repeat read"
+    );
+
+    let other = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        app.dir.path().join("test.db").display()
+    ))
+    .await
+    .expect("a second connection");
+    sqlx::query("UPDATE deliveries SET recipient = 'Changed elsewhere' WHERE id = 1")
+        .execute(&other)
+        .await
+        .expect("update");
+    let changed = json(get(1).await.expect("sent")).await;
+    assert_eq!(
+        changed["recipient"], "Changed elsewhere",
+        "another process's write"
+    );
+
+    let put = app
+        .request(Method::PUT, "/delivery/1", ORIGIN)
+        .basic_auth(USER, Some(PASSWORD))
+        .json(
+            &json!({"reference": first["reference"], "recipient": "Put", "address": "A",
+                      "status": "delivered"}),
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(put.status(), 200);
+    let put = json(get(1).await.expect("sent")).await;
+    assert_eq!(
+        (put["recipient"].as_str(), put["status"].as_str()),
+        (Some("Put"), Some("delivered"))
+    );
+
+    sqlx::query("DELETE FROM deliveries WHERE id = 1")
+        .execute(&other)
+        .await
+        .expect("delete");
+    assert_problem(get(1).await.expect("sent"), 404, "deleted elsewhere").await;
+    assert_eq!(
+        get(2).await.expect("sent").status(),
+        200,
+        "the others are still there"
+    );
+}
+
 #[tokio::test]
 async fn real_unicode_text_is_kept_exactly_as_sent() {
     let app = spawn_app().await;

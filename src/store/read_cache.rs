@@ -1,0 +1,100 @@
+//! Serialized read responses, kept while the data has not changed: the `GET /delivery/all` body,
+//! and the bodies of recently read single deliveries (`GET /delivery/{id}`, at most
+//! [`MAX_ITEMS`]).
+//!
+//! Correctness rests on the database, not on timing: every request reads `deliveries_revision`
+//! (bumped by a trigger on any write, by any process; see `revision.rs`) and a body is reused
+//! only when it was built at that same revision. So a response is never older than the last
+//! acknowledged write, including writes by another process. The revision is also the list's ETag.
+//! Rows are always read *after* the revision, so what is cached under it is at least that new.
+
+use bytes::Bytes;
+use hashlink::LruCache;
+use parking_lot::Mutex;
+use serde::Serialize;
+use sqlx::SqlitePool;
+
+use super::StoreError;
+use super::deliveries;
+
+/// Single deliveries kept per revision (a few hundred bytes each).
+pub const MAX_ITEMS: usize = 4096;
+
+pub struct ReadCache {
+    list: Mutex<Option<(u64, Bytes)>>,
+    items: Mutex<Items>,
+}
+
+/// The single-delivery bodies built at `revision`; cleared when a newer revision is seen.
+struct Items {
+    revision: u64,
+    bodies: LruCache<i64, Bytes>,
+}
+
+impl Default for ReadCache {
+    fn default() -> Self {
+        Self {
+            list: Mutex::default(),
+            items: Mutex::new(Items {
+                revision: 0,
+                bodies: LruCache::new(MAX_ITEMS),
+            }),
+        }
+    }
+}
+
+impl ReadCache {
+    /// The whole list as JSON at `revision`: the cached body if it was built at that revision,
+    /// otherwise read and serialized again.
+    pub async fn list(&self, pool: &SqlitePool, revision: u64) -> Result<Bytes, StoreError> {
+        if let Some((rev, body)) = self.list.lock().as_ref()
+            && *rev == revision
+        {
+            return Ok(body.clone());
+        }
+        let body = to_json(&deliveries::all(pool).await?)?;
+        let mut list = self.list.lock();
+        // Keep the newest revision seen, whichever request finishes first.
+        if list.as_ref().is_none_or(|(rev, _)| *rev <= revision) {
+            *list = Some((revision, body.clone()));
+        }
+        Ok(body)
+    }
+
+    /// Delivery `id` as JSON at `revision`, or `None` if there is none (not cached: an unknown
+    /// id costs the query each time, as it did before the cache).
+    pub async fn one(
+        &self,
+        pool: &SqlitePool,
+        id: i64,
+        revision: u64,
+    ) -> Result<Option<Bytes>, StoreError> {
+        {
+            let mut items = self.items.lock();
+            if items.revision == revision
+                && let Some(body) = items.bodies.get(&id)
+            {
+                return Ok(Some(body.clone()));
+            }
+        }
+        let Some(delivery) = deliveries::one(pool, id).await? else {
+            return Ok(None);
+        };
+        let body = to_json(&delivery)?;
+        let mut items = self.items.lock();
+        if items.revision < revision {
+            items.revision = revision;
+            items.bodies.clear();
+        }
+        if items.revision == revision {
+            items.bodies.insert(id, body.clone());
+        }
+        Ok(Some(body))
+    }
+}
+
+fn to_json(value: &impl Serialize) -> Result<Bytes, StoreError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| StoreError::Other(e.into()))
+}
