@@ -72,12 +72,13 @@ def curl(port, cacert, path, *args):
 
 
 def seed(db, rows):
-    """Exactly `rows` deliveries (written by another process, as the API must tolerate)."""
+    """Exactly `rows` deliveries, ids 1..rows (written by another process, as the API must
+    tolerate). The ids stay the same across reseeds, so GET /delivery/1 keeps finding one."""
     con = sqlite3.connect(db, timeout=30)
     con.execute("DELETE FROM deliveries")
     con.executemany(
-        "INSERT INTO deliveries (reference, recipient, address, status) VALUES (?, ?, ?, ?)",
-        [(f"BENCH-{i:06d}", f"Recipient {i}", f"{i} Benchmark Street, 1000 Loopback",
+        "INSERT INTO deliveries (id, reference, recipient, address, status) VALUES (?, ?, ?, ?, ?)",
+        [(i + 1, f"BENCH-{i:06d}", f"Recipient {i}", f"{i} Benchmark Street, 1000 Loopback",
           ["pending", "in_transit", "delivered", "cancelled"][i % 4]) for i in range(rows)])
     con.commit()
     con.close()

@@ -36,7 +36,8 @@ async fn main() -> std::io::Result<()> {
 
     HttpServer::new(move || {
         let (list, one) = (list.clone(), one.clone());
-        App::new().default_service(web::to(move |req: HttpRequest| {
+        // The body is read, as a real handler does: an unread HTTP/1.1 body costs the connection.
+        App::new().default_service(web::to(move |req: HttpRequest, _body: web::Bytes| {
             let body = if req.path() == "/delivery/all" {
                 list.clone()
             } else {

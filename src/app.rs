@@ -26,6 +26,7 @@ use crate::auth::{self, Authenticator};
 use crate::cors::CorsConfig;
 use crate::routes;
 use crate::store::DbFile;
+use crate::store::deliveries::Creator;
 use crate::store::read_cache::ReadCache;
 use crate::store::revision::RevisionProbe;
 
@@ -66,6 +67,8 @@ pub struct AppState {
     pub pool: SqlitePool,
     pub authenticator: web::Data<Authenticator>,
     pub read_cache: web::Data<ReadCache>,
+    /// Writes new deliveries in batches, one commit each (group commit).
+    pub creator: web::Data<Creator>,
     pub cors: CorsConfig,
     pub order: MiddlewareOrder,
     /// The SQLite file: each worker's in-thread revision probe (`revision.rs`) reads it, and every
@@ -82,6 +85,7 @@ impl AppState {
             .app_data(web::Data::new(self.pool))
             .app_data(self.authenticator)
             .app_data(self.read_cache)
+            .app_data(self.creator)
             .app_data(self.body_timeout)
             .configure(routes::extractors)
             // Request targets no scope can match (`*`, an absolute URL over HTTP/2): problem+json.

@@ -16,6 +16,7 @@ use crate::auth::limits::LoginLimits;
 use crate::config::ServeArgs;
 use crate::cors::CorsConfig;
 use crate::store::DbFile;
+use crate::store::deliveries::Creator;
 use crate::store::read_cache::ReadCache;
 use crate::store::{self, users};
 use crate::tls::TlsFiles;
@@ -108,6 +109,7 @@ impl Application {
             pool: pool.clone(),
             authenticator: authenticator.clone(),
             read_cache: web::Data::new(ReadCache::default()),
+            creator: web::Data::new(Creator::start(pool.clone())),
             cors,
             order,
             db_file: DbFile::new(db_file),

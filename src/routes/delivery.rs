@@ -142,11 +142,11 @@ async fn read(
 
 #[tracing::instrument(skip_all)]
 async fn create(
-    pool: web::Data<SqlitePool>,
+    creator: web::Data<deliveries::Creator>,
     body: web::Json<Box<RawValue>>,
 ) -> Result<HttpResponse> {
     let new = input::delivery_from(&body)?;
-    let delivery = deliveries::create(&pool, &new).await?;
+    let delivery = creator.create(new).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/delivery/{}", delivery.id)))
         .json(delivery))

@@ -278,6 +278,51 @@ async fn one_delivery_is_never_older_than_the_last_write_from_any_writer() {
     );
 }
 
+/// Concurrent creations are committed together (group commit): each 201 names its own row, as
+/// stored; a reference sent twice in the same burst is created once, the other copy gets 409.
+#[tokio::test]
+async fn a_burst_of_creations_is_each_acknowledged_with_its_own_stored_row() {
+    let app = spawn_app().await;
+    let references: Vec<String> = (0..150)
+        .map(|i| format!("BURST-{}", if i % 50 == 7 { 7 } else { i }))
+        .collect();
+    let sends = references.iter().enumerate().map(|(i, reference)| {
+        let app = &app;
+        async move {
+            let body =
+                json!({"reference": reference, "recipient": format!("R{i}"), "address": "A"});
+            let res = app.create(&body).await;
+            let status = res.status().as_u16();
+            (status, i, json(res).await)
+        }
+    });
+    let answers = futures_util::future::join_all(sends).await;
+
+    let stored = app.snapshot().await;
+    let mut created = 0;
+    for (status, i, body) in &answers {
+        match status {
+            201 => {
+                created += 1;
+                let id = body["id"].as_i64().expect("id");
+                let row = stored
+                    .iter()
+                    .find(|r| r.0 == id)
+                    .expect("the acknowledged row is stored");
+                assert_eq!(row.1, references[*i], "id {id} is this request's row");
+                assert_eq!(row.2, format!("R{i}"));
+            }
+            409 => assert_eq!(
+                references[*i], "BURST-7",
+                "only the repeated reference conflicts"
+            ),
+            other => panic!("request {i}: {other} {body}"),
+        }
+    }
+    assert_eq!(created, 148, "148 distinct references, each created once");
+    assert_eq!(stored.len(), SEEDED + 148);
+}
+
 #[tokio::test]
 async fn real_unicode_text_is_kept_exactly_as_sent() {
     let app = spawn_app().await;
