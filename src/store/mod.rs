@@ -84,6 +84,7 @@ pub async fn connect(args: &DatabaseArgs) -> anyhow::Result<SqlitePool> {
 
 /// Like [`connect`], also returning the database file's path.
 pub async fn connect_file(args: &DatabaseArgs) -> anyhow::Result<(SqlitePool, PathBuf)> {
+    refuse_other_engines(&args.database_url)?;
     let options = SqliteConnectOptions::from_str(&args.database_url)
         .with_context(|| format!("invalid --database-url {:?}", args.database_url))?
         .create_if_missing(true)
@@ -119,6 +120,28 @@ pub async fn connect_file(args: &DatabaseArgs) -> anyhow::Result<(SqlitePool, Pa
         .await
         .with_context(|| format!("cannot migrate the database {}", path.display()))?;
     Ok((pool, path))
+}
+
+/// A URL for another engine (`postgres://…`, common in a sqlx user's environment) would be taken
+/// for a file name and silently create a SQLite file called `postgres:` here: refuse it instead.
+/// A one-letter "scheme" is a Windows drive letter, not an engine.
+fn refuse_other_engines(url: &str) -> anyhow::Result<()> {
+    let Some((scheme, _)) = url.split_once(':') else {
+        return Ok(());
+    };
+    let is_scheme = scheme.len() > 1
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    if is_scheme && !scheme.eq_ignore_ascii_case("sqlite") {
+        anyhow::bail!(
+            "the database URL's scheme is {scheme:?}, which this build does not serve: it \
+             stores its data in SQLite. Give a sqlite: URL (sqlite://data/delivery.db) with \
+             --database-url or DATABASE_URL; a file name with a colon needs the sqlite:// prefix"
+        );
+    }
+    Ok(())
 }
 
 /// What a failed database call means for the client, decided from SQLite's result code.
@@ -211,6 +234,29 @@ fn identity(_: &std::path::Path) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_of_other_engines_are_refused_and_sqlite_paths_are_not() {
+        for url in [
+            "postgres://app@db.example:5432/deliveries",
+            "postgresql://localhost/app",
+            "mysql://root@localhost/app",
+            "my:db",
+        ] {
+            let err = refuse_other_engines(url).expect_err(url).to_string();
+            let scheme = url.split(':').next().expect("scheme");
+            assert!(err.contains(&format!("{scheme:?}")), "{url}: {err}");
+        }
+        for url in [
+            "sqlite://data/delivery.db",
+            "SQLITE:data.db",
+            "sqlite::memory:",
+            "data/delivery.db",
+            "C:\\data\\delivery.db",
+        ] {
+            assert!(refuse_other_engines(url).is_ok(), "{url}");
+        }
+    }
 
     #[test]
     fn every_file_in_migrations_is_listed_in_order() {

@@ -200,3 +200,35 @@ async fn a_certs_directory_that_cannot_be_read_is_reported_as_a_read_failure() {
         "{stderr}"
     );
 }
+
+/// `DATABASE_URL=postgres://…` (set globally by many sqlx users) used to create a SQLite file
+/// named `postgres:` in the working directory and run on it. Now start-up stops and says why.
+#[tokio::test]
+async fn a_database_url_for_another_engine_stops_with_the_reason_and_creates_nothing() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    for args in [
+        &["user", "list"][..],
+        &["serve", "--bind", "127.0.0.1:0"][..],
+    ] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"))
+            .args(args)
+            .current_dir(cwd.path())
+            .env("DATABASE_URL", "postgres://app@db.example:5432/deliveries")
+            .env("RUST_LOG", "off")
+            .output()
+            .await
+            .expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("\"postgres\"") && stderr.contains("does not serve"),
+            "{args:?}: {stderr}"
+        );
+        let left: Vec<_> = std::fs::read_dir(cwd.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name())
+            .filter(|name| name != "certs")
+            .collect();
+        assert!(left.is_empty(), "{args:?} created {left:?}");
+    }
+}
