@@ -213,15 +213,18 @@ impl Creator {
     }
 }
 
-/// One statement for the batch, committed as it finishes. If it fails (a duplicate reference in
-/// the batch, a full disk), nothing of it was stored, and each creation is retried on its own so
-/// that each gets its own answer: the duplicate its 409, the others their 201.
+/// One statement for the batch, committed as it finishes. A reference that already exists (or
+/// comes twice in the batch) is skipped by `ON CONFLICT DO NOTHING` and absent from `RETURNING`:
+/// that request gets 409, the others their rows. If the statement fails (a full disk, an I/O
+/// error), nothing of it was stored, and each creation is tried on its own, so that each gets
+/// its own answer.
 async fn write_batch(pool: &SqlitePool, batch: Vec<Creation>) {
     tracing::debug!(rows = batch.len(), "creating deliveries, one commit");
     if batch.len() > 1 {
         let values = vec!["(?, ?, ?, ?)"; batch.len()].join(", ");
         let sql = format!(
             "INSERT INTO deliveries (reference, recipient, address, status) VALUES {values}
+             ON CONFLICT (reference) DO NOTHING
              RETURNING id, reference, recipient, address, status, created_at, updated_at"
         );
         // Only placeholders vary; every value is bound.
@@ -235,20 +238,30 @@ async fn write_batch(pool: &SqlitePool, batch: Vec<Creation>) {
         }
         // fetch_all: to the last step, the commit (see the module comment).
         if let Ok(rows) = insert.fetch_all(pool).await {
-            // Committed. RETURNING's row order is unspecified: match rows by their reference.
+            // Committed. RETURNING's row order is unspecified: match rows by their reference,
+            // and check the row is this request's (of two with one reference, the first won).
             let mut rows: HashMap<String, Delivery> =
                 rows.into_iter().map(|d| (d.reference.clone(), d)).collect();
             for Creation { new, done } in batch {
-                let row = rows.remove(&new.reference).ok_or_else(|| {
-                    anyhow::anyhow!("INSERT … RETURNING lost the row of {:?}", new.reference)
-                });
-                let _ = done.send(row.map_err(StoreError::from));
+                let row = rows
+                    .remove(&new.reference)
+                    .filter(|row| row.is(&new))
+                    .ok_or(StoreError::DuplicateReference(new.reference));
+                let _ = done.send(row);
             }
             return;
         }
     }
     for Creation { new, done } in batch {
         let _ = done.send(create(pool, &new).await);
+    }
+}
+
+impl Delivery {
+    /// True when this row holds exactly what `new` asked for.
+    fn is(&self, new: &NewDelivery) -> bool {
+        (&self.reference, &self.recipient, &self.address, self.status)
+            == (&new.reference, &new.recipient, &new.address, new.status)
     }
 }
 
