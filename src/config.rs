@@ -76,6 +76,7 @@ pub struct ServeArgs {
     pub bind: SocketAddr,
 
     /// A browser origin allowed to call the API (scheme://host[:port], exact match). Repeatable.
+    /// The demo page's own origin is always allowed as well (see --demo-page-bind).
     #[arg(
         long = "allowed-origin",
         env = "DELIVERY_API_ALLOWED_ORIGINS",
@@ -115,6 +116,9 @@ pub struct ServeArgs {
     pub auth_before_cors: bool,
 
     /// Where to serve the demo page: a second origin (plain HTTP) that calls the API from a browser.
+    /// Its own origin (http://localhost:PORT on a loopback address) is always allowed, so moving
+    /// it (e.g. 127.0.0.1:9711 when 4200 is taken) keeps working; opened as another origin
+    /// (http://127.0.0.1:PORT) it is refused, as any unlisted origin is.
     #[arg(
         long,
         env = "DELIVERY_API_DEMO_PAGE_BIND",

@@ -25,6 +25,19 @@ pub fn bind(addr: SocketAddr) -> Option<TcpListener> {
     }
 }
 
+/// The origin the page is served as, and so the one its calls carry: `http://localhost:PORT` on a
+/// loopback or wildcard address (what the start-up log tells you to open; the page calls the API
+/// as `https://localhost:…`, the name in its certificate), else the address itself. Opened as
+/// `http://127.0.0.1:PORT`, the page is another origin, and is not allowed unless listed.
+pub fn origin(addr: SocketAddr) -> String {
+    let ip = addr.ip();
+    if ip.is_loopback() || ip.is_unspecified() {
+        format!("http://localhost:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    }
+}
+
 /// Serves the page; `api_base` (e.g. `https://localhost:8443`) is written into it.
 pub fn serve(listener: TcpListener, api_base: &str) -> std::io::Result<Server> {
     let page = web::Data::new(PAGE.replace("__API_BASE__", api_base));
