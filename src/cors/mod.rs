@@ -69,28 +69,10 @@ impl FromStr for AllowedOrigin {
                 "invalid allowed origin {raw:?}: {why} (expected scheme://host[:port], e.g. http://localhost:4200)"
             ))
         };
-        let Some((scheme, rest)) = raw.split_once("://") else {
-            return bad("no scheme");
-        };
-        if !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
-            return bad("the scheme must be http or https");
+        match crate::preflight::rules::serialized_origin(raw) {
+            Ok(serialized) => Ok(Self::Exact(serialized)),
+            Err(why) => bad(&why),
         }
-        if rest.is_empty() {
-            return bad("no host");
-        }
-        if let Some(c) = rest.chars().find(|c| matches!(c, '/' | '?' | '#' | '@')) {
-            return bad(match c {
-                '/' => "an origin has no path, not even a trailing slash",
-                '@' => "an origin has no user info",
-                _ => "an origin has no query or fragment",
-            });
-        }
-        let url = match url::Url::parse(raw) {
-            Ok(url) => url,
-            Err(e) => return bad(&e.to_string()),
-        };
-        // The browser's serialisation: lower-case scheme and host, default port dropped.
-        Ok(Self::Exact(url.origin().ascii_serialization()))
     }
 }
 
