@@ -281,3 +281,28 @@ fn print_login_hint(demo_default: bool) {
         tracing::info!("log in with a user from `delivery-api user list`");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_origin_is_added_once_and_never_beside_a_wildcard() {
+        let exact = |o: &str| AllowedOrigin::Exact(o.to_owned());
+        let default = [exact("http://localhost:4200")];
+        assert_eq!(
+            with_demo_origin(&default, Some("http://localhost:9711")),
+            [
+                exact("http://localhost:4200"),
+                exact("http://localhost:9711")
+            ]
+        );
+        assert_eq!(
+            with_demo_origin(&default, Some("http://localhost:4200")),
+            default
+        );
+        assert_eq!(with_demo_origin(&default, None), default);
+        let any = [AllowedOrigin::Any];
+        assert_eq!(with_demo_origin(&any, Some("http://localhost:9711")), any);
+    }
+}

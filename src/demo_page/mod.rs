@@ -60,3 +60,21 @@ async fn index(page: web::Data<String>) -> HttpResponse {
         .insert_header(("X-Content-Type-Options", "nosniff"))
         .body(page.get_ref().clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_origin_is_the_one_it_is_announced_as() {
+        for (bind, expected) in [
+            ("127.0.0.1:9711", "http://localhost:9711"),
+            ("[::1]:4200", "http://localhost:4200"),
+            ("0.0.0.0:4200", "http://localhost:4200"),
+            ("192.168.1.5:4200", "http://192.168.1.5:4200"),
+            ("[fe80::1]:4200", "http://[fe80::1]:4200"),
+        ] {
+            assert_eq!(origin(bind.parse().expect("addr")), expected, "{bind}");
+        }
+    }
+}

@@ -283,7 +283,8 @@ async fn wait_for_port(port: u16) {
     panic!("chromedriver did not start listening on {port}");
 }
 
-/// The app with its demo page, the page's origin allowed (or not).
+/// The app with its demo page. The page's own origin is always allowed; `allow_page` also lists it
+/// as the only `--allowed-origin` (the default, http://localhost:4200, is then not allowed).
 async fn app_with_page(allow_page: bool, auth_before_cors: bool) -> TestApp {
     spawn_app_with_page(|args, page_origin| {
         if allow_page {
