@@ -213,7 +213,7 @@ fn suppressed(held_back: u64) -> String {
     if held_back == 0 {
         String::new()
     } else {
-        format!(" [suppressed {held_back} like it since the last such line]")
+        format!(" (and {held_back} similar not logged since the last such line)")
     }
 }
 
@@ -291,6 +291,15 @@ mod tests {
         assert!(reason.len() < 2 * MAX_QUOTED, "{reason}");
         let escaped = Refusal::Origin("a\"b\nc".into()).reason();
         assert!(escaped.contains("\\\"b\\nc"), "{escaped}");
+    }
+
+    #[test]
+    fn a_line_after_a_quiet_interval_says_how_many_were_not_logged() {
+        assert_eq!(suppressed(0), "", "nothing to say on a first line");
+        assert_eq!(
+            suppressed(9_999),
+            " (and 9999 similar not logged since the last such line)"
+        );
     }
 
     #[test]
