@@ -44,7 +44,7 @@ pub fn app(state: AppState) -> App<impl AppFactory> {
                 .configure(routes::protected)
                 .wrap(Condition::new(correct, auth::basic())) // <- inner: auth, after CORS (correct)
                 .wrap(cors.policy()) //                         <- answers preflights; adds CORS headers to every response, 401 included
-                .wrap(Condition::new(!correct, auth::basic())), // <- outer: auth before CORS (the bug, --auth-before-cors only)
+                .wrap(Condition::new(!correct, auth::basic_before_cors())), // <- outer: auth before CORS (the bug, --auth-before-cors only)
         )
         // PUBLIC: /health, and the 404 for paths outside /delivery. CORS, no auth.
         .service(web::scope("").configure(routes::public).wrap(cors.policy()))

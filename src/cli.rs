@@ -54,8 +54,11 @@ pub async fn preflight(args: &PreflightArgs) -> ExitCode {
             } else {
                 print!("{}", doctor::render(&report));
             }
+            // The codes are documented in `delivery-api preflight --help` (config.rs).
             if report.readable {
                 ExitCode::SUCCESS
+            } else if report.not_sent.is_some() {
+                ExitCode::from(3)
             } else {
                 ExitCode::FAILURE
             }

@@ -32,19 +32,34 @@ pub enum Command {
     User(UserCommand),
     /// Replay a browser's CORS check (preflight, then the request) against any URL, and name the
     /// rule that fails. Exit status 0 only when a browser would let the page read the response.
+    #[command(after_help = PREFLIGHT_EXIT_CODES)]
     Preflight(PreflightArgs),
 }
+
+const PREFLIGHT_EXIT_CODES: &str = "\
+Exit status:
+  0  a browser would let the page read the response
+  1  a browser would block it (the report names the rule that fails)
+  2  usage error: bad flags, a URL without http(s)://, an --origin that is not an origin,
+     a --cacert without a PEM certificate, an invalid --method (nothing was sent)
+  3  the preflight passes, but the actual request was not sent (an unsafe method without
+     --send), so whether the page can read its response is unknown";
 
 #[derive(Debug, Clone, Args)]
 pub struct PreflightArgs {
     /// The URL the page calls, e.g. https://localhost:8443/delivery/all
+    #[arg(value_parser = http_url)]
     pub url: url::Url,
-    /// The page's origin.
-    #[arg(long, default_value = "http://localhost:4200")]
+    /// The page's origin, exactly as a browser sends it: scheme://host[:port] (or `null`).
+    #[arg(long, default_value = "http://localhost:4200", value_parser = page_origin)]
     pub origin: String,
     /// The request's method.
-    #[arg(long, default_value = "GET")]
+    #[arg(long, default_value = "GET", value_parser = fetch_method)]
     pub method: String,
+    /// Also send the actual request when its method is not GET or HEAD (a POST, PUT or DELETE
+    /// changes data on the server). Without it, only the preflight is checked.
+    #[arg(long)]
+    pub send: bool,
     /// A request header, as curl's -H: 'Name: value' replaces a default of that name, 'Name:' removes it.
     /// Defaults: the article's Accept, Authorization: Basic and Content-Type: application/json.
     #[arg(long = "header", short = 'H')]
@@ -76,6 +91,7 @@ pub struct ServeArgs {
     pub bind: SocketAddr,
 
     /// A browser origin allowed to call the API (scheme://host[:port], exact match). Repeatable.
+    /// The demo page's own origin is always allowed as well (see --demo-page-bind).
     #[arg(
         long = "allowed-origin",
         env = "DELIVERY_API_ALLOWED_ORIGINS",
@@ -115,6 +131,9 @@ pub struct ServeArgs {
     pub auth_before_cors: bool,
 
     /// Where to serve the demo page: a second origin (plain HTTP) that calls the API from a browser.
+    /// Its own origin (http://localhost:PORT on a loopback address) is always allowed, so moving
+    /// it (e.g. 127.0.0.1:9711 when 4200 is taken) keeps working; opened as another origin
+    /// (http://127.0.0.1:PORT) it is refused, as any unlisted origin is.
     #[arg(
         long,
         env = "DELIVERY_API_DEMO_PAGE_BIND",
@@ -253,6 +272,44 @@ pub enum UserCommand {
         #[command(flatten)]
         db: DatabaseArgs,
     },
+}
+
+/// `preflight URL`: only http(s) URLs (`localhost:8443/x` would parse with scheme `localhost`).
+fn http_url(raw: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
+    match url.scheme() {
+        "http" | "https" if url.has_host() => Ok(url),
+        _ => Err(format!(
+            "{raw:?} is not an http(s) URL: write the scheme, e.g. https://localhost:8443/delivery/all"
+        )),
+    }
+}
+
+/// `--origin`: what a browser puts in `Origin`, byte for byte.
+fn page_origin(raw: &str) -> Result<String, String> {
+    if raw == "null" {
+        return Ok(raw.to_owned()); // file:// pages and sandboxed iframes
+    }
+    match crate::preflight::rules::serialized_origin(raw) {
+        Ok(serialized) if serialized == raw => Ok(serialized),
+        Ok(serialized) => Err(format!(
+            "{raw:?} is not a serialized origin: a browser sends it as {serialized}"
+        )),
+        Err(why) => Err(format!(
+            "{raw:?} is not a serialized origin: {why} (expected scheme://host[:port], e.g. http://localhost:4200)"
+        )),
+    }
+}
+
+/// `--method`: an HTTP token that `fetch()` would send.
+fn fetch_method(raw: &str) -> Result<String, String> {
+    if reqwest::Method::from_bytes(raw.as_bytes()).is_err() || raw.is_empty() {
+        return Err(format!("{raw:?} is not an HTTP method"));
+    }
+    if crate::preflight::rules::is_forbidden_method(raw) {
+        return Err(format!("fetch() never sends {raw} (a forbidden method)"));
+    }
+    Ok(raw.to_owned())
 }
 
 impl ServeArgs {

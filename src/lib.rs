@@ -21,7 +21,8 @@ pub mod tls;
 pub mod app;
 /// HTTP Basic auth: the middleware, credentials, the authenticator, remembered logins, limits.
 pub mod auth;
-/// The CORS policy (actix-cors), allowed-origin parsing, refusals as problem+json.
+/// The CORS policy (actix-cors), allowed-origin parsing, refusals as problem+json and as one
+/// throttled log line naming the fix.
 pub mod cors;
 /// One error type, rendered as RFC 9457 problem+json; store errors mapped to statuses.
 pub mod error;

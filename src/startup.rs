@@ -14,7 +14,7 @@ use crate::auth::Authenticator;
 use crate::auth::cache::CredentialCache;
 use crate::auth::limits::LoginLimits;
 use crate::config::ServeArgs;
-use crate::cors::CorsConfig;
+use crate::cors::{AllowedOrigin, CorsConfig};
 use crate::store::DbFile;
 use crate::store::deliveries::Creator;
 use crate::store::read_cache::ReadCache;
@@ -71,14 +71,20 @@ impl Application {
 
     /// Like [`Application::build`], on sockets the caller has already bound.
     pub async fn build_on(args: ServeArgs, listeners: Listeners) -> anyhow::Result<Self> {
+        let demo_origin = match &listeners.demo_page {
+            Some(listener) => Some(demo_page::origin(listener.local_addr()?)),
+            None => None,
+        };
         let cors = CorsConfig {
-            origins: args.allowed_origins.clone(),
+            origins: with_demo_origin(&args.allowed_origins, demo_origin.as_deref()),
             allow_credentials: args.allow_credentials,
             max_age_secs: args.cors_max_age,
         };
         cors.validate().map_err(anyhow::Error::msg)?;
-        let tls = TlsFiles::resolve(args.cert.as_deref(), args.key.as_deref())?.server_config()?;
+        let tls_files = TlsFiles::resolve(args.cert.as_deref(), args.key.as_deref())?;
+        let tls = tls_files.server_config()?;
         let (pool, db_file) = store::connect_file(&args.db).await?;
+        let db_path = std::fs::canonicalize(&db_file).unwrap_or_else(|_| db_file.clone());
 
         let order = if args.auth_before_cors {
             tracing::warn!(
@@ -160,15 +166,30 @@ impl Application {
             .iter()
             .map(ToString::to_string)
             .collect();
+        let page = match &demo_origin {
+            Some(origin) => format!(
+                "{origin} (always allowed: it is this program's page; opened as another origin, \
+                 e.g. 127.0.0.1, it is not)"
+            ),
+            None => "off".to_owned(),
+        };
+        // One block: what a browser's requests will be checked against, and with what.
         tracing::info!(
-            "serving https://{addr} (allowed origins: {}; try: curl --cacert certs/dev-ca.crt https://localhost:{}/health)",
+            "serving https://{addr} (try: curl --cacert certs/dev-ca.crt https://localhost:{}/health)\n  \
+             browsers are checked against:\n    \
+             allowed origins:  {} (--allowed-origin)\n    \
+             demo page origin: {page}\n    \
+             database:         {}\n    \
+             certificate:      {}",
+            addr.port(),
             origins.join(", "),
-            addr.port()
+            db_path.display(),
+            tls_files.describe(),
         );
         if let Some((demo_addr, _)) = &demo {
             tracing::info!(
-                "demo page: http://localhost:{} (a second origin; open it in a browser)",
-                demo_addr.port()
+                "demo page: {}/ (a second origin; open it in a browser)",
+                demo_page::origin(*demo_addr)
             );
         }
         print_login_hint(demo_default);
@@ -222,6 +243,18 @@ impl Application {
     }
 }
 
+/// The allowed origins plus the demo page's own (unless `*` already covers it, or it is listed).
+fn with_demo_origin(allowed: &[AllowedOrigin], demo: Option<&str>) -> Vec<AllowedOrigin> {
+    let mut origins = allowed.to_vec();
+    if let Some(demo) = demo {
+        let demo = AllowedOrigin::Exact(demo.to_owned());
+        if !origins.contains(&AllowedOrigin::Any) && !origins.contains(&demo) {
+            origins.push(demo);
+        }
+    }
+    origins
+}
+
 /// True while the seeded demo user still has its published password (one argon2, at start-up).
 /// An error is an error, not "no": it must not let a public bind through unchecked.
 async fn demo_has_default_password(pool: &SqlitePool) -> anyhow::Result<bool> {
@@ -248,5 +281,30 @@ fn print_login_hint(demo_default: bool) {
         );
     } else {
         tracing::info!("log in with a user from `delivery-api user list`");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_origin_is_added_once_and_never_beside_a_wildcard() {
+        let exact = |o: &str| AllowedOrigin::Exact(o.to_owned());
+        let default = [exact("http://localhost:4200")];
+        assert_eq!(
+            with_demo_origin(&default, Some("http://localhost:9711")),
+            [
+                exact("http://localhost:4200"),
+                exact("http://localhost:9711")
+            ]
+        );
+        assert_eq!(
+            with_demo_origin(&default, Some("http://localhost:4200")),
+            default
+        );
+        assert_eq!(with_demo_origin(&default, None), default);
+        let any = [AllowedOrigin::Any];
+        assert_eq!(with_demo_origin(&any, Some("http://localhost:9711")), any);
     }
 }

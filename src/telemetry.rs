@@ -7,6 +7,8 @@
 //! as its own ERROR line; those are summarised here instead, at WARN.
 
 use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use tracing::field::{Field, Visit};
@@ -69,6 +71,65 @@ impl Throttle {
     }
 }
 
+/// A [`Throttle`] per key, for causes a client names itself (an Origin, a header name): each
+/// distinct cause gets its own first line, identical repeats are counted. At most `capacity` keys
+/// are tracked; past that, new keys share one overflow throttle, so a client that varies the key
+/// grows neither memory nor the log (at most `capacity + 1` lines per interval).
+pub struct Throttles<K> {
+    every: Duration,
+    capacity: usize,
+    keys: Mutex<HashMap<K, (Instant, u64)>>,
+    overflow: Throttle,
+}
+
+impl<K: Hash + Eq> Throttles<K> {
+    pub fn new(every: Duration, capacity: usize) -> Self {
+        Self {
+            every,
+            capacity,
+            keys: Mutex::new(HashMap::with_capacity(capacity)),
+            overflow: Throttle::new(every),
+        }
+    }
+
+    pub fn per_minute(capacity: usize) -> Self {
+        Self::new(SUMMARY_INTERVAL, capacity)
+    }
+
+    /// As [`Throttle::admit`], for the cause `key`.
+    pub fn admit(&self, key: K) -> Option<u64> {
+        self.admit_at(key, Instant::now())
+    }
+
+    fn admit_at(&self, key: K, now: Instant) -> Option<u64> {
+        let mut keys = self.keys.lock();
+        if !keys.contains_key(&key) && keys.len() >= self.capacity {
+            // Forget the causes that are quiet: their interval is over and nothing is held back.
+            keys.retain(|_, (last, held_back)| {
+                *held_back > 0 || now.duration_since(*last) < self.every
+            });
+            if keys.len() >= self.capacity {
+                drop(keys);
+                return self.overflow.admit_at(now);
+            }
+        }
+        match keys.get_mut(&key) {
+            Some((last, held_back)) if now.duration_since(*last) < self.every => {
+                *held_back += 1;
+                None
+            }
+            Some((last, held_back)) => {
+                *last = now;
+                Some(std::mem::take(held_back))
+            }
+            None => {
+                keys.insert(key, (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
 /// actix-http's per-connection ERROR events (`stream error: Parse error: …`, resets, 431s).
 fn is_connection_error(meta: &Metadata<'_>) -> bool {
     *meta.level() == Level::ERROR && meta.target().starts_with("actix_http::h1")
@@ -128,6 +189,41 @@ mod tests {
         let open = Throttle::new(Duration::ZERO);
         assert_eq!(open.admit(), Some(0));
         assert_eq!(open.admit(), Some(0), "a new interval logs again");
+    }
+
+    #[test]
+    fn keyed_throttles_log_each_cause_once_and_bound_the_keys() {
+        let throttles = Throttles::new(Duration::from_secs(60), 2);
+        let start = Instant::now();
+        assert_eq!(
+            throttles.admit_at("a", start),
+            Some(0),
+            "a new cause is logged"
+        );
+        assert_eq!(throttles.admit_at("b", start), Some(0), "another cause too");
+        assert_eq!(throttles.admit_at("a", start), None, "a repeat is counted");
+        // The table is full: new causes share the overflow throttle.
+        assert_eq!(throttles.admit_at("c", start), Some(0));
+        assert_eq!(throttles.admit_at("d", start), None);
+        assert_eq!(
+            throttles.keys.lock().len(),
+            2,
+            "never more keys than the capacity"
+        );
+        let later = start + Duration::from_secs(61);
+        assert_eq!(
+            throttles.admit_at("a", later),
+            Some(1),
+            "the held-back repeat is reported"
+        );
+        // "b" is quiet and its interval is over: it makes room for "e".
+        assert_eq!(throttles.admit_at("e", later), Some(0));
+        assert!(!throttles.keys.lock().contains_key("b"));
+        assert_eq!(
+            throttles.admit_at("f", later),
+            Some(1),
+            "overflow: d was held back"
+        );
     }
 
     #[test]

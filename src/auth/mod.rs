@@ -34,6 +34,23 @@ pub fn basic() -> HttpAuthentication<Result<Credentials, ApiError>, Validator> {
     HttpAuthentication::with_fn(validator)
 }
 
+/// The same middleware, for `--auth-before-cors` only: there it sees the browsers' preflights,
+/// and logs (once a minute) that it answered one, so the teaching mode explains itself.
+pub fn basic_before_cors() -> HttpAuthentication<Result<Credentials, ApiError>, Validator> {
+    let validator: Validator = |req, creds| {
+        Box::pin(async move {
+            let preflight = crate::cors::is_preflight(&req);
+            let result = validate(req, creds).await;
+            if let (true, Err((error, req))) = (preflight, &result) {
+                let status = error.as_response_error().status_code().as_u16();
+                crate::cors::log_preflight_answered_by_auth(req, status);
+            }
+            result
+        })
+    };
+    HttpAuthentication::with_fn(validator)
+}
+
 async fn validate(
     req: ServiceRequest,
     creds: Result<Credentials, ApiError>,

@@ -25,6 +25,19 @@ pub fn bind(addr: SocketAddr) -> Option<TcpListener> {
     }
 }
 
+/// The origin the page is served as, and so the one its calls carry: `http://localhost:PORT` on a
+/// loopback or wildcard address (what the start-up log tells you to open; the page calls the API
+/// as `https://localhost:…`, the name in its certificate), else the address itself. Opened as
+/// `http://127.0.0.1:PORT`, the page is another origin, and is not allowed unless listed.
+pub fn origin(addr: SocketAddr) -> String {
+    let ip = addr.ip();
+    if ip.is_loopback() || ip.is_unspecified() {
+        format!("http://localhost:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    }
+}
+
 /// Serves the page; `api_base` (e.g. `https://localhost:8443`) is written into it.
 pub fn serve(listener: TcpListener, api_base: &str) -> std::io::Result<Server> {
     let page = web::Data::new(PAGE.replace("__API_BASE__", api_base));
@@ -46,4 +59,22 @@ async fn index(page: web::Data<String>) -> HttpResponse {
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header(("X-Content-Type-Options", "nosniff"))
         .body(page.get_ref().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_origin_is_the_one_it_is_announced_as() {
+        for (bind, expected) in [
+            ("127.0.0.1:9711", "http://localhost:9711"),
+            ("[::1]:4200", "http://localhost:4200"),
+            ("0.0.0.0:4200", "http://localhost:4200"),
+            ("192.168.1.5:4200", "http://192.168.1.5:4200"),
+            ("[fe80::1]:4200", "http://[fe80::1]:4200"),
+        ] {
+            assert_eq!(origin(bind.parse().expect("addr")), expected, "{bind}");
+        }
+    }
 }

@@ -37,10 +37,11 @@ pub fn render(report: &Report) -> String {
     match &report.actual {
         Some(a) => render_exchange(&mut out, step, "Actual request", &report.url, a),
         None => {
-            let _ = writeln!(
-                out,
-                "\n{step}. Actual request: not sent (the browser stops at a failed preflight)"
-            );
+            let why = report
+                .not_sent
+                .as_deref()
+                .unwrap_or("the browser stops at a failed preflight");
+            let _ = writeln!(out, "\n{step}. Actual request: not sent ({why})");
         }
     }
     let _ = writeln!(out, "\n{}", report.verdict);
@@ -68,7 +69,12 @@ fn render_exchange(out: &mut String, step: usize, title: &str, url: &str, x: &Ex
             Outcome::Fail => "FAIL",
             Outcome::Warn => "WARN",
             Outcome::Info => "INFO",
+            Outcome::NotReached => "--  ",
         };
+        if check.outcome == Outcome::NotReached {
+            let _ = writeln!(out, "   {tag}  not reached: {}", check.rule);
+            continue;
+        }
         let _ = writeln!(out, "   {tag}  {}", check.rule);
         if let Some(cause) = &check.cause {
             let _ = writeln!(out, "         -> {cause}");

@@ -7,6 +7,38 @@
 
 use serde::Serialize;
 
+/// A serialised origin (HTML, "serialization of an origin"): `scheme://host[:port]`, nothing else.
+/// Returns the browser's serialisation (lower-case scheme and host, default port dropped), or why
+/// `raw` is not an origin: a path, a trailing slash, a query or user info never match byte for byte.
+pub fn serialized_origin(raw: &str) -> Result<String, String> {
+    let Some((scheme, rest)) = raw.split_once("://") else {
+        return Err("no scheme".into());
+    };
+    if !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
+        return Err("the scheme must be http or https".into());
+    }
+    if rest.is_empty() {
+        return Err("no host".into());
+    }
+    if let Some(c) = rest.chars().find(|c| matches!(c, '/' | '?' | '#' | '@')) {
+        return Err(match c {
+            '/' => "an origin has no path, not even a trailing slash",
+            '@' => "an origin has no user info",
+            _ => "an origin has no query or fragment",
+        }
+        .into());
+    }
+    let url = url::Url::parse(raw).map_err(|e| e.to_string())?;
+    Ok(url.origin().ascii_serialization())
+}
+
+/// Methods `fetch()` refuses to send at all (Fetch, "forbidden method").
+pub fn is_forbidden_method(method: &str) -> bool {
+    ["CONNECT", "TRACE", "TRACK"]
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(method))
+}
+
 /// What the page asks `fetch()` / `XMLHttpRequest` to send.
 #[derive(Debug, Clone, Serialize)]
 pub struct CorsRequest {
@@ -47,6 +79,9 @@ pub enum Outcome {
     /// Not a browser failure, but something a frontend will trip over.
     Warn,
     Info,
+    /// Not checked: a rule it depends on already failed, and the browser stops there.
+    #[serde(rename = "not_reached")]
+    NotReached,
 }
 
 /// One rule, checked: what it says, what was found, and (on failure) the likely cause.
@@ -73,6 +108,14 @@ impl Check {
         Self {
             cause: Some(cause.into()),
             ..Self::new(Outcome::Fail, rule)
+        }
+    }
+    /// This check, as one the browser never gets to.
+    fn not_reached(self) -> Self {
+        Self {
+            outcome: Outcome::NotReached,
+            cause: None,
+            ..self
         }
     }
     fn warn(rule: impl Into<String>, cause: impl Into<String>) -> Self {
@@ -248,15 +291,22 @@ pub fn cors_check(req: &CorsRequest, res: &SeenResponse) -> Vec<Check> {
         )),
     }
     if req.with_credentials {
-        match res.get("access-control-allow-credentials").as_deref() {
-            Some("true") => checks.push(Check::pass("Access-Control-Allow-Credentials is true")),
-            other => checks.push(Check::fail(
+        let origin_ok = passes(&checks);
+        let check = match res.get("access-control-allow-credentials").as_deref() {
+            Some("true") => Check::pass("Access-Control-Allow-Credentials is true"),
+            other => Check::fail(
                 "Access-Control-Allow-Credentials is `true` for a credentialed request",
                 format!(
                     "with credentials the response needs Access-Control-Allow-Credentials: true, got {other:?}"
                 ),
-            )),
-        }
+            ),
+        };
+        // The CORS check returns failure at Allow-Origin; Allow-Credentials comes after it.
+        checks.push(if origin_ok {
+            check
+        } else {
+            check.not_reached()
+        });
     }
     checks
 }
@@ -265,6 +315,10 @@ pub fn cors_check(req: &CorsRequest, res: &SeenResponse) -> Vec<Check> {
 pub fn check_preflight(req: &CorsRequest, res: &SeenResponse) -> Vec<Check> {
     let mut checks = vec![ok_status(res)];
     checks.extend(cors_check(req, res));
+    // A preflight without an ok status or failing the CORS check is a network error: the browser
+    // reads neither the allowed methods and headers nor Max-Age.
+    let reached = passes(&checks);
+    let dependent = checks.len();
 
     let credentialed = req.with_credentials;
     let methods = list(res.get("access-control-allow-methods"));
@@ -315,6 +369,11 @@ pub fn check_preflight(req: &CorsRequest, res: &SeenResponse) -> Vec<Check> {
     }
 
     checks.push(max_age(res));
+    if !reached {
+        for check in &mut checks[dependent..] {
+            *check = check.clone().not_reached();
+        }
+    }
     checks.extend(vary_origin(res));
     checks
 }
@@ -546,6 +605,37 @@ mod tests {
     }
 
     #[test]
+    fn after_a_failed_status_or_origin_the_methods_and_headers_are_not_reached() {
+        let mut req = article(true);
+        req.method = "DELETE".into();
+        let checks = check_preflight(&req, &res(401, &[]));
+        let failed = failed_rules(&checks);
+        assert_eq!(failed.len(), 2, "status and Allow-Origin only: {failed:#?}");
+        let not_reached: Vec<&str> = checks
+            .iter()
+            .filter(|c| c.outcome == Outcome::NotReached)
+            .map(|c| c.rule.as_str())
+            .collect();
+        assert!(
+            not_reached.iter().any(|r| r.contains("Allow-Methods")),
+            "{not_reached:?}"
+        );
+        assert!(
+            not_reached.iter().any(|r| r.contains("authorization")),
+            "{not_reached:?}"
+        );
+        assert!(
+            not_reached.iter().any(|r| r.contains("Allow-Credentials")),
+            "{not_reached:?}"
+        );
+        // With status and origin right, the same missing method is a failure of its own.
+        let mut headers = good_preflight();
+        headers[1] = ("access-control-allow-methods", "GET");
+        let failed = failed_rules(&check_preflight(&req, &res(200, &headers)));
+        assert_eq!(failed.len(), 1, "{failed:#?}");
+    }
+
+    #[test]
     fn a_redirected_preflight_fails() {
         let checks = check_preflight(&article(false), &res(301, &good_preflight()));
         assert!(failed_rules(&checks).join("").contains("redirect"));
@@ -621,9 +711,16 @@ mod tests {
     fn star_is_fine_without_credentials_and_refused_with_them() {
         let star = res(200, &[("access-control-allow-origin", "*")]);
         assert!(passes(&cors_check(&article(false), &star)));
-        let failed = failed_rules(&cors_check(&article(true), &star)).join("");
+        let checks = cors_check(&article(true), &star);
+        let failed = failed_rules(&checks).join("");
         assert!(failed.contains("not `*`"), "{failed}");
-        assert!(failed.contains("Allow-Credentials"), "{failed}");
+        // The CORS check stops at Allow-Origin: Allow-Credentials is not reached.
+        assert!(
+            checks
+                .iter()
+                .any(|c| c.outcome == Outcome::NotReached && c.rule.contains("Allow-Credentials")),
+            "{checks:#?}"
+        );
     }
 
     #[test]

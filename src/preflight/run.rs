@@ -24,6 +24,10 @@ pub struct Report {
     pub preflight_reasons: Vec<String>,
     pub preflight: Option<Exchange>,
     pub actual: Option<Exchange>,
+    /// Why the actual request was not sent although the browser would have sent it (an unsafe
+    /// method without `--send`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_sent: Option<String>,
     /// True when a browser would let the page read the actual response.
     pub readable: bool,
     pub verdict: String,
@@ -58,18 +62,38 @@ pub async fn run(args: &PreflightArgs) -> anyhow::Result<Report> {
     } else {
         Some(send_preflight(&client, &url, &request).await)
     };
-    let actual = match &preflight {
-        Some(p) if !p.passed() => None, // the browser stops here: the request is never sent
-        _ => Some(send_actual(&client, &url, &request, args.data.as_deref()).await),
+    let blocked = preflight.as_ref().is_some_and(|p| !p.passed());
+    let safe = matches!(request.method.as_str(), "GET" | "HEAD");
+    let not_sent = (!blocked && !safe && !args.send).then(|| {
+        format!(
+            "{} is not GET or HEAD and may change data on the server: pass --send to send it",
+            request.method
+        )
+    });
+    let actual = if blocked || not_sent.is_some() {
+        None // a failed preflight: the browser stops here, the request is never sent
+    } else {
+        Some(send_actual(&client, &url, &request, args.data.as_deref()).await)
     };
     let readable = actual.as_ref().is_some_and(Exchange::passed);
-    let verdict = verdict(&request, preflight.as_ref(), actual.as_ref(), readable);
+    let verdict = match &not_sent {
+        Some(why) => format!(
+            "PREFLIGHT ONLY: {}; the actual request was not sent ({why}).",
+            if preflight.is_some() {
+                "the preflight passes"
+            } else {
+                "no preflight is needed"
+            }
+        ),
+        None => verdict(&request, preflight.as_ref(), actual.as_ref(), readable),
+    };
     let mut report = Report {
         url,
         request,
         preflight_reasons,
         preflight,
         actual,
+        not_sent,
         readable,
         verdict,
     };
@@ -152,7 +176,15 @@ fn client(args: &PreflightArgs) -> anyhow::Result<reqwest::Client> {
         let pem = std::fs::read(path)
             .with_context(|| format!("cannot read --cacert {}", path.display()))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .with_context(|| format!("{} holds no PEM certificate", path.display()))?;
+            .ok()
+            .filter(|certs| !certs.is_empty())
+            .with_context(|| {
+                format!(
+                    "--cacert {} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----, \
+                     e.g. certs/dev-ca.crt)",
+                    path.display()
+                )
+            })?;
         builder = builder.tls_certs_only(certs);
     }
     if args.insecure {
@@ -297,10 +329,18 @@ fn verdict(
                 .map(|c| c.cause.clone().unwrap_or_else(|| c.rule.clone()))
         })
     };
+    if let Some(reason) = preflight.and_then(no_cors_at_all) {
+        return format!(
+            "FAIL: the browser blocks the request at the preflight; the page sees status 0. {reason}"
+        );
+    }
     if let Some(reason) = preflight.and_then(first_failure) {
         return format!(
             "FAIL: the browser blocks the request at the preflight; the page sees status 0. {reason}"
         );
+    }
+    if let Some(reason) = actual.filter(|_| !readable).and_then(no_cors_at_all) {
+        return format!("FAIL: the browser blocks the response; the page sees status 0. {reason}");
     }
     match actual {
         Some(a) if readable => {
@@ -316,6 +356,26 @@ fn verdict(
         ),
         None => "FAIL: no request was made".to_owned(),
     }
+}
+
+/// A response without a single `Access-Control-*` header, in plain words. Not for 400/401/403
+/// and redirects: those have a more precise reading (a CORS layer's refusal, auth before CORS,
+/// a redirect), given by the rules.
+fn no_cors_at_all(x: &Exchange) -> Option<String> {
+    let res = x.response.as_ref()?;
+    let any_cors = res
+        .headers
+        .iter()
+        .any(|(name, _)| name.to_ascii_lowercase().starts_with("access-control-"));
+    if any_cors || matches!(res.status, 300..=399 | 400 | 401 | 403) {
+        return None;
+    }
+    Some(format!(
+        "The server sent no CORS headers at all (status {}): nothing on it handles CORS for this \
+         URL. Add a CORS layer that covers this route (and answers OPTIONS), or call it from the \
+         same origin.",
+        res.status
+    ))
 }
 
 #[cfg(test)]
@@ -339,8 +399,19 @@ mod tests {
 
     #[test]
     fn an_invalid_method_is_refused_not_replaced_by_get() {
-        let err = cors_request(&args("GE T")).expect_err("not a method");
-        assert!(err.to_string().contains("not an HTTP method"), "{err}");
+        let url = "https://localhost:8443/delivery/all";
+        for (method, reason) in [
+            ("GE T", "not an HTTP method"),
+            ("", "not an HTTP method"),
+            ("TRACE", "forbidden method"),
+            ("connect", "forbidden method"),
+        ] {
+            let err = Preflight::try_parse_from(["preflight", url, "--method", method])
+                .err()
+                .expect(method)
+                .to_string();
+            assert!(err.contains(reason), "{method:?}: {err}");
+        }
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub const CA_KEY: &str = "dev-ca.key";
 pub const SERVER_CERT: &str = "localhost.crt";
 pub const SERVER_KEY: &str = "localhost.key";
 
+/// The dev CA's common name: in the issuer of every certificate it signs.
+pub const CA_NAME: &str = "delivery-api local development CA";
+
 const DAY_SECS: i64 = 86_400;
 
 /// Writes `localhost.crt`/`.key` in `dir`, signed by `dev-ca.crt`/`.key` there (the CA is reused if
@@ -59,7 +62,7 @@ fn load_or_create_ca(dir: &Path) -> anyhow::Result<Issuer<'static, KeyPair>> {
             .with_context(|| format!("cannot use {} as a CA", cert_path.display()));
     }
     let mut params = CertificateParams::default();
-    params.distinguished_name = name("delivery-api local development CA");
+    params.distinguished_name = name(CA_NAME);
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     set_validity(&mut params, 10 * 365);
@@ -68,6 +71,12 @@ fn load_or_create_ca(dir: &Path) -> anyhow::Result<Issuer<'static, KeyPair>> {
     write(&cert_path, &cert.pem(), false)?;
     write(&key_path, &key.serialize_pem(), true)?;
     Ok(Issuer::new(params, key))
+}
+
+/// True when `der` (a certificate) carries the dev CA's name: the dev certificate, or the CA itself.
+/// A byte search is enough for a start-up message: another CA's certificate never contains it.
+pub fn is_dev_certificate(der: &[u8]) -> bool {
+    der.windows(CA_NAME.len()).any(|w| w == CA_NAME.as_bytes())
 }
 
 fn name(common_name: &str) -> DistinguishedName {

@@ -17,6 +17,8 @@ use crate::config::{DEFAULT_CERT, DEFAULT_KEY};
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// True when this start generated them (the default pair was missing).
+    pub generated: bool,
 }
 
 impl TlsFiles {
@@ -26,11 +28,13 @@ impl TlsFiles {
             (Some(cert), Some(key)) => Ok(Self {
                 cert: cert.to_owned(),
                 key: key.to_owned(),
+                generated: false,
             }),
             (None, None) => {
-                let files = Self {
+                let mut files = Self {
                     cert: DEFAULT_CERT.into(),
                     key: DEFAULT_KEY.into(),
+                    generated: false,
                 };
                 // `try_exists`, not `exists`: a directory we cannot read is an error to report
                 // as such, not a reason to try (and fail) to write new certificates into it.
@@ -41,10 +45,36 @@ impl TlsFiles {
                 if !present(&files.cert)? || !present(&files.key)? {
                     let dir = files.cert.parent().unwrap_or(Path::new("."));
                     dev_ca::generate(dir).context("cannot generate the dev certificates")?;
+                    files.generated = true;
                 }
                 Ok(files)
             }
             _ => bail!("--cert and --key go together"),
+        }
+    }
+
+    /// For the start-up log: the certificate's absolute path, and whether it is the dev one
+    /// (which browsers trust only once the dev CA is trusted).
+    pub fn describe(&self) -> String {
+        let path = std::path::absolute(&self.cert).unwrap_or_else(|_| self.cert.clone());
+        let first = CertificateDer::pem_file_iter(&self.cert)
+            .ok()
+            .and_then(|mut certs| certs.next())
+            .and_then(Result::ok);
+        let dev = first.is_some_and(|der| dev_ca::is_dev_certificate(&der));
+        let ca = path.with_file_name(dev_ca::CA_CERT);
+        match (dev, self.generated) {
+            (true, true) => format!(
+                "{} (the dev certificate, generated now: browsers trust it once {} is trusted)",
+                path.display(),
+                ca.display()
+            ),
+            (true, false) => format!(
+                "{} (the generated dev certificate: browsers trust it once {} is trusted)",
+                path.display(),
+                ca.display()
+            ),
+            (false, _) => format!("{} (not the dev certificate)", path.display()),
         }
     }
 

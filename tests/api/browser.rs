@@ -283,7 +283,8 @@ async fn wait_for_port(port: u16) {
     panic!("chromedriver did not start listening on {port}");
 }
 
-/// The app with its demo page, the page's origin allowed (or not).
+/// The app with its demo page. The page's own origin is always allowed; `allow_page` also lists it
+/// as the only `--allowed-origin` (the default, http://localhost:4200, is then not allowed).
 async fn app_with_page(allow_page: bool, auth_before_cors: bool) -> TestApp {
     spawn_app_with_page(|args, page_origin| {
         if allow_page {
@@ -350,12 +351,16 @@ async fn with_a_wrong_password_the_page_sees_401_not_0() {
     ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)"
 )]
 async fn from_an_origin_that_is_not_allowed_the_browser_blocks_the_response() {
-    // The page is served on a random port; only http://localhost:4200 is allowed.
+    // The page's own origin (http://localhost:PORT) is always allowed; opened as
+    // http://127.0.0.1:PORT it is another origin, which is not.
     let app = app_with_page(false, false).await;
     let Some(browser) = Browser::launch(&app).await else {
         return;
     };
-    browser.open(app.page.as_deref().expect("page")).await;
+    let page = app.page.as_deref().expect("page");
+    browser
+        .open(&page.replacen("//localhost:", "//127.0.0.1:", 1))
+        .await;
 
     let outcome = browser.click("get-all").await;
 

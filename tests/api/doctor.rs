@@ -38,7 +38,7 @@ async fn against_this_server_every_verdict_passes() {
         let ca = ca(&app);
         let report = doctor::run(&args(
             &url,
-            &["--cacert", &ca, "-u", user, "--method", method],
+            &["--cacert", &ca, "-u", user, "--method", method, "--send"],
         ))
         .await
         .expect("report");
@@ -310,5 +310,186 @@ async fn header_flags_replace_or_remove_the_articles_defaults() {
     assert!(
         delivery_api::preflight::rules::preflight_reasons(&req).is_empty(),
         "now a simple request"
+    );
+}
+
+/// Runs `delivery-api preflight ARGS` (tokio's process API: the test's servers keep running).
+async fn doctor_binary(args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"))
+        .arg("preflight")
+        .args(args)
+        .output()
+        .await
+        .expect("runs")
+}
+
+#[tokio::test]
+async fn usage_errors_exit_2_with_the_reason_and_send_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let not_pem = dir.path().join("not-a-cert.pem");
+    std::fs::write(&not_pem, "this is not a certificate\n").expect("write");
+    let not_pem = not_pem.display().to_string();
+    // Nothing listens on port 9 (discard): a usage error must come before any connection.
+    let url = "https://localhost:9/delivery/all";
+    let cases: [(&str, &[&str], &str); 9] = [
+        (
+            "no scheme",
+            &["localhost:9/delivery/all"],
+            "is not an http(s) URL",
+        ),
+        (
+            "not http(s)",
+            &["ftp://localhost/delivery/all"],
+            "is not an http(s) URL",
+        ),
+        (
+            "origin with a path",
+            &[url, "--origin", "http://localhost:4200/app"],
+            "no path",
+        ),
+        (
+            "origin with a trailing slash",
+            &[url, "--origin", "http://localhost:4200/"],
+            "not even a trailing slash",
+        ),
+        (
+            "origin without a scheme",
+            &[url, "--origin", "localhost:4200"],
+            "no scheme",
+        ),
+        (
+            "origin not as a browser writes it",
+            &[url, "--origin", "http://LOCALHOST:4200"],
+            "a browser sends it as http://localhost:4200",
+        ),
+        (
+            "a --cacert without a certificate",
+            &[url, "--cacert", &not_pem],
+            "holds no PEM certificate",
+        ),
+        (
+            "an invalid method",
+            &[url, "--method", "GE T"],
+            "is not an HTTP method",
+        ),
+        (
+            "a method fetch() never sends",
+            &[url, "--method", "TRACE"],
+            "forbidden method",
+        ),
+    ];
+    for (what, args, reason) in cases {
+        let out = doctor_binary(args).await;
+
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: {stderr}");
+        assert!(
+            stderr.contains(reason),
+            "{what}: expected {reason:?} in {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{what}: no report");
+    }
+    let help = doctor_binary(&["--help"]).await;
+    let help = String::from_utf8_lossy(&help.stdout);
+    for code in [
+        "0  a browser would let",
+        "1  a browser would block",
+        "2  usage error",
+        "3  the preflight passes",
+    ] {
+        assert!(
+            help.contains(code),
+            "--help documents exit {code:?}: {help}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unsafe_method_is_sent_only_with_send() {
+    let app = spawn_app().await;
+    let url = app.url("/delivery/1");
+    let ca = ca(&app);
+    let before = app.count_deliveries().await;
+    let flags = [
+        "--cacert",
+        ca.as_str(),
+        "-u",
+        "demo:demo-password",
+        "--method",
+        "DELETE",
+    ];
+
+    let report = doctor::run(&args(&url, &flags)).await.expect("report");
+
+    assert_eq!(app.count_deliveries().await, before, "nothing was deleted");
+    assert!(report.actual.is_none(), "{}", failures(&report));
+    assert!(report.verdict.contains("pass --send"), "{}", report.verdict);
+    let text = doctor::render(&report);
+    assert!(
+        text.contains("Actual request: not sent (DELETE is not GET or HEAD"),
+        "{text}"
+    );
+    let out = doctor_binary(&[url.as_str(), "--cacert", &ca, "--method", "DELETE"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(app.count_deliveries().await, before, "nor by the binary");
+
+    let sent = [&flags[..], &["--send"]].concat();
+    let report = doctor::run(&args(&url, &sent)).await.expect("report");
+
+    assert!(report.readable, "{}", failures(&report));
+    assert_eq!(
+        app.count_deliveries().await,
+        before - 1,
+        "--send sent the DELETE"
+    );
+}
+
+#[tokio::test]
+async fn a_server_without_cors_gets_that_verdict_and_no_extra_failures() {
+    let (url, handle) = misconfigured(
+        || HttpResponse::Ok().finish(),
+        || HttpResponse::Ok().finish(),
+    )
+    .await;
+
+    let preflighted = doctor::run(&args(&url, &[])).await.expect("report");
+    // Without Authorization and with a safelisted Content-Type: a simple request, no preflight.
+    let simple = doctor::run(&args(
+        &url,
+        &["-H", "Authorization:", "-H", "Content-Type: text/plain"],
+    ))
+    .await
+    .expect("report");
+    handle.stop(false).await;
+
+    for (what, report) in [("preflighted", &preflighted), ("simple", &simple)] {
+        assert!(!report.readable, "{what}");
+        assert!(
+            report
+                .verdict
+                .contains("The server sent no CORS headers at all (status 200)"),
+            "{what}: {}",
+            failures(report)
+        );
+    }
+    assert!(
+        simple.preflight.is_none(),
+        "a simple request has no preflight"
+    );
+    // The preflight fails once, at Allow-Origin; what depends on it is "not reached".
+    let text = doctor::render(&preflighted);
+    assert_eq!(
+        text.matches("FAIL").count(),
+        2,
+        "one FAIL and the verdict: {text}"
+    );
+    assert!(
+        text.contains("not reached: Access-Control-Allow-Headers includes authorization"),
+        "{text}"
     );
 }

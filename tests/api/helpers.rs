@@ -53,8 +53,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
     start(dir, None, configure).await
 }
 
-/// Also serves the demo page, on a free port of its own: `configure` gets the page's origin
-/// (`http://localhost:PORT`) to decide whether the API allows it.
+/// Also serves the demo page, on a free port of its own (as `--demo-page-bind` moves it). The
+/// API always allows the page's own origin; `configure` gets it (`http://localhost:PORT`) too.
 pub async fn spawn_app_with_page(configure: impl FnOnce(&mut ServeArgs, &str)) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
     dev_ca::generate(dir.path()).expect("dev certificates");

@@ -15,4 +15,5 @@ mod hostile;
 mod http2;
 mod limits;
 mod preflight;
+mod refusal_log;
 mod tls;

@@ -218,7 +218,7 @@ async fn a_refused_preflight_is_a_400_problem_that_says_why_and_varies_on_the_re
             ORIGIN,
             "GET",
             "authorization,x-api-key",
-            "x-api-key not allowed",
+            "request header \"x-api-key\" is not allowed",
         ),
     ];
     for (what, origin, method, headers, reason) in cases {

@@ -2,20 +2,25 @@
 //!
 //! A browser sends the preflight `OPTIONS` *without* credentials, so this layer must answer it
 //! before Basic auth ever runs; see `app.rs` for where it sits. actix-cors answers preflights
-//! itself and never calls the services it wraps. Over 300 lines with its tests: the policy, the
-//! origin parsing it needs, and the refusal explanations are one thing, and are tested against
-//! the real actix-cors middleware.
+//! itself and never calls the services it wraps. Over 300 lines with its tests: the policy and
+//! the origin parsing it needs are one thing, and are tested against the real actix-cors
+//! middleware. Why a preflight was refused, for the body and the log: `explain.rs`.
+
+mod explain;
+
+pub use explain::{is_preflight, log_preflight_answered_by_auth};
 
 use std::fmt;
 use std::future::{Ready, ready};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::str::FromStr;
 
 use actix_cors::{Cors, CorsError, CorsMiddleware};
 use actix_web::ResponseError;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::{Method, header};
 
 use crate::error::ApiError;
@@ -64,28 +69,10 @@ impl FromStr for AllowedOrigin {
                 "invalid allowed origin {raw:?}: {why} (expected scheme://host[:port], e.g. http://localhost:4200)"
             ))
         };
-        let Some((scheme, rest)) = raw.split_once("://") else {
-            return bad("no scheme");
-        };
-        if !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
-            return bad("the scheme must be http or https");
+        match crate::preflight::rules::serialized_origin(raw) {
+            Ok(serialized) => Ok(Self::Exact(serialized)),
+            Err(why) => bad(&why),
         }
-        if rest.is_empty() {
-            return bad("no host");
-        }
-        if let Some(c) = rest.chars().find(|c| matches!(c, '/' | '?' | '#' | '@')) {
-            return bad(match c {
-                '/' => "an origin has no path, not even a trailing slash",
-                '@' => "an origin has no user info",
-                _ => "an origin has no query or fragment",
-            });
-        }
-        let url = match url::Url::parse(raw) {
-            Ok(url) => url,
-            Err(e) => return bad(&e.to_string()),
-        };
-        // The browser's serialisation: lower-case scheme and host, default port dropped.
-        Ok(Self::Exact(url.origin().ascii_serialization()))
     }
 }
 
@@ -130,7 +117,11 @@ impl CorsConfig {
     /// The CORS middleware: actix-cors, whose refusals are rewritten as problem+json. Cheap:
     /// built once per worker for each scope.
     pub fn policy(&self) -> Policy {
-        Policy(self.cors())
+        let origins: Vec<String> = self.origins.iter().map(ToString::to_string).collect();
+        Policy {
+            cors: self.cors(),
+            allowed_origins: origins.join(", ").into(),
+        }
     }
 
     fn cors(&self) -> Cors {
@@ -163,8 +154,13 @@ impl CorsConfig {
 /// and no `Vary`. The status stays 400 (any non-2xx fails the preflight in the browser, which
 /// ignores the body), but the body becomes problem+json saying which rule failed, for the curl
 /// user and the test that reads it, and `Vary` says the answer depends on the request's Origin
-/// and Access-Control-Request-* headers, so no cache serves it to another page.
-pub struct Policy(Cors);
+/// and Access-Control-Request-* headers, so no cache serves it to another page. And the server's
+/// log says why, with the flag that fixes it (`explain.rs`): actix-cors logs nothing.
+pub struct Policy {
+    cors: Cors,
+    /// For the log line of a refused origin.
+    allowed_origins: Rc<str>,
+}
 
 impl<S, B> Transform<S, ServiceRequest> for Policy
 where
@@ -180,13 +176,18 @@ where
 
     fn new_transform(&self, service: S) -> Self::Future {
         // actix-cors builds its middleware synchronously (a `Ready` future).
-        let cors = self.0.new_transform(service).into_inner();
-        ready(cors.map(|cors| ExplainRefusals { cors }))
+        let cors = self.cors.new_transform(service).into_inner();
+        let allowed_origins = self.allowed_origins.clone();
+        ready(cors.map(|cors| ExplainRefusals {
+            cors,
+            allowed_origins,
+        }))
     }
 }
 
 pub struct ExplainRefusals<S> {
     cors: S,
+    allowed_origins: Rc<str>,
 }
 
 type Answer<B> =
@@ -205,7 +206,9 @@ where
     forward_ready!(cors);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
+        explain::log_if_not_a_preflight(&req);
         let answer = self.cors.call(req);
+        let allowed_origins = self.allowed_origins.clone();
         Box::pin(async move {
             let res = answer.await?;
             let Some(refusal) = res
@@ -215,7 +218,9 @@ where
             else {
                 return Ok(res);
             };
-            let detail = explain(refusal, res.request().headers());
+            let refusal = explain::Refusal::new(refusal, res.request().headers());
+            refusal.log(&allowed_origins);
+            let detail = format!("CORS preflight refused: {}", refusal.reason());
             let mut problem = ApiError::BadRequest(detail).error_response();
             problem.headers_mut().insert(
                 header::VARY,
@@ -226,45 +231,6 @@ where
             Ok(res.into_response(problem.map_into_right_body()))
         })
     }
-}
-
-/// Why a preflight was refused, in the words of the rule that failed.
-fn explain(refusal: &CorsError, request: &HeaderMap) -> String {
-    let value = |name| {
-        request
-            .get(name)
-            .map(|v: &HeaderValue| {
-                String::from_utf8_lossy(v.as_bytes())
-                    .chars()
-                    .take(200)
-                    .collect::<String>()
-            })
-            .unwrap_or_default()
-    };
-    let reason = match refusal {
-        CorsError::OriginNotAllowed => format!("origin {:?} is not allowed", value(header::ORIGIN)),
-        CorsError::MissingOrigin => "a preflight needs an Origin header".into(),
-        CorsError::MethodNotAllowed => format!(
-            "method {:?} is not allowed (allowed: {})",
-            value(header::ACCESS_CONTROL_REQUEST_METHOD),
-            METHODS.map(|m| m.to_string()).join(", ")
-        ),
-        CorsError::HeadersNotAllowed => {
-            let requested = value(header::ACCESS_CONTROL_REQUEST_HEADERS).to_ascii_lowercase();
-            let refused: Vec<&str> = requested
-                .split(',')
-                .map(str::trim)
-                .filter(|h| !ALLOWED_HEADERS.iter().any(|a| a.as_str() == *h))
-                .collect();
-            format!(
-                "request header(s) {} not allowed (allowed: {})",
-                refused.join(", "),
-                ALLOWED_HEADERS.map(|h| h.to_string()).join(", ")
-            )
-        }
-        other => other.to_string(),
-    };
-    format!("CORS preflight refused: {reason}")
 }
 
 #[cfg(test)]

@@ -1,0 +1,246 @@
+//! The server log says why a preflight failed, once per cause, with the fix (issue 13): read from
+//! the real binary's log, since that is what a developer reads.
+
+use std::path::Path;
+
+use reqwest::Method;
+
+use crate::helpers::*;
+
+/// A directory with the dev certificates, for [`serve_binary`] (which creates the database).
+fn certs() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    delivery_api::tls::dev_ca::generate(dir.path()).expect("dev certificates");
+    dir
+}
+
+/// `OPTIONS path` with `headers`, as a browser (or a hand-written curl) sends it.
+async fn options(
+    client: &reqwest::Client,
+    served: &Served,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> u16 {
+    let mut req = client.request(Method::OPTIONS, served.url(path));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.send().await.expect("sent").status().as_u16()
+}
+
+/// The message of a log line: what follows the target (`delivery_api::cors::explain: `).
+fn message(line: &str) -> &str {
+    line.split_once("delivery_api::cors::explain: ")
+        .map_or(line, |(_, message)| message)
+}
+
+async fn served(dir: &Path, extra: &[&str]) -> (Served, reqwest::Client) {
+    let served = serve_binary(dir, "warn", extra).await;
+    let client = served.client(dir);
+    (served, client)
+}
+
+/// What is wrong, the request's headers, the expected log message.
+type Case = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
+#[tokio::test]
+async fn each_refused_preflight_logs_one_line_naming_the_rule_and_the_fix() {
+    let dir = certs();
+    let (mut served, client) = served(dir.path(), &[]).await;
+    let cases: [Case; 4] = [
+        (
+            "an origin that is not allowed",
+            &[
+                ("Origin", "http://127.0.0.1:4200"),
+                ("Access-Control-Request-Method", "GET"),
+            ],
+            "preflight refused: origin \"http://127.0.0.1:4200\" is not allowed (allowed: \
+             http://localhost:4200); add --allowed-origin http://127.0.0.1:4200",
+        ),
+        (
+            "a header that is not allowed",
+            &[
+                ("Origin", ORIGIN),
+                ("Access-Control-Request-Method", "GET"),
+                ("Access-Control-Request-Headers", "authorization,x-api-key"),
+            ],
+            "preflight refused: request header \"x-api-key\" is not allowed (allowed: \
+             authorization, content-type, accept, x-requested-with, if-none-match); the page \
+             must not send it (no flag allows other headers yet)",
+        ),
+        (
+            "a method that is not allowed",
+            &[
+                ("Origin", ORIGIN),
+                ("Access-Control-Request-Method", "PATCH"),
+            ],
+            "preflight refused: method \"PATCH\" is not allowed (allowed: GET, HEAD, POST, PUT, \
+             DELETE); no flag allows other methods",
+        ),
+        (
+            "no Access-Control-Request-Method",
+            &[("Origin", ORIGIN)],
+            "not a preflight: OPTIONS /delivery/all from origin \"http://localhost:4200\" has no \
+             Access-Control-Request-Method, so it is answered as an ordinary request (a \
+             browser's preflight always carries that header)",
+        ),
+    ];
+    for (what, headers, expected) in cases {
+        let status = options(&client, &served, "/delivery/all", headers).await;
+        assert!(status >= 400, "{what}: answered {status}");
+
+        let line = served
+            .wait_for_log_line(|l| l.contains(" WARN ") && l.contains("delivery_api::cors"))
+            .await;
+
+        assert_eq!(message(&line), expected, "{what}: {line}");
+    }
+}
+
+#[tokio::test]
+async fn with_auth_before_cors_the_preflight_answered_by_auth_is_logged() {
+    let dir = certs();
+    let (mut served, client) = served(dir.path(), &["--auth-before-cors"]).await;
+    let headers = [
+        ("Origin", ORIGIN),
+        ("Access-Control-Request-Method", "GET"),
+        (
+            "Access-Control-Request-Headers",
+            "authorization,content-type",
+        ),
+    ];
+
+    let status = options(&client, &served, "/delivery/all", &headers).await;
+
+    assert_eq!(status, 401);
+    let line = served
+        .wait_for_log_line(|l| l.contains("delivery_api::cors"))
+        .await;
+    assert_eq!(
+        message(&line),
+        "preflight OPTIONS /delivery/all answered 401 by Basic auth: auth runs before CORS \
+         (--auth-before-cors)",
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_bad_preflights_writes_a_bounded_number_of_lines() {
+    const FLOOD: usize = 10_000;
+    const CONNECTIONS: usize = 4;
+    let dir = certs();
+    let (mut served, _) = served(dir.path(), &[]).await;
+    let flood = [
+        ("Origin", "http://flood.example"),
+        ("Access-Control-Request-Method", "GET"),
+    ];
+
+    // A few keep-alive connections (one HTTP/2 connection per client), each with a few requests
+    // in flight at a time. Not a benchmark: only the count of log lines matters.
+    let clients: Vec<reqwest::Client> = (0..CONNECTIONS)
+        .map(|_| served.client(dir.path()))
+        .collect();
+    let url = served.url("/delivery/all");
+    let flooding = tokio::spawn(async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        for client in &clients {
+            for _ in 0..4 {
+                let (client, url) = (client.clone(), url.clone());
+                tasks.spawn(async move {
+                    for _ in 0..FLOOD / CONNECTIONS / 4 {
+                        let mut req = client.request(Method::OPTIONS, &url);
+                        for (name, value) in flood {
+                            req = req.header(name, value);
+                        }
+                        let status = req.send().await.expect("sent").status();
+                        assert_eq!(status, 400);
+                    }
+                });
+            }
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.expect("a flood task");
+        }
+        // Every flood response has arrived, and each was logged (or not) before it was sent:
+        // a line for another cause, logged after them, ends what the flood could have written.
+        let mut req = clients[0].request(Method::OPTIONS, &url);
+        for (name, value) in [
+            ("Origin", "http://end.example"),
+            ("Access-Control-Request-Method", "GET"),
+        ] {
+            req = req.header(name, value);
+        }
+        req.send().await.expect("sent");
+    });
+    // Read the log meanwhile: a server logging every refusal would otherwise block on a full
+    // pipe, and this test would hang instead of failing.
+    served
+        .wait_for_log_line(|l| l.contains("http://end.example"))
+        .await;
+    flooding.await.expect("the flood");
+
+    let lines = served
+        .log
+        .lines()
+        .filter(|l| l.contains("origin \"http://flood.example\" is not allowed"))
+        .count();
+    assert!(
+        (1..=5).contains(&lines),
+        "{FLOOD} refusals for one cause wrote {lines} lines"
+    );
+}
+
+#[tokio::test]
+async fn the_demo_page_origin_is_allowed_wherever_the_page_is_moved() {
+    // The page on a random port (as `--demo-page-bind 127.0.0.1:9711` moves it), not listed.
+    let app = spawn_app_with_page(|_, _| {}).await;
+    let page = app.page.clone().expect("the demo page");
+    let page_origin = page.trim_end_matches('/');
+    assert_ne!(page_origin, ORIGIN, "the page is not on the default port");
+
+    let res = app.preflight("/delivery/all", "GET", page_origin).await;
+
+    assert_eq!(res.status(), 200, "the page's own origin passes");
+    assert_eq!(
+        header(res.headers(), "access-control-allow-origin"),
+        Some(page_origin)
+    );
+    // Still allowed too: the configured origin. Not allowed: the page opened as 127.0.0.1.
+    let res = app.preflight("/delivery/all", "GET", ORIGIN).await;
+    assert_eq!(res.status(), 200, "{ORIGIN}");
+    let other = page_origin.replace("localhost", "127.0.0.1");
+    let res = app.preflight("/delivery/all", "GET", &other).await;
+    assert_eq!(res.status(), 400, "{other} is another origin");
+}
+
+#[tokio::test]
+async fn start_up_says_what_browsers_are_checked_against() {
+    let dir = certs();
+    let (mut served, _) = served(dir.path(), &[]).await;
+    let line = served
+        .wait_for_log_line(|l| l.trim_start().starts_with("certificate:"))
+        .await;
+    let log = &served.log;
+
+    let db = std::fs::canonicalize(dir.path().join("test.db")).expect("the database exists");
+    for expected in [
+        "browsers are checked against:".to_owned(),
+        "allowed origins:  http://localhost:4200 (--allowed-origin)".to_owned(),
+        "demo page origin: off".to_owned(),
+        format!("database:         {}", db.display()),
+    ] {
+        assert!(log.contains(&expected), "{expected:?} in\n{log}");
+    }
+    let cert = dir.path().join("localhost.crt");
+    assert!(
+        line.contains(&format!(
+            "{} (the generated dev certificate",
+            cert.display()
+        )),
+        "{line}"
+    );
+}
