@@ -110,6 +110,27 @@ pub struct ServeArgs {
     )]
     pub allow_credentials: bool,
 
+    /// A request header pages may send, besides the defaults (Authorization, Content-Type, Accept,
+    /// X-Requested-With, If-None-Match), e.g. X-Request-Id or X-XSRF-TOKEN. Repeatable.
+    /// `*` only without credentials: the Fetch standard's `*` never covers Authorization.
+    #[arg(
+        long = "allow-header",
+        env = "DELIVERY_API_ALLOW_HEADERS",
+        value_delimiter = ',',
+        value_parser = crate::cors::HeaderRule::parse
+    )]
+    pub allow_headers: Vec<crate::cors::HeaderRule>,
+
+    /// A response header pages may read, besides the defaults (WWW-Authenticate, Location,
+    /// Retry-After, ETag, Link, X-Total-Count). Repeatable. `*` only without credentials.
+    #[arg(
+        long = "expose-header",
+        env = "DELIVERY_API_EXPOSE_HEADERS",
+        value_delimiter = ',',
+        value_parser = crate::cors::HeaderRule::parse
+    )]
+    pub expose_headers: Vec<crate::cors::HeaderRule>,
+
     /// How long (seconds) a browser may cache a successful preflight. Chromium caps it at 7200.
     #[arg(long, env = "DELIVERY_API_CORS_MAX_AGE", default_value_t = 600)]
     pub cors_max_age: usize,

@@ -79,6 +79,8 @@ impl Application {
             origins: with_demo_origin(&args.allowed_origins, demo_origin.as_deref()),
             allow_credentials: args.allow_credentials,
             max_age_secs: args.cors_max_age,
+            allow_headers: args.allow_headers.clone(),
+            expose_headers: args.expose_headers.clone(),
         };
         cors.validate().map_err(anyhow::Error::msg)?;
         let tls_files = TlsFiles::resolve(args.cert.as_deref(), args.key.as_deref())?;

@@ -13,7 +13,9 @@ use actix_web::dev::ServiceRequest;
 use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 
-use super::{ALLOWED_HEADERS, AllowedOrigin, METHODS};
+use actix_web::http::header::HeaderName;
+
+use super::{AllowedOrigin, METHODS};
 use crate::telemetry::Throttles;
 
 /// Longest origin, method or header name quoted in a log line or a body.
@@ -41,13 +43,14 @@ pub enum Refusal {
     Origin(String),
     MissingOrigin,
     Method(String),
-    Headers(Vec<String>),
+    /// The refused names, and every allowed one.
+    Headers(Vec<String>, String),
     MalformedHeaders(String),
     Other(String),
 }
 
 impl Refusal {
-    pub fn new(error: &CorsError, request: &HeaderMap) -> Self {
+    pub fn new(error: &CorsError, request: &HeaderMap, allowed_headers: &[HeaderName]) -> Self {
         let value = |name| quoted(request.get(name));
         match error {
             CorsError::OriginNotAllowed => Self::Origin(value(header::ORIGIN)),
@@ -60,11 +63,12 @@ impl Refusal {
                 let mut refused: Vec<String> = requested
                     .split(',')
                     .map(str::trim)
-                    .filter(|h| !ALLOWED_HEADERS.iter().any(|a| a.as_str() == *h))
+                    .filter(|h| !allowed_headers.iter().any(|a| a.as_str() == *h))
                     .map(str::to_owned)
                     .collect();
                 refused.dedup();
-                Self::Headers(refused)
+                let allowed = allowed_headers.iter().map(HeaderName::as_str);
+                Self::Headers(refused, allowed.collect::<Vec<_>>().join(", "))
             }
             CorsError::BadRequestHeaders => {
                 Self::MalformedHeaders(value(header::ACCESS_CONTROL_REQUEST_HEADERS))
@@ -82,7 +86,7 @@ impl Refusal {
                 "method {method:?} is not allowed (allowed: {})",
                 METHODS.map(|m| m.to_string()).join(", ")
             ),
-            Self::Headers(refused) => {
+            Self::Headers(refused, allowed) => {
                 let shown: Vec<String> = refused.iter().take(5).map(|h| format!("{h:?}")).collect();
                 let more = refused.len().saturating_sub(shown.len());
                 format!(
@@ -95,7 +99,7 @@ impl Refusal {
                         String::new()
                     },
                     if refused.len() == 1 { "is" } else { "are" },
-                    ALLOWED_HEADERS.map(|h| h.to_string()).join(", ")
+                    allowed
                 )
             }
             Self::MalformedHeaders(raw) => format!(
@@ -126,8 +130,17 @@ impl Refusal {
                 "; browsers always send one, so this came from another client".into()
             }
             Self::Method(_) => "; no flag allows other methods".into(),
-            Self::Headers(_) => {
-                "; the page must not send it (no flag allows other headers yet)".into()
+            Self::Headers(refused, _) => {
+                let flags: Vec<String> = refused
+                    .iter()
+                    .filter(|h| HeaderName::from_bytes(h.as_bytes()).is_ok())
+                    .map(|h| format!("--allow-header {h}"))
+                    .collect();
+                if flags.is_empty() {
+                    "; the page must not send it".into()
+                } else {
+                    format!("; add {} (or the page must not send it)", flags.join(" "))
+                }
             }
             Self::MalformedHeaders(_) => {
                 "; browsers send lower-case names separated by commas".into()
@@ -140,7 +153,7 @@ impl Refusal {
         match self {
             Self::Origin(origin) => (Kind::Origin, origin.clone()),
             Self::Method(method) => (Kind::Method, method.clone()),
-            Self::Headers(refused) => (Kind::Headers, refused.join(",")),
+            Self::Headers(refused, _) => (Kind::Headers, refused.join(",")),
             Self::MissingOrigin => (Kind::Malformed, "no origin".into()),
             Self::MalformedHeaders(_) => (Kind::Malformed, "headers".into()),
             Self::Other(why) => (Kind::Malformed, why.clone()),
@@ -259,6 +272,7 @@ mod tests {
         let refusal = Refusal::new(
             &CorsError::OriginNotAllowed,
             &headers(&[("origin", "http://127.0.0.1:4200")]),
+            &super::super::ALLOWED_HEADERS,
         );
         assert_eq!(
             format!(
@@ -277,6 +291,7 @@ mod tests {
             let refusal = Refusal::new(
                 &CorsError::OriginNotAllowed,
                 &headers(&[("origin", origin)]),
+                &super::super::ALLOWED_HEADERS,
             );
             let advice = refusal.advice("http://localhost:4200");
             assert!(!advice.contains("--allowed-origin"), "{origin}: {advice}");
@@ -286,7 +301,11 @@ mod tests {
     #[test]
     fn quoted_values_are_capped_and_escaped() {
         let long = format!("http://{}", "a".repeat(500));
-        let refusal = Refusal::new(&CorsError::OriginNotAllowed, &headers(&[("origin", &long)]));
+        let refusal = Refusal::new(
+            &CorsError::OriginNotAllowed,
+            &headers(&[("origin", &long)]),
+            &super::super::ALLOWED_HEADERS,
+        );
         let reason = refusal.reason();
         assert!(reason.len() < 2 * MAX_QUOTED, "{reason}");
         let escaped = Refusal::Origin("a\"b\nc".into()).reason();
@@ -307,6 +326,7 @@ mod tests {
         let refusal = Refusal::new(
             &CorsError::HeadersNotAllowed,
             &headers(&[("access-control-request-headers", "authorization,X-Api-Key")]),
+            &super::super::ALLOWED_HEADERS,
         );
         assert_eq!(
             refusal.reason(),

@@ -27,7 +27,7 @@ use crate::error::ApiError;
 
 /// Request headers a page may send, named one by one: the `*` wildcard never covers
 /// Authorization (Fetch standard). X-Requested-With: some HTTP clients (older Angular
-/// interceptors, jQuery) still add it.
+/// interceptors, jQuery) still add it. `--allow-header` adds to these.
 const ALLOWED_HEADERS: [HeaderName; 5] = [
     header::AUTHORIZATION,
     header::CONTENT_TYPE,
@@ -35,6 +35,39 @@ const ALLOWED_HEADERS: [HeaderName; 5] = [
     HeaderName::from_static("x-requested-with"),
     header::IF_NONE_MATCH,
 ];
+
+/// Response headers a page may read (without this, it cannot read them on a 401, a 201, a page
+/// of the list). `--expose-header` adds to these.
+const EXPOSED_HEADERS: [HeaderName; 6] = [
+    header::WWW_AUTHENTICATE,
+    header::LOCATION,
+    header::RETRY_AFTER,
+    header::ETAG,
+    header::LINK,
+    HeaderName::from_static("x-total-count"),
+];
+
+/// One `--allow-header` / `--expose-header` value: a header name, or `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderRule {
+    Any,
+    Name(HeaderName),
+}
+
+impl HeaderRule {
+    /// A valid HTTP field name (RFC 9110 §5.1: a token), lower-cased as browsers send it; or `*`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw == "*" {
+            return Ok(Self::Any);
+        }
+        HeaderName::from_bytes(raw.as_bytes())
+            .map(Self::Name)
+            .map_err(|_| {
+                format!("{raw:?} is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)")
+            })
+    }
+}
 
 /// Methods the frontend may use. Preflights only ever ask for non-safelisted ones, but listing
 /// GET/HEAD too is harmless and reads clearly.
@@ -91,6 +124,9 @@ pub struct CorsConfig {
     pub origins: Vec<AllowedOrigin>,
     pub allow_credentials: bool,
     pub max_age_secs: usize,
+    /// Added to [`ALLOWED_HEADERS`] / [`EXPOSED_HEADERS`].
+    pub allow_headers: Vec<HeaderRule>,
+    pub expose_headers: Vec<HeaderRule>,
 }
 
 impl CorsConfig {
@@ -111,7 +147,29 @@ impl CorsConfig {
         if any && self.origins.len() > 1 {
             return Err("`*` already allows every origin: list exact origins or `*` alone".into());
         }
+        for (flag, rules) in [
+            ("--allow-header", &self.allow_headers),
+            ("--expose-header", &self.expose_headers),
+        ] {
+            if self.allow_credentials && rules.contains(&HeaderRule::Any) {
+                return Err(format!(
+                    "`{flag} *` cannot be combined with credentials: with credentials a browser \
+                     takes `*` as a header literally named \"*\", and `*` never covers \
+                     Authorization anyway (Fetch standard). Name each header ({flag} x-request-id)"
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Every request header a page may send (the defaults, then `--allow-header`), or `None`
+    /// for any (`*`, without credentials only).
+    pub fn allowed_headers(&self) -> Option<Vec<HeaderName>> {
+        with_defaults(&ALLOWED_HEADERS, &self.allow_headers)
+    }
+
+    fn exposed_headers(&self) -> Option<Vec<HeaderName>> {
+        with_defaults(&EXPOSED_HEADERS, &self.expose_headers)
     }
 
     /// The CORS middleware: actix-cors, whose refusals are rewritten as problem+json. Cheap:
@@ -121,22 +179,22 @@ impl CorsConfig {
         Policy {
             cors: self.cors(),
             allowed_origins: origins.join(", ").into(),
+            allowed_headers: self.allowed_headers().map(Rc::from),
         }
     }
 
     fn cors(&self) -> Cors {
         let mut cors = Cors::default()
             .allowed_methods(METHODS)
-            .allowed_headers(ALLOWED_HEADERS)
-            // Without this the page cannot read these headers on a 401 / 201.
-            .expose_headers([
-                header::WWW_AUTHENTICATE,
-                header::LOCATION,
-                header::RETRY_AFTER,
-                header::ETAG,
-                header::LINK,
-            ])
             .max_age(self.max_age_secs);
+        cors = match self.allowed_headers() {
+            Some(names) => cors.allowed_headers(names),
+            None => cors.allow_any_header(),
+        };
+        cors = match self.exposed_headers() {
+            Some(names) => cors.expose_headers(names),
+            None => cors.expose_any_header(),
+        };
         for origin in &self.origins {
             cors = match origin {
                 AllowedOrigin::Exact(origin) => cors.allowed_origin(origin),
@@ -150,6 +208,19 @@ impl CorsConfig {
     }
 }
 
+/// The defaults plus the extra names (each once), or `None` when `*` is among them.
+fn with_defaults(defaults: &[HeaderName], extra: &[HeaderRule]) -> Option<Vec<HeaderName>> {
+    let mut names = defaults.to_vec();
+    for rule in extra {
+        match rule {
+            HeaderRule::Any => return None,
+            HeaderRule::Name(name) if !names.contains(name) => names.push(name.clone()),
+            HeaderRule::Name(_) => {}
+        }
+    }
+    Some(names)
+}
+
 /// actix-cors, plus one thing it lacks: it refuses a preflight with a bare `400` in plain text
 /// and no `Vary`. The status stays 400 (any non-2xx fails the preflight in the browser, which
 /// ignores the body), but the body becomes problem+json saying which rule failed, for the curl
@@ -160,6 +231,8 @@ pub struct Policy {
     cors: Cors,
     /// For the log line of a refused origin.
     allowed_origins: Rc<str>,
+    /// For the explanation of refused headers (`None`: any).
+    allowed_headers: Option<Rc<[HeaderName]>>,
 }
 
 impl<S, B> Transform<S, ServiceRequest> for Policy
@@ -178,9 +251,11 @@ where
         // actix-cors builds its middleware synchronously (a `Ready` future).
         let cors = self.cors.new_transform(service).into_inner();
         let allowed_origins = self.allowed_origins.clone();
+        let allowed_headers = self.allowed_headers.clone();
         ready(cors.map(|cors| ExplainRefusals {
             cors,
             allowed_origins,
+            allowed_headers,
         }))
     }
 }
@@ -188,6 +263,7 @@ where
 pub struct ExplainRefusals<S> {
     cors: S,
     allowed_origins: Rc<str>,
+    allowed_headers: Option<Rc<[HeaderName]>>,
 }
 
 type Answer<B> =
@@ -209,6 +285,7 @@ where
         explain::log_if_not_a_preflight(&req);
         let answer = self.cors.call(req);
         let allowed_origins = self.allowed_origins.clone();
+        let allowed_headers = self.allowed_headers.clone();
         Box::pin(async move {
             let res = answer.await?;
             let Some(refusal) = res
@@ -218,7 +295,8 @@ where
             else {
                 return Ok(res);
             };
-            let refusal = explain::Refusal::new(refusal, res.request().headers());
+            let allowed_headers = allowed_headers.as_deref().unwrap_or_default();
+            let refusal = explain::Refusal::new(refusal, res.request().headers(), allowed_headers);
             refusal.log(&allowed_origins);
             let detail = format!("CORS preflight refused: {}", refusal.reason());
             let mut problem = ApiError::BadRequest(detail).error_response();
@@ -275,11 +353,60 @@ mod tests {
     }
 
     #[test]
+    fn header_flags_take_header_names_or_a_star() {
+        let name = |s: &'static str| HeaderRule::Name(HeaderName::from_static(s));
+        assert_eq!(HeaderRule::parse("X-Request-Id"), Ok(name("x-request-id")));
+        assert_eq!(
+            HeaderRule::parse(" x-xsrf-token "),
+            Ok(name("x-xsrf-token"))
+        );
+        assert_eq!(HeaderRule::parse("*"), Ok(HeaderRule::Any));
+        for bad in ["", "x request", "x:y", "é", "a\nb"] {
+            let err = HeaderRule::parse(bad).expect_err(bad);
+            assert!(err.contains("not an HTTP header name"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn extra_headers_add_to_the_defaults_and_a_star_needs_no_credentials() {
+        let mut config = CorsConfig {
+            origins: vec![exact("http://localhost:4200")],
+            allow_credentials: true,
+            max_age_secs: 600,
+            allow_headers: vec![
+                HeaderRule::parse("x-request-id").expect("name"),
+                HeaderRule::parse("Authorization").expect("name"),
+            ],
+            expose_headers: vec![],
+        };
+        let allowed = config.allowed_headers().expect("a list");
+        assert_eq!(allowed.len(), ALLOWED_HEADERS.len() + 1, "{allowed:?}");
+        assert_eq!(allowed.last().map(HeaderName::as_str), Some("x-request-id"));
+
+        for star_in_allow in [true, false] {
+            let (allow, expose) = if star_in_allow {
+                (vec![HeaderRule::Any], vec![])
+            } else {
+                (vec![], vec![HeaderRule::Any])
+            };
+            config.allow_headers = allow;
+            config.expose_headers = expose;
+            config.allow_credentials = true;
+            let err = config.validate().expect_err("* with credentials");
+            assert!(err.contains("never covers Authorization"), "{err}");
+            config.allow_credentials = false;
+            assert_eq!(config.validate(), Ok(()));
+        }
+    }
+
+    #[test]
     fn wildcard_with_credentials_is_refused() {
         let config = CorsConfig {
             origins: vec![AllowedOrigin::Any],
             allow_credentials: true,
             max_age_secs: 600,
+            allow_headers: vec![],
+            expose_headers: vec![],
         };
         assert!(config.validate().is_err());
         let config = CorsConfig {
@@ -305,6 +432,8 @@ mod properties {
             origins: vec![allowed.parse().expect("valid")],
             allow_credentials: true,
             max_age_secs: 600,
+            allow_headers: vec![],
+            expose_headers: vec![],
         };
         actix_web::rt::System::new().block_on(async {
             let app = actix_test::init_service(

@@ -46,6 +46,10 @@ struct Page {
 
 const MAX_LIMIT: u32 = 1000;
 
+/// The number of deliveries in the whole list, on every form of `GET /delivery/all`, for
+/// data-grid frontends that page (exposed to pages by the CORS policy, as json-server does).
+const TOTAL_COUNT: &str = "x-total-count";
+
 #[tracing::instrument(skip_all)]
 async fn list(
     req: HttpRequest,
@@ -61,8 +65,11 @@ async fn list(
             "limit must be between 1 and {MAX_LIMIT}"
         )));
     }
+    let revision = deliveries_revision(&req, &pool).await?;
     let items = deliveries::page(&pool, limit, page.offset).await?;
+    let total = cache.count(&pool, revision).await?;
     let mut res = HttpResponse::Ok();
+    res.insert_header((TOTAL_COUNT, total));
     // RFC 8288 links to the neighbouring pages (exposed to the page by the CORS policy).
     let link = |offset: u32, rel: &str| {
         format!("</delivery/all?limit={limit}&offset={offset}>; rel=\"{rel}\"")
@@ -100,8 +107,11 @@ async fn whole_list(
     if not_modified {
         return Ok(res.finish());
     }
-    let list = cache.list(pool, revision).await?;
-    Ok(res.content_type(mime::APPLICATION_JSON).body(list))
+    let (list, total) = cache.list(pool, revision).await?;
+    Ok(res
+        .insert_header((TOTAL_COUNT, total))
+        .content_type(mime::APPLICATION_JSON)
+        .body(list))
 }
 
 /// The deliveries' revision for this request: read by the auth layer (revision.rs), or here if

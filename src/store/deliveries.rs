@@ -130,6 +130,14 @@ pub async fn all(pool: &SqlitePool) -> sqlx::Result<Vec<Delivery>> {
     .await
 }
 
+/// How many deliveries there are.
+pub async fn count(pool: &SqlitePool) -> sqlx::Result<usize> {
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries")
+        .fetch_one(pool)
+        .await?;
+    Ok(usize::try_from(count).unwrap_or_default())
+}
+
 /// One page of the list, ordered by id.
 pub async fn page(pool: &SqlitePool, limit: u32, offset: u32) -> sqlx::Result<Vec<Delivery>> {
     sqlx::query_as(

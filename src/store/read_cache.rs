@@ -21,7 +21,8 @@ use super::deliveries;
 pub const MAX_ITEMS: usize = 4096;
 
 pub struct ReadCache {
-    list: Mutex<Option<(u64, Bytes)>>,
+    /// (revision, body, number of deliveries)
+    list: Mutex<Option<(u64, Bytes, usize)>>,
     items: Mutex<Items>,
 }
 
@@ -44,21 +45,37 @@ impl Default for ReadCache {
 }
 
 impl ReadCache {
-    /// The whole list as JSON at `revision`: the cached body if it was built at that revision,
-    /// otherwise read and serialized again.
-    pub async fn list(&self, pool: &SqlitePool, revision: u64) -> Result<Bytes, StoreError> {
-        if let Some((rev, body)) = self.list.lock().as_ref()
+    /// The whole list as JSON at `revision` (the cached body if it was built at that revision,
+    /// otherwise read and serialized again), and the number of deliveries in it.
+    pub async fn list(
+        &self,
+        pool: &SqlitePool,
+        revision: u64,
+    ) -> Result<(Bytes, usize), StoreError> {
+        if let Some((rev, body, count)) = self.list.lock().as_ref()
             && *rev == revision
         {
-            return Ok(body.clone());
+            return Ok((body.clone(), *count));
         }
-        let body = to_json(&deliveries::all(pool).await?)?;
+        let rows = deliveries::all(pool).await?;
+        let (body, count) = (to_json(&rows)?, rows.len());
         let mut list = self.list.lock();
         // Keep the newest revision seen, whichever request finishes first.
-        if list.as_ref().is_none_or(|(rev, _)| *rev <= revision) {
-            *list = Some((revision, body.clone()));
+        if list.as_ref().is_none_or(|(rev, ..)| *rev <= revision) {
+            *list = Some((revision, body.clone(), count));
         }
-        Ok(body)
+        Ok((body, count))
+    }
+
+    /// The number of deliveries at `revision`: from the cached list if it is current, else
+    /// counted.
+    pub async fn count(&self, pool: &SqlitePool, revision: u64) -> Result<usize, StoreError> {
+        if let Some((rev, _, count)) = self.list.lock().as_ref()
+            && *rev == revision
+        {
+            return Ok(*count);
+        }
+        Ok(deliveries::count(pool).await?)
     }
 
     /// Delivery `id` as JSON at `revision`, or `None` if there is none (not cached: an unknown

@@ -252,3 +252,109 @@ async fn a_refused_preflight_is_a_400_problem_that_says_why_and_varies_on_the_re
         }
     }
 }
+
+/// A preflight asking for `headers` (comma-separated, as browsers send them).
+async fn preflight_with_headers(app: &TestApp, headers: &str) -> reqwest::Response {
+    app.request(Method::OPTIONS, "/delivery/all", ORIGIN)
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", headers)
+        .send()
+        .await
+        .expect("preflight sent")
+}
+
+/// A frontend that sends X-Request-Id or X-XSRF-TOKEN can be allowed to, one name at a time,
+/// without opening the list to everything.
+#[tokio::test]
+async fn allow_header_adds_request_headers_a_page_may_send_and_no_others() {
+    let wanted = "authorization,content-type,x-request-id,x-xsrf-token";
+    let default = spawn_app().await;
+    assert_problem(
+        preflight_with_headers(&default, wanted).await,
+        400,
+        "by default",
+    )
+    .await;
+
+    let app = spawn_app_with(|args| {
+        args.allow_headers = ["X-Request-Id", "x-xsrf-token"]
+            .map(|h| delivery_api::cors::HeaderRule::parse(h).expect("name"))
+            .to_vec();
+    })
+    .await;
+    let res = preflight_with_headers(&app, wanted).await;
+    assert_preflight_passes(&res, "GET", "with --allow-header");
+    let allowed = tokens(res.headers(), "access-control-allow-headers");
+    for name in [
+        "authorization",
+        "content-type",
+        "x-request-id",
+        "x-xsrf-token",
+    ] {
+        assert!(allowed.iter().any(|a| a == name), "{name} in {allowed:?}");
+    }
+    let refused = preflight_with_headers(&app, "authorization,x-api-key").await;
+    let detail = assert_problem(refused, 400, "a header not added").await;
+    assert!(detail.contains("x-api-key"), "{detail}");
+}
+
+/// Data grids page with X-Total-Count; the page can read it (and any --expose-header) only if
+/// it is exposed.
+#[tokio::test]
+async fn x_total_count_and_expose_header_are_readable_by_the_page() {
+    let app = spawn_app_with(|args| {
+        args.expose_headers = vec![delivery_api::cors::HeaderRule::parse("X-Trace").expect("name")];
+    })
+    .await;
+    for path in ["/delivery/all", "/delivery/all?limit=5&offset=5"] {
+        let res = app
+            .article_request(Method::GET, path, ORIGIN)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), 200, "{path}");
+        assert_eq!(
+            header(res.headers(), "x-total-count"),
+            Some(SEEDED.to_string().as_str()),
+            "{path}"
+        );
+        let exposed = tokens(res.headers(), "access-control-expose-headers");
+        for name in ["x-total-count", "link", "x-trace"] {
+            assert!(
+                exposed.iter().any(|e| e == name),
+                "{path}: {name} in {exposed:?}"
+            );
+        }
+    }
+    // The count follows writes.
+    let new = serde_json::json!({"reference": "COUNT-1", "recipient": "A", "address": "B"});
+    assert_eq!(app.create(&new).await.status(), 201);
+    let res = app.get_all().await;
+    assert_eq!(
+        header(res.headers(), "x-total-count"),
+        Some((SEEDED + 1).to_string().as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_star_for_headers_with_credentials_is_refused_at_start_up_with_the_reason() {
+    let app = spawn_app().await;
+    for flag in ["allow", "expose"] {
+        let mut args = app.args_on("127.0.0.1:0");
+        let star = vec![delivery_api::cors::HeaderRule::Any];
+        if flag == "allow" {
+            args.allow_headers = star;
+        } else {
+            args.expose_headers = star;
+        }
+        let err = delivery_api::startup::Application::build(args)
+            .await
+            .err()
+            .expect("refused");
+        let message = format!("{err:#}");
+        assert!(
+            message.contains(&format!("--{flag}-header *")) && message.contains("Authorization"),
+            "{message}"
+        );
+    }
+}

@@ -69,8 +69,8 @@ async fn each_refused_preflight_logs_one_line_naming_the_rule_and_the_fix() {
                 ("Access-Control-Request-Headers", "authorization,x-api-key"),
             ],
             "preflight refused: request header \"x-api-key\" is not allowed (allowed: \
-             authorization, content-type, accept, x-requested-with, if-none-match); the page \
-             must not send it (no flag allows other headers yet)",
+             authorization, content-type, accept, x-requested-with, if-none-match); add \
+             --allow-header x-api-key (or the page must not send it)",
         ),
         (
             "a method that is not allowed",
