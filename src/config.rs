@@ -166,6 +166,22 @@ pub struct ServeArgs {
     #[arg(long, env = "DELIVERY_API_NO_DEMO_PAGE")]
     pub no_demo_page: bool,
 
+    /// Once serving, also write the ready line (the JSON object printed on stdout: api URL, demo
+    /// page, CA certificate, database) to this file; removed at exit. For test harnesses.
+    #[arg(long, env = "DELIVERY_API_READY_FILE")]
+    pub ready_file: Option<PathBuf>,
+
+    /// Run on a throwaway database (and throwaway dev certificates unless --cert is given) in a
+    /// new temporary directory, removed at exit. Overrides --database-url / DATABASE_URL.
+    #[arg(long, env = "DELIVERY_API_EPHEMERAL")]
+    pub ephemeral: bool,
+
+    /// Load deliveries (and users, with their passwords) from this JSON file into a new database
+    /// instead of the built-in sample: {"deliveries": [{"reference", "recipient", "address",
+    /// "status"?}], "users": [{"name", "password"}]}. Without "users" the demo user stays.
+    #[arg(long, env = "DELIVERY_API_SEED")]
+    pub seed: Option<PathBuf>,
+
     /// Seconds a successful login is remembered, so argon2 does not run on every request. Any change
     /// to users (even from `delivery-api user` in another process) drops all of them at once: the
     /// next request sees it.

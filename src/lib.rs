@@ -6,6 +6,8 @@
 // Start-up: flags → the server.
 /// Flags and environment variables (clap): the whole configuration.
 pub mod config;
+/// Under a test harness: the ready line, `--ephemeral`, `--seed`.
+pub mod harness;
 /// Builds the server: checks, TLS, database, listener.
 pub mod startup;
 /// tracing setup, and log lines a client cannot flood.

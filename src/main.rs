@@ -22,6 +22,8 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn serve_until_stopped(args: delivery_api::config::ServeArgs) -> anyhow::Result<()> {
-    Application::build(args).await?.run_until_stopped().await?;
+    let app = Application::build(args).await?;
+    app.announce_ready()?;
+    app.run_until_stopped().await?;
     Ok(())
 }

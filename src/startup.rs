@@ -15,6 +15,7 @@ use crate::auth::cache::CredentialCache;
 use crate::auth::limits::LoginLimits;
 use crate::config::ServeArgs;
 use crate::cors::{AllowedOrigin, CorsConfig};
+use crate::harness::{self, Ephemeral};
 use crate::store::DbFile;
 use crate::store::deliveries::Creator;
 use crate::store::read_cache::ReadCache;
@@ -28,6 +29,11 @@ pub struct Application {
     demo: Option<(SocketAddr, Server)>,
     pool: SqlitePool,
     authenticator: web::Data<Authenticator>,
+    /// What the ready line says (`harness.rs`), and where else to write it.
+    ready: serde_json::Value,
+    ready_file: Option<std::path::PathBuf>,
+    /// `--ephemeral`: removed when the application is dropped, after the servers stop.
+    _ephemeral: Option<Ephemeral>,
 }
 
 /// The sockets to serve on, bound before anything else so that tests can pick free ports.
@@ -70,7 +76,15 @@ impl Application {
     }
 
     /// Like [`Application::build`], on sockets the caller has already bound.
-    pub async fn build_on(args: ServeArgs, listeners: Listeners) -> anyhow::Result<Self> {
+    pub async fn build_on(mut args: ServeArgs, listeners: Listeners) -> anyhow::Result<Self> {
+        if let Some(path) = &args.ready_file {
+            // A harness polling for it must not read a previous run's.
+            let _ = std::fs::remove_file(path);
+        }
+        let ephemeral = args.ephemeral.then(Ephemeral::create).transpose()?;
+        if let Some(ephemeral) = &ephemeral {
+            args.db.database_url = ephemeral.database_url();
+        }
         let demo_origin = match &listeners.demo_page {
             Some(listener) => Some(demo_page::origin(listener.local_addr()?)),
             None => None,
@@ -83,9 +97,24 @@ impl Application {
             expose_headers: args.expose_headers.clone(),
         };
         cors.validate().map_err(anyhow::Error::msg)?;
-        let tls_files = TlsFiles::resolve(args.cert.as_deref(), args.key.as_deref())?;
+        let base = ephemeral
+            .as_ref()
+            .map_or(std::path::Path::new(""), |e| e.dir());
+        let tls_files = TlsFiles::resolve(base, args.cert.as_deref(), args.key.as_deref())?;
         let tls = tls_files.server_config()?;
+        let new_database = !store::database_path(&args.db.database_url)?.exists();
+        if let (Some(seed), false) = (&args.seed, new_database) {
+            anyhow::bail!(
+                "--seed {} loads a new database, and {} already exists: remove it, give another \
+                 --database-url, or use --ephemeral",
+                seed.display(),
+                store::database_path(&args.db.database_url)?.display()
+            );
+        }
         let (pool, db_file) = store::connect_file(&args.db).await?;
+        if let Some(seed) = &args.seed {
+            harness::seed(&pool, seed).await?;
+        }
         let db_path = std::fs::canonicalize(&db_file).unwrap_or_else(|_| db_file.clone());
 
         let order = if args.auth_before_cors {
@@ -195,13 +224,49 @@ impl Application {
             );
         }
         print_login_hint(demo_default);
+        let host = match addr.ip() {
+            ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+            ip if ip.is_unspecified() => "[::1]".to_owned(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        let ready = serde_json::json!({
+            "event": "ready",
+            "api": format!("https://{host}:{}", addr.port()),
+            "demo_page": demo.as_ref().map(|(a, _)| demo_page::origin(*a)),
+            "ca_cert": tls_files.dev_ca(),
+            "cert": std::path::absolute(&tls_files.cert).ok(),
+            "database": db_path,
+            "pid": std::process::id(),
+        });
         Ok(Self {
             addr,
             server,
             demo,
             pool,
             authenticator,
+            ready,
+            ready_file: args.ready_file.clone(),
+            _ephemeral: ephemeral,
         })
+    }
+
+    /// The ready line: one JSON object (`harness.rs`).
+    pub fn ready_line(&self) -> String {
+        self.ready.to_string()
+    }
+
+    /// Says the server is ready: the ready line on stdout, and in `--ready-file` if given.
+    pub fn announce_ready(&self) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        let line = self.ready_line();
+        // The file first: whoever read the stdout line may look for the file next.
+        if let Some(path) = &self.ready_file {
+            harness::write_ready_file(path, &line)?;
+        }
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}").and_then(|()| out.flush())?;
+        Ok(())
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -241,6 +306,9 @@ impl Application {
             None => self.server.await,
         };
         self.pool.close().await;
+        if let Some(path) = &self.ready_file {
+            let _ = std::fs::remove_file(path);
+        }
         result
     }
 }

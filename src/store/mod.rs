@@ -82,6 +82,14 @@ pub async fn connect(args: &DatabaseArgs) -> anyhow::Result<SqlitePool> {
     Ok(connect_file(args).await?.0)
 }
 
+/// The file a database URL names (it may not exist yet).
+pub fn database_path(url: &str) -> anyhow::Result<PathBuf> {
+    refuse_other_engines(url)?;
+    let options = SqliteConnectOptions::from_str(url)
+        .with_context(|| format!("invalid --database-url {url:?}"))?;
+    Ok(options.get_filename().to_owned())
+}
+
 /// Like [`connect`], also returning the database file's path.
 pub async fn connect_file(args: &DatabaseArgs) -> anyhow::Result<(SqlitePool, PathBuf)> {
     refuse_other_engines(&args.database_url)?;

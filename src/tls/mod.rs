@@ -23,7 +23,8 @@ pub struct TlsFiles {
 
 impl TlsFiles {
     /// Explicit paths must exist; the defaults are generated (with a dev CA) when missing.
-    pub fn resolve(cert: Option<&Path>, key: Option<&Path>) -> anyhow::Result<Self> {
+    /// The default pair lives under `base` (the working directory, or `--ephemeral`'s directory).
+    pub fn resolve(base: &Path, cert: Option<&Path>, key: Option<&Path>) -> anyhow::Result<Self> {
         match (cert, key) {
             (Some(cert), Some(key)) => Ok(Self {
                 cert: cert.to_owned(),
@@ -32,8 +33,8 @@ impl TlsFiles {
             }),
             (None, None) => {
                 let mut files = Self {
-                    cert: DEFAULT_CERT.into(),
-                    key: DEFAULT_KEY.into(),
+                    cert: base.join(DEFAULT_CERT),
+                    key: base.join(DEFAULT_KEY),
                     generated: false,
                 };
                 // `try_exists`, not `exists`: a directory we cannot read is an error to report
@@ -57,25 +58,29 @@ impl TlsFiles {
     /// (which browsers trust only once the dev CA is trusted).
     pub fn describe(&self) -> String {
         let path = std::path::absolute(&self.cert).unwrap_or_else(|_| self.cert.clone());
-        let first = CertificateDer::pem_file_iter(&self.cert)
-            .ok()
-            .and_then(|mut certs| certs.next())
-            .and_then(Result::ok);
-        let dev = first.is_some_and(|der| dev_ca::is_dev_certificate(&der));
-        let ca = path.with_file_name(dev_ca::CA_CERT);
-        match (dev, self.generated) {
-            (true, true) => format!(
+        match (self.dev_ca(), self.generated) {
+            (Some(ca), true) => format!(
                 "{} (the dev certificate, generated now: browsers trust it once {} is trusted)",
                 path.display(),
                 ca.display()
             ),
-            (true, false) => format!(
+            (Some(ca), false) => format!(
                 "{} (the generated dev certificate: browsers trust it once {} is trusted)",
                 path.display(),
                 ca.display()
             ),
-            (false, _) => format!("{} (not the dev certificate)", path.display()),
+            (None, _) => format!("{} (not the dev certificate)", path.display()),
         }
+    }
+
+    /// The dev CA's certificate (absolute path) when the certificate in use is the dev one.
+    pub fn dev_ca(&self) -> Option<PathBuf> {
+        let first = CertificateDer::pem_file_iter(&self.cert)
+            .ok()
+            .and_then(|mut certs| certs.next())
+            .and_then(Result::ok)?;
+        let path = std::path::absolute(&self.cert).unwrap_or_else(|_| self.cert.clone());
+        dev_ca::is_dev_certificate(&first).then(|| path.with_file_name(dev_ca::CA_CERT))
     }
 
     pub fn server_config(&self) -> anyhow::Result<ServerConfig> {

@@ -10,6 +10,7 @@ mod durability;
 mod errors;
 mod full_disk;
 mod hardening;
+mod harness;
 mod helpers;
 mod hostile;
 mod http2;

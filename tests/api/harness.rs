@@ -1,0 +1,201 @@
+//! Starting the real binary the way a test harness does: a free port, the ready line on stdout
+//! (and in --ready-file), a throwaway database, seeded data; and everything gone at exit.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt as _;
+
+use crate::helpers::*;
+
+fn binary(cwd: &Path, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"));
+    command
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn ephemeral_and_seeded_it_says_where_it_is_serves_the_seed_and_leaves_nothing_behind() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let seed = json!({
+        "deliveries": [
+            {"reference": "SEED-1", "recipient": "Ana", "address": "Rua 1"},
+            {"reference": "SEED-2", "recipient": "Bo", "address": "Gata 2", "status": "delivered"},
+        ],
+        "users": [{"name": "tester", "password": "a long test password"}],
+    });
+    std::fs::write(cwd.path().join("seed.json"), seed.to_string()).expect("seed file");
+    let ready_file = cwd.path().join("ready.json");
+    let mut child = binary(
+        cwd.path(),
+        &[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--no-demo-page",
+            "--ephemeral",
+            "--seed",
+            "seed.json",
+            "--ready-file",
+            "ready.json",
+        ],
+    )
+    .spawn()
+    .expect("the binary runs");
+
+    // The first line on stdout is the ready line (logs go to stderr).
+    let stdout = child.stdout.take().expect("stdout");
+    let line = tokio::io::BufReader::new(stdout)
+        .lines()
+        .next_line()
+        .await
+        .expect("read")
+        .expect("a ready line before exit");
+    let ready: Value = serde_json::from_str(&line).expect("one JSON object");
+    assert_eq!(ready["event"], "ready", "{ready}");
+    assert_eq!(ready["demo_page"], Value::Null, "--no-demo-page");
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(&ready_file).expect("ready file"))
+            .expect("JSON");
+    assert_eq!(file, ready, "--ready-file holds the same object");
+
+    let api = ready["api"].as_str().expect("api");
+    let port: u16 = api
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    assert!(api.starts_with("https://127.0.0.1:") && port != 0, "{api}");
+    let database = Path::new(ready["database"].as_str().expect("database")).to_owned();
+    let ca = Path::new(ready["ca_cert"].as_str().expect("the dev CA")).to_owned();
+    assert!(database.is_absolute() && database.exists(), "{database:?}");
+    assert!(
+        !database.starts_with(cwd.path()),
+        "ephemeral: not in the working directory"
+    );
+    assert!(ca.exists(), "{ca:?}");
+    let run_dir = database.parent().expect("dir").to_owned();
+
+    // HTTP/1.1: actix-http closes idle HTTP/1.1 connections at a graceful stop, while an idle
+    // HTTP/2 one holds it for the grace period (no GOAWAY; see README).
+    let client = client_builder(&ca, ([127, 0, 0, 1], port).into(), false)
+        .build()
+        .expect("client");
+    let base = format!("https://localhost:{port}");
+    let list = client
+        .get(format!("{base}/delivery/all"))
+        .basic_auth("tester", Some("a long test password"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(list.status(), 200);
+    let list = json(list).await;
+    let seeded: Vec<(&str, i64)> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|d| {
+            (
+                d["reference"].as_str().expect("ref"),
+                d["id"].as_i64().expect("id"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seeded,
+        [("SEED-1", 1), ("SEED-2", 2)],
+        "the seed, not the sample; ids from 1"
+    );
+    let demo = client
+        .get(format!("{base}/delivery/all"))
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(demo.status(), 401, "the seed's users replace the demo user");
+
+    // A graceful stop removes the throwaway directory and the ready file.
+    let pid = ready["pid"].as_u64().expect("pid") as i32;
+    // SAFETY: signalling the child this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = child.wait().await.expect("exit");
+    assert!(status.success(), "{status}");
+    assert!(!run_dir.exists(), "{run_dir:?} removed at exit");
+    assert_eq!(
+        entries(cwd.path()),
+        ["seed.json"],
+        "nothing else in the working directory"
+    );
+}
+
+#[tokio::test]
+async fn a_seed_is_checked_like_a_post_body_and_never_merged_into_an_existing_database() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let bad = json!({"deliveries": [{"reference": "OK", "recipient": "A", "address": "B"},
+                                    {"reference": "X", "recipient": "A", "address": "B", "status": "lost"}]});
+    std::fs::write(cwd.path().join("bad.json"), bad.to_string()).expect("write");
+    let out = binary(
+        cwd.path(),
+        &[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--no-demo-page",
+            "--ephemeral",
+            "--seed",
+            "bad.json",
+        ],
+    )
+    .output()
+    .await
+    .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("deliveries[1]") && stderr.contains("status"),
+        "{stderr}"
+    );
+
+    // An existing database is never seeded over.
+    let db = cwd.path().join("existing.db");
+    let created = cli(&["user", "list"], &format!("sqlite://{}", db.display()), "").await;
+    assert!(created.status.success(), "{created:?}");
+    let good = json!({"deliveries": []});
+    std::fs::write(cwd.path().join("good.json"), good.to_string()).expect("write");
+    let out = binary(
+        cwd.path(),
+        &[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--no-demo-page",
+            "--seed",
+            "good.json",
+        ],
+    )
+    .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+    .output()
+    .await
+    .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("already exists"), "{stderr}");
+}
