@@ -24,6 +24,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::{Method, header};
 
 use crate::error::ApiError;
+use crate::exchanges::{AnsweredBy, Layer};
 
 /// Request headers a page may send, named one by one: the `*` wildcard never covers
 /// Authorization (Fetch standard). X-Requested-With: some HTTP clients (older Angular
@@ -207,6 +208,7 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         explain::log_if_not_a_preflight(&req);
+        let preflight = is_preflight(&req);
         let answer = self.cors.call(req);
         let allowed_origins = self.allowed_origins.clone();
         Box::pin(async move {
@@ -216,9 +218,14 @@ where
                 .error()
                 .and_then(|e| e.as_error::<CorsError>())
             else {
+                if preflight {
+                    AnsweredBy::mark(res.request(), Layer::CorsPreflight, None);
+                }
                 return Ok(res);
             };
             let refusal = explain::Refusal::new(refusal, res.request().headers());
+            let note = format!("refused: {}", refusal.reason());
+            AnsweredBy::mark(res.request(), Layer::CorsPreflight, Some(note));
             refusal.log(&allowed_origins);
             let detail = format!("CORS preflight refused: {}", refusal.reason());
             let mut problem = ApiError::BadRequest(detail).error_response();
