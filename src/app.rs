@@ -15,6 +15,8 @@
 //!
 //! `--auth-before-cors` swaps the two on purpose, to reproduce the bug.
 
+use std::sync::Arc;
+
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Condition, DefaultHeaders, from_fn};
@@ -24,6 +26,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::auth::{self, Authenticator};
 use crate::cors::CorsConfig;
+use crate::exchanges::{Exchanges, Recorder};
 use crate::routes;
 use crate::store::DbFile;
 use crate::store::deliveries::Creator;
@@ -34,6 +37,7 @@ use crate::store::revision::RevisionProbe;
 pub fn app(state: AppState) -> App<impl AppFactory> {
     let correct = state.order == MiddlewareOrder::CorsBeforeAuth;
     let cors = state.cors.clone();
+    let exchanges = state.exchanges.clone();
 
     App::new()
         .configure(|cfg| state.register(cfg))
@@ -49,6 +53,7 @@ pub fn app(state: AppState) -> App<impl AppFactory> {
         // PUBLIC: /health, and the 404 for paths outside /delivery. CORS, no auth.
         .service(web::scope("").configure(routes::public).wrap(cors.policy()))
         .wrap(from_fn(routes::bound_request_body)) // <- 400 for an ambiguous length; a deadline on bodies (408)
+        .wrap(Recorder(exchanges)) //                 <- notes what the demo page's origin sent and which layer answered; never rejects
         .wrap(security_headers()) //                  <- never rejects anything
         .wrap(TracingLogger::default()) //            <- outermost: logs every request, preflights too
 }
@@ -75,6 +80,8 @@ pub struct AppState {
     /// request checks it is still the file that was opened (`db::DbFile`).
     pub db_file: DbFile,
     pub body_timeout: routes::BodyTimeout,
+    /// What the demo page's origin sent and which layer answered (`None`: no demo page).
+    pub exchanges: Option<Arc<Exchanges>>,
 }
 
 impl AppState {

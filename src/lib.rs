@@ -28,6 +28,8 @@ pub mod auth;
 pub mod cors;
 /// One error type, rendered as RFC 9457 problem+json; store errors mapped to statuses.
 pub mod error;
+/// Which layer answered a request, and the demo page's bounded record of what the server saw.
+pub mod exchanges;
 /// The route tree: public routes, the protected `/delivery` scope, input rules.
 pub mod routes;
 

@@ -15,6 +15,7 @@ use crate::auth::cache::CredentialCache;
 use crate::auth::limits::LoginLimits;
 use crate::config::ServeArgs;
 use crate::cors::{AllowedOrigin, CorsConfig};
+use crate::exchanges::Exchanges;
 use crate::harness::{self, Ephemeral};
 use crate::store::DbFile;
 use crate::store::deliveries::Creator;
@@ -89,14 +90,20 @@ impl Application {
             Some(listener) => Some(demo_page::origin(listener.local_addr()?)),
             None => None,
         };
+        let allowed_origins = with_demo_origin(&args.allowed_origins, demo_origin.as_deref());
         let cors = CorsConfig {
-            origins: with_demo_origin(&args.allowed_origins, demo_origin.as_deref()),
+            origins: allowed_origins.clone(),
             allow_credentials: args.allow_credentials,
             max_age_secs: args.cors_max_age,
             allow_headers: args.allow_headers.clone(),
             expose_headers: args.expose_headers.clone(),
         };
         cors.validate().map_err(anyhow::Error::msg)?;
+        // What the server saw of the demo page's requests, for the page to read back.
+        let exchanges = match &listeners.demo_page {
+            Some(listener) => Some(Exchanges::new(demo_page::origins(listener.local_addr()?))),
+            None => None,
+        };
         let base = ephemeral
             .as_ref()
             .map_or(std::path::Path::new(""), |e| e.dir());
@@ -151,6 +158,7 @@ impl Application {
             order,
             db_file: DbFile::new(db_file),
             body_timeout: routes::BodyTimeout(Duration::from_secs(args.body_timeout)),
+            exchanges: exchanges.clone(),
         };
 
         let addr = listeners.api.local_addr()?;
@@ -183,13 +191,17 @@ impl Application {
             args.shutdown_grace,
             limits,
         )?;
-        let demo = match listeners.demo_page {
-            Some(listener) => {
+        let demo = match (listeners.demo_page, exchanges) {
+            (Some(listener), Some(exchanges)) => {
                 let demo_addr = listener.local_addr()?;
-                let api_base = format!("https://localhost:{}", addr.port());
-                Some((demo_addr, demo_page::serve(listener, &api_base)?))
+                let page = demo_page::Page {
+                    api_base: format!("https://localhost:{}", addr.port()),
+                    allowed_origins: allowed_origins.iter().map(ToString::to_string).collect(),
+                    exchanges,
+                };
+                Some((demo_addr, demo_page::serve(listener, page)?))
             }
-            None => None,
+            _ => None,
         };
 
         let origins: Vec<String> = args

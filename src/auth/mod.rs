@@ -14,13 +14,15 @@ pub mod limits;
 use std::pin::Pin;
 
 use actix_web::dev::ServiceRequest;
-use actix_web::{HttpMessage, web};
+use actix_web::http::StatusCode;
+use actix_web::{HttpMessage, ResponseError, web};
 use actix_web_httpauth::middleware::HttpAuthentication;
 
 pub use authenticator::{AuthedUser, Authenticator};
 pub use credentials::Credentials;
 
 use crate::error::ApiError;
+use crate::exchanges::{AnsweredBy, Layer};
 use crate::store::DbFile;
 use crate::store::revision::{self, RevisionProbe};
 
@@ -79,6 +81,14 @@ async fn validate(
             req.extensions_mut().insert(revisions);
             Ok(req)
         }
-        Err(e) => Err((e.into(), req)),
+        Err(e) => {
+            // For the demo page's record (`exchanges.rs`): this layer answered, not a handler.
+            let layer = match e.status_code() {
+                StatusCode::TOO_MANY_REQUESTS => Layer::LoginLimiter,
+                _ => Layer::BasicAuth,
+            };
+            AnsweredBy::mark(&req, layer, None);
+            Err((e.into(), req))
+        }
     }
 }

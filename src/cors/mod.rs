@@ -24,6 +24,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::{Method, header};
 
 use crate::error::ApiError;
+use crate::exchanges::{AnsweredBy, Layer};
 
 /// Request headers a page may send, named one by one: the `*` wildcard never covers
 /// Authorization (Fetch standard). X-Requested-With: some HTTP clients (older Angular
@@ -283,6 +284,7 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         explain::log_if_not_a_preflight(&req);
+        let preflight = is_preflight(&req);
         let answer = self.cors.call(req);
         let allowed_origins = self.allowed_origins.clone();
         let allowed_headers = self.allowed_headers.clone();
@@ -293,10 +295,15 @@ where
                 .error()
                 .and_then(|e| e.as_error::<CorsError>())
             else {
+                if preflight {
+                    AnsweredBy::mark(res.request(), Layer::CorsPreflight, None);
+                }
                 return Ok(res);
             };
             let allowed_headers = allowed_headers.as_deref().unwrap_or_default();
             let refusal = explain::Refusal::new(refusal, res.request().headers(), allowed_headers);
+            let note = format!("refused: {}", refusal.reason());
+            AnsweredBy::mark(res.request(), Layer::CorsPreflight, Some(note));
             refusal.log(&allowed_origins);
             let detail = format!("CORS preflight refused: {}", refusal.reason());
             let mut problem = ApiError::BadRequest(detail).error_response();

@@ -1,12 +1,19 @@
 //! A small static page on a *second origin* (default http://localhost:4200, where an Angular dev
 //! server would run), so a browser makes real cross-origin calls to the API. Plain HTTP on purpose:
 //! the page's origin is `http://…`, the API's is `https://…`, exactly as in the article.
+//!
+//! `GET /exchanges` (this bind only, same-origin for the page) returns what the API saw of the
+//! page's requests (`exchanges.rs`), so the page can say *why* a call failed, not just "status 0".
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::http::header;
 use actix_web::{App, HttpResponse, HttpServer, web};
+use serde::Deserialize;
+
+use crate::exchanges::Exchanges;
 
 const PAGE: &str = include_str!("index.html");
 
@@ -38,14 +45,46 @@ pub fn origin(addr: SocketAddr) -> String {
     }
 }
 
-/// Serves the page; `api_base` (e.g. `https://localhost:8443`) is written into it.
-pub fn serve(listener: TcpListener, api_base: &str) -> std::io::Result<Server> {
-    let page = web::Data::new(PAGE.replace("__API_BASE__", api_base));
+/// Every origin the page can be opened as on this machine: the one it is announced as, then, on a
+/// loopback or wildcard address, the loopback IPs (a browser opened on `http://127.0.0.1:PORT` is
+/// still this page, under a name the API may not allow). The exchange record notes these only.
+pub fn origins(addr: SocketAddr) -> Vec<String> {
+    let mut origins = vec![origin(addr)];
+    let ip = addr.ip();
+    if ip.is_loopback() || ip.is_unspecified() {
+        let port = addr.port();
+        origins.push(format!("http://127.0.0.1:{port}"));
+        origins.push(format!("http://[::1]:{port}"));
+    }
+    origins
+}
+
+/// What the page is served with.
+pub struct Page {
+    /// The API's URL, e.g. `https://localhost:8443`, written into the page.
+    pub api_base: String,
+    /// The origins the API's CORS policy allows (`*` for any), written into the page so that it
+    /// can say, before any click, whether the origin it was opened as will pass the preflight.
+    /// The very list the policy is built from, so the two cannot disagree.
+    pub allowed_origins: Vec<String>,
+    /// What the server saw of the page's requests (`GET /exchanges`).
+    pub exchanges: Arc<Exchanges>,
+}
+
+/// Serves the page and, same-origin for it, the record of what the API saw of its requests.
+pub fn serve(listener: TcpListener, page: Page) -> std::io::Result<Server> {
+    let html = web::Data::new(
+        PAGE.replace("__API_BASE__", &page.api_base)
+            .replace("__ALLOWED_ORIGINS__", &page.allowed_origins.join(" ")),
+    );
+    let exchanges = web::Data::from(page.exchanges);
     Ok(HttpServer::new(move || {
         App::new()
-            .app_data(page.clone())
+            .app_data(html.clone())
+            .app_data(exchanges.clone())
             // HEAD answers like GET, without the body (RFC 9110 §9.3.2); actix drops the body.
             .service(web::resource(["/", "/index.html"]).get(index).head(index))
+            .service(web::resource("/exchanges").get(recorded))
             .default_service(web::to(HttpResponse::NotFound))
     })
     .workers(1)
@@ -59,6 +98,22 @@ async fn index(page: web::Data<String>) -> HttpResponse {
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header(("X-Content-Type-Options", "nosniff"))
         .body(page.get_ref().clone())
+}
+
+#[derive(Deserialize)]
+struct After {
+    #[serde(default)]
+    after: u64,
+}
+
+/// `GET /exchanges?after=N`: the recorded exchanges after the N-th, and the last one's number.
+/// No CORS headers: only the page itself (same-origin) may read it.
+async fn recorded(exchanges: web::Data<Exchanges>, query: web::Query<After>) -> HttpResponse {
+    let last = exchanges.last_seq();
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .json(serde_json::json!({ "last": last, "exchanges": exchanges.since(query.after) }))
 }
 
 #[cfg(test)]
@@ -76,5 +131,21 @@ mod tests {
         ] {
             assert_eq!(origin(bind.parse().expect("addr")), expected, "{bind}");
         }
+    }
+
+    #[test]
+    fn the_page_is_recorded_under_its_loopback_names_too() {
+        assert_eq!(
+            origins("127.0.0.1:9711".parse().expect("addr")),
+            [
+                "http://localhost:9711",
+                "http://127.0.0.1:9711",
+                "http://[::1]:9711"
+            ]
+        );
+        assert_eq!(
+            origins("192.168.1.5:4200".parse().expect("addr")),
+            ["http://192.168.1.5:4200"]
+        );
     }
 }

@@ -18,12 +18,18 @@ use tempfile::TempDir;
 
 use crate::helpers::*;
 
-/// What the page shows after a call: the status it saw, the rows of its table.
+/// What the page shows after a call: the status it saw, the rows of its table, and what the server
+/// saw: the verdict (its cause and words) and who answered the preflight and the request.
 #[derive(Debug)]
 struct Outcome {
     status: u16,
     rows: usize,
     explanation: String,
+    cause: String,
+    verdict: String,
+    /// (layer, status) of the preflight and of the actual request, as the page drew them.
+    preflight: Option<(String, u16)>,
+    request: Option<(String, u16)>,
 }
 
 struct Browser {
@@ -35,6 +41,12 @@ struct Browser {
 impl Browser {
     /// Starts Chromium for the app's server key, or `None` (skip) when it is not installed.
     async fn launch(app: &TestApp) -> Option<Self> {
+        Self::launch_trusting(app, true).await
+    }
+
+    /// `trust_api: false` starts Chromium without the exception for the API's key: it then
+    /// checks the dev certificate like any other, and refuses it (its CA is not installed).
+    async fn launch_trusting(app: &TestApp, trust_api: bool) -> Option<Self> {
         let (chromium, chromedriver) = find_browser()?;
         let profile = tempfile::tempdir().expect("profile dir");
         let port = free_port();
@@ -61,10 +73,11 @@ impl Browser {
         ]
         .into_iter()
         .map(String::from)
-        .chain([
-            format!("--user-data-dir={}", profile.path().display()),
-            format!("--ignore-certificate-errors-spki-list={}", spki_sha256(app)),
-        ])
+        .chain([format!("--user-data-dir={}", profile.path().display())])
+        .chain(
+            trust_api
+                .then(|| format!("--ignore-certificate-errors-spki-list={}", spki_sha256(app))),
+        )
         .collect::<Vec<_>>();
         let caps = json!({
             "browserName": "chrome",
@@ -131,13 +144,54 @@ impl Browser {
             .text()
             .await
             .expect("text");
+        let verdict = self.find(Locator::Id("verdict")).await;
         Outcome {
             status: status
                 .and_then(|s| s.parse().ok())
                 .expect("a numeric status"),
             rows,
             explanation,
+            cause: verdict
+                .attr("data-cause")
+                .await
+                .expect("attr")
+                .unwrap_or_default(),
+            verdict: verdict.text().await.expect("text"),
+            preflight: self.step("preflight").await,
+            request: self.step("request").await,
         }
+    }
+
+    async fn find(&self, locator: Locator<'_>) -> fantoccini::elements::Element {
+        self.client.find(locator).await.expect("element")
+    }
+
+    /// The (layer, status) the page drew for a step of the sequence, if the server saw it.
+    async fn step(&self, name: &str) -> Option<(String, u16)> {
+        let css = format!("#sequence li[data-step='{name}']");
+        let li = self.find(Locator::Css(&css)).await;
+        let layer = li.attr("data-layer").await.expect("attr")?;
+        let status = li.attr("data-status").await.expect("attr")?;
+        Some((layer, status.parse().expect("a numeric status")))
+    }
+
+    /// What the page says about its own origin before any click: (allowed, the words).
+    async fn origin_check(&self) -> (String, String) {
+        let check = self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Css("#origin-check:not([data-allowed='unknown'])"))
+            .await
+            .expect("the page checks its origin");
+        (
+            check
+                .attr("data-allowed")
+                .await
+                .expect("attr")
+                .unwrap_or_default(),
+            check.text().await.expect("text"),
+        )
     }
 
     /// The browser console since the last call (chromedriver's log endpoint).
@@ -283,16 +337,71 @@ async fn wait_for_port(port: u16) {
     panic!("chromedriver did not start listening on {port}");
 }
 
-/// The app with its demo page. The page's own origin is always allowed; `allow_page` also lists it
-/// as the only `--allowed-origin` (the default, http://localhost:4200, is then not allowed).
-async fn app_with_page(allow_page: bool, auth_before_cors: bool) -> TestApp {
-    spawn_app_with_page(|args, page_origin| {
+/// The app with its demo page, which is served at `page` (its origin is always allowed);
+/// `allow_page` also lists it as the only `--allowed-origin` (the default, http://localhost:4200,
+/// is then not allowed).
+///
+/// With DEMO_SCREENSHOTS set, the tests run one at a time at the default ports (the API on 8443,
+/// the page on `page_port`) so that the screenshots show what a learner sees; otherwise each
+/// test gets free ports and they run in parallel.
+async fn app_with_page_at(page_port: u16, allow_page: bool, auth_before_cors: bool) -> PageApp {
+    static DEFAULT_PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let default_ports = std::env::var_os("DEMO_SCREENSHOTS").is_some();
+    let guard = match default_ports {
+        true => Some(DEFAULT_PORTS.lock().await),
+        false => None,
+    };
+    let page = match default_ports {
+        true => bind_when_free(page_port).await,
+        false => std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"),
+    };
+    if default_ports {
+        drop(bind_when_free(8443).await); // the previous test's server may still be stopping
+    }
+    let app = spawn_app_with_page_on(page, |args, page_origin| {
+        if default_ports {
+            args.bind = "127.0.0.1:8443".parse().expect("addr");
+        }
         if allow_page {
             args.allowed_origins = vec![page_origin.parse().expect("origin")];
         }
         args.auth_before_cors = auth_before_cors;
     })
-    .await
+    .await;
+    PageApp {
+        app,
+        _default_ports: guard,
+    }
+}
+
+async fn app_with_page(allow_page: bool, auth_before_cors: bool) -> PageApp {
+    app_with_page_at(4200, allow_page, auth_before_cors).await
+}
+
+/// A test app, holding the default ports while it runs in DEMO_SCREENSHOTS mode.
+struct PageApp {
+    app: TestApp,
+    _default_ports: Option<tokio::sync::MutexGuard<'static, ()>>,
+}
+
+impl std::ops::Deref for PageApp {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
+}
+
+/// Binds 127.0.0.1:`port`, waiting for a previous test's server to let go of it.
+async fn bind_when_free(port: u16) -> std::net::TcpListener {
+    for _ in 0..200 {
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return listener;
+        }
+        // A poll for a condition (the port is free), spaced out; bounded for a port held by
+        // something else (a running delivery-api, an Angular dev server).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("DEMO_SCREENSHOTS takes the default ports, but 127.0.0.1:{port} stays taken")
 }
 
 #[tokio::test]
@@ -306,10 +415,29 @@ async fn with_correct_credentials_the_page_lists_the_deliveries_and_creates_one(
         return;
     };
     browser.open(app.page.as_deref().expect("page")).await;
+    let (allowed, _) = browser.origin_check().await;
+    assert_eq!(allowed, "true", "the page's own origin is allowed");
 
     let listed = browser.click("get-all").await;
     assert_eq!(listed.status, 200, "{listed:?}");
     assert_eq!(listed.rows, SEEDED, "the table shows every seeded delivery");
+    assert_eq!(listed.cause, "ok", "{listed:?}");
+    assert!(
+        listed
+            .verdict
+            .contains("the preflight passed and the request was answered 200"),
+        "{listed:?}"
+    );
+    assert_eq!(
+        listed.preflight,
+        Some(("cors-preflight".to_owned(), 200)),
+        "{listed:?}"
+    );
+    assert_eq!(
+        listed.request,
+        Some(("handler".to_owned(), 200)),
+        "{listed:?}"
+    );
     browser.screenshot("demo-page-ok.png").await;
 
     let created = browser.click("create").await;
@@ -342,6 +470,12 @@ async fn with_a_wrong_password_the_page_sees_401_not_0() {
         outcome.explanation.contains("wrong user name or password"),
         "{outcome:?}"
     );
+    assert_eq!(outcome.cause, "wrong-credentials", "{outcome:?}");
+    assert_eq!(
+        outcome.request,
+        Some(("basic-auth".to_owned(), 401)),
+        "{outcome:?}"
+    );
     browser.close().await;
 }
 
@@ -361,6 +495,12 @@ async fn from_an_origin_that_is_not_allowed_the_browser_blocks_the_response() {
     browser
         .open(&page.replacen("//localhost:", "//127.0.0.1:", 1))
         .await;
+    let (allowed, words) = browser.origin_check().await;
+    assert_eq!(allowed, "false", "{words}");
+    assert!(
+        words.contains("This page's origin is not allowed: it is open as http://127.0.0.1:"),
+        "said before any click: {words}"
+    );
 
     let outcome = browser.click("get-all").await;
 
@@ -370,6 +510,20 @@ async fn from_an_origin_that_is_not_allowed_the_browser_blocks_the_response() {
         console.contains("has been blocked by CORS policy"),
         "console: {console}"
     );
+    assert_eq!(outcome.cause, "origin-not-allowed", "{outcome:?}");
+    assert!(
+        outcome
+            .verdict
+            .contains("the preflight was refused: this page's origin is not allowed"),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        outcome.preflight,
+        Some(("cors-preflight".to_owned(), 400)),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.request, None, "never sent: {outcome:?}");
+    browser.screenshot("demo-page-origin-not-allowed.png").await;
     browser.close().await;
 }
 
@@ -399,7 +553,88 @@ async fn with_auth_before_cors_chromium_reports_the_articles_preflight_failure()
         console.contains("Response to preflight request doesn't pass access control check: No 'Access-Control-Allow-Origin' header is present"),
         "console: {console}"
     );
+    assert_eq!(outcome.cause, "auth-before-cors", "{outcome:?}");
+    assert!(
+        outcome
+            .verdict
+            .contains("the preflight reached Basic auth and got 401 — auth runs before CORS"),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        outcome.preflight,
+        Some(("basic-auth".to_owned(), 401)),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.request, None, "never sent: {outcome:?}");
     browser.screenshot("demo-page-auth-before-cors.png").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(chromium),
+    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)"
+)]
+async fn with_an_untrusted_certificate_the_page_says_nothing_reached_the_server() {
+    let app = app_with_page(true, false).await;
+    // No exception for the API's key: Chromium checks the dev certificate, whose CA it lacks.
+    let Some(browser) = Browser::launch_trusting(&app, false).await else {
+        return;
+    };
+    browser.open(app.page.as_deref().expect("page")).await;
+
+    let outcome = browser.click("get-all").await;
+
+    assert_eq!(outcome.status, 0, "{outcome:?}");
+    assert_eq!(outcome.cause, "not-reached", "{outcome:?}");
+    assert!(
+        outcome.verdict.contains(
+            "nothing reached the server: the browser does not trust the certificate, or the URL \
+             is wrong (http vs https, port)"
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        (outcome.preflight.clone(), outcome.request.clone()),
+        (None, None)
+    );
+    let console = browser.console().await.join("\n");
+    eprintln!("Chromium's console:\n{console}");
+    browser
+        .screenshot("demo-page-certificate-not-trusted.png")
+        .await;
+    browser.close().await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(chromium),
+    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)"
+)]
+async fn a_moved_demo_page_still_works_in_the_correct_order() {
+    // As `--demo-page-bind 127.0.0.1:9711` does: only the default origin is listed, and the
+    // page's own origin is allowed because it is this program's page.
+    let app = app_with_page_at(9711, false, false).await;
+    let page = app.page.as_deref().expect("page");
+    assert!(!page.starts_with(ORIGIN), "moved: {page}");
+    let Some(browser) = Browser::launch(&app).await else {
+        return;
+    };
+    browser.open(page).await;
+    let (allowed, words) = browser.origin_check().await;
+    assert_eq!(allowed, "true", "{words}");
+
+    let outcome = browser.click("get-all").await;
+
+    assert_eq!(outcome.status, 200, "{outcome:?}");
+    assert_eq!(outcome.rows, SEEDED, "{outcome:?}");
+    assert_eq!(outcome.cause, "ok", "{outcome:?}");
+    assert_eq!(
+        outcome.preflight,
+        Some(("cors-preflight".to_owned(), 200)),
+        "{outcome:?}"
+    );
+    browser.screenshot("demo-page-moved-port.png").await;
     browser.close().await;
 }
 

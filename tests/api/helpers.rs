@@ -56,9 +56,17 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeArgs)) -> TestApp {
 /// Also serves the demo page, on a free port of its own (as `--demo-page-bind` moves it). The
 /// API always allows the page's own origin; `configure` gets it (`http://localhost:PORT`) too.
 pub async fn spawn_app_with_page(configure: impl FnOnce(&mut ServeArgs, &str)) -> TestApp {
+    let page = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port for the page");
+    spawn_app_with_page_on(page, configure).await
+}
+
+/// Like [`spawn_app_with_page`], with the page on a listener the caller bound.
+pub async fn spawn_app_with_page_on(
+    page: std::net::TcpListener,
+    configure: impl FnOnce(&mut ServeArgs, &str),
+) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
     dev_ca::generate(dir.path()).expect("dev certificates");
-    let page = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port for the page");
     let origin = format!(
         "http://localhost:{}",
         page.local_addr().expect("addr").port()

@@ -8,6 +8,7 @@ mod delivery;
 mod doctor;
 mod durability;
 mod errors;
+mod exchanges;
 mod full_disk;
 mod hardening;
 mod harness;
