@@ -11,32 +11,42 @@ use crate::config::{PreflightArgs, UserCommand};
 use crate::preflight as doctor;
 use crate::store::{self, users};
 
+/// Every subcommand names the database it used, as an absolute path: a relative
+/// `--database-url` (the default is `sqlite://data/delivery.db`) depends on the directory it is
+/// run from, and a user added to the wrong file would otherwise look like a wrong password.
+/// `list` prints it on standard error, so its standard output stays one name per line.
 pub async fn user(command: UserCommand) -> anyhow::Result<()> {
     match command {
         UserCommand::Add { name, db, .. } => {
             let name = users::nfc(&name);
             users::validate_name(&name).map_err(anyhow::Error::msg)?;
             let password = read_password(std::io::stdin().lock())?;
-            let pool = store::connect(&db).await?;
+            let (pool, path) = store::connect_file(&db).await?;
             let hash =
                 tokio::task::spawn_blocking(move || users::hash_password(&password)).await??;
             let created = users::upsert(&pool, &name, &hash).await?;
-            println!(
-                "{} user {name}",
-                if created { "created" } else { "updated" }
-            );
+            let path = store::shown_path(&path);
+            if created {
+                println!("user {name:?} added to {}", path.display());
+            } else {
+                println!("user {name:?} updated (new password) in {}", path.display());
+            }
         }
         UserCommand::List { db } => {
-            for name in users::list(&store::connect(&db).await?).await? {
+            let (pool, path) = store::connect_file(&db).await?;
+            eprintln!("users in {}:", store::shown_path(&path).display());
+            for name in users::list(&pool).await? {
                 println!("{name}");
             }
         }
         UserCommand::Remove { name, db } => {
             let name = users::nfc(&name);
-            if !users::remove(&store::connect(&db).await?, &name).await? {
-                bail!("no user named {name:?}");
+            let (pool, path) = store::connect_file(&db).await?;
+            let path = store::shown_path(&path);
+            if !users::remove(&pool, &name).await? {
+                bail!("no user named {name:?} in {}", path.display());
             }
-            println!("removed user {name}");
+            println!("user {name:?} removed from {}", path.display());
         }
     }
     Ok(())

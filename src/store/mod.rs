@@ -8,7 +8,7 @@ pub mod read_cache;
 pub mod revision;
 pub mod users;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -108,10 +108,11 @@ pub async fn connect_file(args: &DatabaseArgs) -> anyhow::Result<(SqlitePool, Pa
         .statement_cache_capacity(64);
 
     let path = options.get_filename().to_owned();
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the database directory {}", dir.display()))?;
-    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| cannot_create_dir(&dir, e))?;
 
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
@@ -121,13 +122,80 @@ pub async fn connect_file(args: &DatabaseArgs) -> anyhow::Result<(SqlitePool, Pa
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await
-        .with_context(|| format!("cannot open the database {}", path.display()))?;
+        .map_err(|e| explain_open_failure(e, "open", &path, &dir))?;
 
     migrator()
         .run(&pool)
         .await
-        .with_context(|| format!("cannot migrate the database {}", path.display()))?;
+        .map_err(|e| explain_open_failure(e, "migrate", &path, &dir))?;
     Ok((pool, path))
+}
+
+/// `path` as the user should read it: absolute, symbolic links resolved once it exists.
+pub fn shown_path(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_owned())
+}
+
+/// The database directory could not be created: say which one, and if part of it is a file, which.
+fn cannot_create_dir(dir: &Path, e: std::io::Error) -> anyhow::Error {
+    let shown = shown_path(dir);
+    let file_in_the_way = shown
+        .ancestors()
+        .find(|a| a.symlink_metadata().is_ok())
+        .filter(|a| !a.is_dir());
+    match file_in_the_way {
+        Some(file) => anyhow::anyhow!(
+            "cannot create the database directory {}: {} is a file, not a directory",
+            shown.display(),
+            file.display()
+        ),
+        None => anyhow::Error::new(e).context(format!(
+            "cannot create the database directory {}",
+            shown.display()
+        )),
+    }
+}
+
+/// SQLite says only "unable to open database file" (or "attempt to write a readonly database")
+/// when it may not create the file, or its -wal and -shm files, in a directory it cannot write.
+/// If that is why, say so, naming the directory.
+fn explain_open_failure(
+    e: impl Into<anyhow::Error>,
+    what: &str,
+    path: &Path,
+    dir: &Path,
+) -> anyhow::Error {
+    let failed = format!("cannot {what} the database {}", shown_path(path).display());
+    match not_writable(dir) {
+        Some(why) => e.into().context(format!(
+            "{failed}: its directory {} is not writable ({why}); the database file and its -wal \
+             and -shm files are created there: fix the directory's permissions or give a \
+             --database-url in a directory this user can write",
+            shown_path(dir).display()
+        )),
+        None => e.into().context(failed),
+    }
+}
+
+/// Whether this process can create a file in `dir` (a probe file, removed at once): ownership,
+/// mode bits, ACLs, a read-only file system and root's privileges all taken into account.
+fn not_writable(dir: &Path) -> Option<std::io::Error> {
+    let probe = dir.join(format!(".delivery-api-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => Some(e),
+    }
 }
 
 /// A URL for another engine (`postgres://…`, common in a sqlx user's environment) would be taken

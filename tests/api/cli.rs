@@ -232,3 +232,180 @@ async fn a_database_url_for_another_engine_stops_with_the_reason_and_creates_not
         assert!(left.is_empty(), "{args:?} created {left:?}");
     }
 }
+
+/// Standard output and standard error of a run, as text.
+fn lines(out: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A relative `--database-url` (the default, `sqlite://data/delivery.db`, is one) depends on the
+/// directory the command runs in: every `user` subcommand names the absolute file it used.
+#[tokio::test]
+async fn user_commands_name_the_absolute_database_file_they_changed() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let abs = std::fs::canonicalize(cwd.path())
+        .expect("canonical")
+        .join("data/delivery.db");
+    let abs = abs.display();
+    let in_cwd = |c: &mut tokio::process::Command| {
+        c.current_dir(cwd.path());
+    };
+    let db = "sqlite://data/delivery.db";
+    let add = ["user", "add", "bob", "--password-stdin"];
+
+    let out = cli_with(&add, db, "correct horse battery\n", in_cwd)
+        .await
+        .expect("runs");
+    assert!(out.status.success(), "{:?}", lines(&out));
+    assert_eq!(lines(&out).0, format!("user \"bob\" added to {abs}\n"));
+
+    let out = cli_with(&add, db, "another good password\n", in_cwd)
+        .await
+        .expect("runs");
+    assert_eq!(
+        lines(&out).0,
+        format!("user \"bob\" updated (new password) in {abs}\n")
+    );
+
+    let out = cli_with(&["user", "list"], db, "", in_cwd)
+        .await
+        .expect("runs");
+    let (stdout, stderr) = lines(&out);
+    assert_eq!(
+        stdout, "bob\ndemo\n",
+        "standard output stays one name a line"
+    );
+    assert!(stderr.contains(&format!("users in {abs}")), "{stderr}");
+
+    let remove = ["user", "remove", "bob"];
+    let out = cli_with(&remove, db, "", in_cwd).await.expect("runs");
+    assert_eq!(lines(&out).0, format!("user \"bob\" removed from {abs}\n"));
+    let out = cli_with(&remove, db, "", in_cwd).await.expect("runs");
+    assert!(!out.status.success());
+    assert!(
+        lines(&out)
+            .1
+            .contains(&format!("no user named \"bob\" in {abs}")),
+        "{:?}",
+        lines(&out)
+    );
+}
+
+/// `sqlite://notes.txt/delivery.db` where notes.txt is a file: the message names the directory
+/// that could not be created and the file in its way, for `user` and for `serve`.
+#[tokio::test]
+async fn a_database_path_under_a_regular_file_names_the_file_in_the_way() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let root = std::fs::canonicalize(cwd.path()).expect("canonical");
+    std::fs::write(cwd.path().join("notes.txt"), "a file").expect("write");
+    for (db, dir) in [
+        ("sqlite://notes.txt/delivery.db", "notes.txt"),
+        ("sqlite://notes.txt/data/delivery.db", "notes.txt/data"),
+    ] {
+        for args in [
+            &["user", "list"][..],
+            &["serve", "--bind", "127.0.0.1:0", "--no-demo-page"][..],
+        ] {
+            let out = cli_with(args, db, "", |c| {
+                c.current_dir(cwd.path());
+            })
+            .await
+            .expect("runs");
+            let stderr = lines(&out).1;
+            assert!(!out.status.success(), "{db} {args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!(
+                    "cannot create the database directory {}: {} is a file, not a directory",
+                    root.join(dir).display(),
+                    root.join("notes.txt").display()
+                )),
+                "{db} {args:?}: {stderr}"
+            );
+        }
+    }
+}
+
+/// An existing directory this user may not write: SQLite alone says "unable to open database
+/// file"; the message names the directory. Root may write anywhere, so under root the binary
+/// runs as `nobody` (uid 65534).
+#[tokio::test]
+async fn a_database_directory_that_cannot_be_written_is_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let root = std::fs::canonicalize(cwd.path()).expect("canonical");
+    let mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    mode(cwd.path(), 0o755);
+    let locked = cwd.path().join("locked");
+    std::fs::create_dir(&locked).expect("mkdir");
+    let existing = cwd.path().join("existing");
+    std::fs::create_dir(&existing).expect("mkdir");
+    let out = cli_with(
+        &["user", "list"],
+        "sqlite://existing/delivery.db",
+        "",
+        |c| {
+            c.current_dir(cwd.path());
+        },
+    )
+    .await
+    .expect("runs");
+    assert!(out.status.success(), "{:?}", lines(&out));
+    // A database that is there and writable, in a directory that is not: its -wal and -shm
+    // files cannot be created.
+    mode(&existing.join("delivery.db"), 0o666);
+    mode(&locked, 0o555);
+    mode(&existing, 0o555);
+    let as_root = unsafe { libc::geteuid() } == 0;
+
+    for (db, message) in [
+        (
+            "sqlite://locked/delivery.db",
+            format!(
+                "its directory {} is not writable",
+                root.join("locked").display()
+            ),
+        ),
+        (
+            "sqlite://existing/delivery.db",
+            format!(
+                "its directory {} is not writable",
+                root.join("existing").display()
+            ),
+        ),
+        (
+            "sqlite://locked/data/delivery.db",
+            format!(
+                "cannot create the database directory {}: Permission denied",
+                root.join("locked/data").display()
+            ),
+        ),
+    ] {
+        let out = cli_with(&["user", "list"], db, "", |c| {
+            c.current_dir(cwd.path());
+            if as_root {
+                c.uid(65534).gid(65534);
+            }
+        })
+        .await;
+        let out = match out {
+            Ok(out) => out,
+            Err(e) if as_root && e.kind() == std::io::ErrorKind::PermissionDenied => {
+                eprintln!(
+                    "SKIPPED: nobody cannot run the binary here ({e}); run as a non-root user"
+                );
+                return;
+            }
+            Err(e) => panic!("the binary runs: {e}"),
+        };
+        let (stdout, stderr) = lines(&out);
+        assert!(!out.status.success(), "{db}: {stdout} {stderr}");
+        assert!(stderr.contains(&message), "{db}: {stderr}");
+    }
+    let left: Vec<_> = std::fs::read_dir(&locked).expect("dir").collect();
+    assert!(left.is_empty(), "nothing is left in {locked:?}: {left:?}");
+}

@@ -470,23 +470,37 @@ pub async fn assert_problem(res: Response, status: u16, what: &str) -> String {
 /// Runs the real binary (`delivery-api ARGS`) on the database `db`, with `stdin` as its input.
 /// tokio's process API: a blocking wait would stall the runtime that drives the test's server.
 pub async fn cli(args: &[&str], db: &str, stdin: &str) -> std::process::Output {
+    cli_with(args, db, stdin, |_| {})
+        .await
+        .expect("the binary runs")
+}
+
+/// [`cli`], with `setup` adjusting the command first (its working directory, its user); an
+/// error only when the binary could not be started.
+pub async fn cli_with(
+    args: &[&str],
+    db: &str,
+    stdin: &str,
+    setup: impl FnOnce(&mut tokio::process::Command),
+) -> std::io::Result<std::process::Output> {
     use tokio::io::AsyncWriteExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"))
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"));
+    command
         .args(args)
         .env("DATABASE_URL", db)
         .env("RUST_LOG", "off")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
+        .stderr(std::process::Stdio::piped());
+    setup(&mut command);
+    let mut child = command.spawn()?;
     let mut input = child.stdin.take().expect("stdin");
     input
         .write_all(stdin.as_bytes())
         .await
         .expect("write stdin");
     drop(input);
-    child.wait_with_output().await.expect("exit")
+    child.wait_with_output().await
 }
 
 /// The real binary, serving in its own process (for kill -9, signals and its log).
