@@ -483,8 +483,20 @@ pub async fn cli_with(
     stdin: &str,
     setup: impl FnOnce(&mut tokio::process::Command),
 ) -> std::io::Result<std::process::Output> {
+    let program = Path::new(env!("CARGO_BIN_EXE_delivery-api"));
+    cli_program(program, args, db, stdin, setup).await
+}
+
+/// [`cli_with`], running `program` (a copy of the binary another user can reach).
+pub async fn cli_program(
+    program: &Path,
+    args: &[&str],
+    db: &str,
+    stdin: &str,
+    setup: impl FnOnce(&mut tokio::process::Command),
+) -> std::io::Result<std::process::Output> {
     use tokio::io::AsyncWriteExt;
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"));
+    let mut command = tokio::process::Command::new(program);
     command
         .args(args)
         .env("DATABASE_URL", db)
