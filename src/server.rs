@@ -87,6 +87,7 @@ where
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let tls = Arc::new(tls);
     let clients = Arc::new(Clients::default());
+    let addr = listener.local_addr()?;
     let builder = Server::build();
     // Tells actix-http when a graceful stop begins, so idle keep-alive connections close at once
     // instead of holding the stop for the whole grace period.
@@ -115,7 +116,11 @@ where
                 .h2_max_header_list_size(limits.h2_header_list)
                 .finish(map_config(
                     app().into_factory().map_err(|e| e.error_response()),
-                    |_| AppConfig::default(),
+                    // What the app knows of its server: HTTPS (else `ConnectionInfo::scheme`,
+                    // and the request log's `http.scheme`, say "http") and its address.
+                    // actix-web builds this in its own HttpServer; from outside, only this
+                    // constructor exists (public, documented as semver-exempt).
+                    move |_| AppConfig::__priv_test_new(true, addr.to_string(), addr),
                 ));
             fn_service(move |tcp: TcpStream| admit(tcp, clients.clone(), limits.clone()))
                 .and_then(tls_acceptor.map_err(|_| ()).map_init_err(|_| ()))

@@ -128,6 +128,31 @@ async fn with_auth_before_cors_the_preflight_answered_by_auth_is_logged() {
     );
 }
 
+/// At `info`, a line written while serving a request carries the request's span: it must say
+/// what the request was, HTTPS included (it said `http.scheme=http`: the app was not told).
+#[tokio::test]
+async fn a_line_inside_a_request_names_the_request_and_its_scheme() {
+    let dir = certs();
+    let mut served = serve_binary(dir.path(), "info", &[]).await;
+    let client = served.client(dir.path());
+    let headers = [
+        ("Origin", "http://elsewhere.example"),
+        ("Access-Control-Request-Method", "GET"),
+    ];
+
+    assert_eq!(
+        options(&client, &served, "/delivery/all", &headers).await,
+        400
+    );
+    let line = served
+        .wait_for_log_line(|l| l.contains("preflight refused"))
+        .await;
+    assert!(
+        line.contains("http.scheme=https") && line.contains("http.method=OPTIONS"),
+        "{line}"
+    );
+}
+
 #[tokio::test]
 async fn a_flood_of_bad_preflights_writes_a_bounded_number_of_lines() {
     const FLOOD: usize = 10_000;
