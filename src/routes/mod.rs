@@ -52,8 +52,11 @@ pub fn extractors(cfg: &mut web::ServiceConfig) {
 pub struct BodyTimeout(pub Duration);
 
 /// Over HTTP/2, what is left of a request body up to this size is read and discarded after an
-/// early answer (below); past it, the stream is reset.
+/// early answer (below), for at most [`DRAIN_TIME`]; past either, the stream is reset.
 pub const DRAIN_LIMIT: usize = 1024 * 1024;
+/// Short, because the client may be anyone (a 401 is an early answer): without it a client that
+/// trickles its body could hold a stream for the whole body deadline after being refused.
+pub const DRAIN_TIME: Duration = Duration::from_secs(2);
 
 /// What is wrong with a request's body comes to light here, before any handler runs:
 ///
@@ -70,7 +73,8 @@ pub const DRAIN_LIMIT: usize = 1024 * 1024;
 ///   RFC 9113 §8.1 allows that, but curl (7.88 at least) then reports a stream error instead of
 ///   the response. So the rest of the body, up to [`DRAIN_LIMIT`] bytes and within the same
 ///   deadline, is read and discarded after the answer; the client finishes its upload and reads
-///   the response. (HTTP/1.1 needs nothing: actix-http does the equivalent for it.)
+///   the response (within [`DRAIN_TIME`]). (HTTP/1.1 needs nothing: actix-http does the
+///   equivalent for it.)
 pub async fn bound_request_body(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -114,10 +118,11 @@ pub async fn bound_request_body(
     Ok(res.map_into_left_body())
 }
 
-/// Reads what is left of a request body, up to [`DRAIN_LIMIT`] bytes in all and until its
-/// deadline; then drops it (which resets the HTTP/2 stream if the client is still sending).
+/// Reads what is left of a request body, up to [`DRAIN_LIMIT`] bytes in all, for at most
+/// [`DRAIN_TIME`] and not past its deadline; then drops it (which resets the HTTP/2 stream if the
+/// client is still sending).
 async fn discard_rest(body: Rc<RefCell<Deadline>>) {
-    std::future::poll_fn(|cx| {
+    let drain = std::future::poll_fn(|cx| {
         let mut body = body.borrow_mut();
         loop {
             match Pin::new(&mut *body).poll_next(cx) {
@@ -126,8 +131,8 @@ async fn discard_rest(body: Rc<RefCell<Deadline>>) {
                 Poll::Pending => return Poll::Pending,
             }
         }
-    })
-    .await
+    });
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
 }
 
 /// A request body that fails with `TimedOut` once its deadline has passed, and knows how much

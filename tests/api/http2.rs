@@ -190,3 +190,40 @@ async fn past_one_mib_the_stream_may_be_reset_but_the_connection_and_server_keep
     let res = app.get_all().await;
     assert_eq!(res.status(), 200);
 }
+
+/// Anyone can get an early answer (a 401): one who then stops sending must not hold the stream
+/// for the whole body deadline. The reset comes after the short drain time (2 s); the bound
+/// below is for a broken build, far under the 60 s body deadline set here.
+#[tokio::test]
+async fn a_client_that_stops_sending_after_an_early_answer_is_reset_soon() {
+    let app = spawn_app_with(|args| args.body_timeout = 60).await;
+    let tcp = tokio::net::TcpStream::connect(app.addr).await.expect("tcp");
+    let tls = tls_trusting(&app.dir.path().join("dev-ca.crt"), &[b"h2"]);
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(tls))
+        .connect(name, tcp)
+        .await
+        .expect("TLS");
+    let (client, connection) = h2::client::handshake(tls).await.expect("h2");
+    tokio::spawn(connection);
+    let req = http::Request::post(format!("https://localhost:{}/delivery", app.addr.port()))
+        .header("content-length", "100000")
+        .header("content-type", "application/json")
+        .body(())
+        .expect("request");
+    let mut client = client.ready().await.expect("ready");
+    let (response, mut upload) = client.send_request(req, false).expect("send head");
+    let mut left = 100_000;
+    send(&mut upload, &mut left, CHUNK).expect("first chunk");
+    let response = response.await.expect("a response");
+    assert_eq!(response.status(), 401);
+
+    let reset = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        std::future::poll_fn(|cx| upload.poll_reset(cx)),
+    )
+    .await
+    .expect("reset long before the body deadline")
+    .expect("a reset, not an error");
+    assert_eq!(reset, h2::Reason::NO_ERROR);
+}
