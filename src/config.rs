@@ -263,6 +263,11 @@ pub struct ServeArgs {
     )]
     pub h2_max_header_list: u32,
 
+    /// How log lines are written on stderr: `text` for people, `json` (one JSON object per line)
+    /// for a log pipeline. The ready line on stdout is JSON either way.
+    #[arg(long, env = "DELIVERY_API_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// Worker threads (default: one per CPU core).
     #[arg(long, env = "DELIVERY_API_WORKERS")]
     pub workers: Option<usize>,
@@ -270,6 +275,15 @@ pub struct ServeArgs {
     /// Seconds to finish in-flight requests after SIGTERM/SIGINT.
     #[arg(long, env = "DELIVERY_API_SHUTDOWN_GRACE", default_value_t = 10)]
     pub shutdown_grace: u64,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (colours on a terminal).
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON format).
+    Json,
 }
 
 #[derive(Debug, Clone, Args)]
