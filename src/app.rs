@@ -27,6 +27,7 @@ use tracing_actix_web::TracingLogger;
 use crate::auth::{self, Authenticator};
 use crate::cors::CorsConfig;
 use crate::exchanges::{Exchanges, Recorder};
+use crate::metrics::{Measure, Metrics};
 use crate::routes;
 use crate::store::DbFile;
 use crate::store::deliveries::Creator;
@@ -38,6 +39,7 @@ pub fn app(state: AppState) -> App<impl AppFactory> {
     let correct = state.order == MiddlewareOrder::CorsBeforeAuth;
     let cors = state.cors.clone();
     let exchanges = state.exchanges.clone();
+    let metrics = state.metrics.clone();
 
     App::new()
         .configure(|cfg| state.register(cfg))
@@ -53,6 +55,7 @@ pub fn app(state: AppState) -> App<impl AppFactory> {
         // PUBLIC: /health, and the 404 for paths outside /delivery. CORS, no auth.
         .service(web::scope("").configure(routes::public).wrap(cors.policy()))
         .wrap(from_fn(routes::bound_request_body)) // <- 400 for an ambiguous length; a deadline on bodies (408)
+        .wrap(Measure(metrics)) //                    <- counts each answer (route pattern, status, which layer answered); never rejects
         .wrap(Recorder(exchanges)) //                 <- notes what the demo page's origin sent and which layer answered; never rejects
         .wrap(security_headers()) //                  <- never rejects anything
         .wrap(TracingLogger::default()) //            <- outermost: logs every request, preflights too
@@ -82,6 +85,8 @@ pub struct AppState {
     pub body_timeout: routes::BodyTimeout,
     /// What the demo page's origin sent and which layer answered (`None`: no demo page).
     pub exchanges: Option<Arc<Exchanges>>,
+    /// Prometheus counters (`None`: no --metrics-bind).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl AppState {

@@ -167,7 +167,7 @@ pub struct ServeArgs {
     pub no_demo_page: bool,
 
     /// Once serving, also write the ready line (the JSON object printed on stdout: api URL, demo
-    /// page, CA certificate, database) to this file; removed at exit. For test harnesses.
+    /// page, metrics URL, CA certificate, database) to this file; removed at exit. For test harnesses.
     #[arg(long, env = "DELIVERY_API_READY_FILE")]
     pub ready_file: Option<PathBuf>,
 
@@ -263,6 +263,21 @@ pub struct ServeArgs {
     )]
     pub h2_max_header_list: u32,
 
+    /// How log lines are written on stderr: `text` for people, `json` (one JSON object per line)
+    /// for a log pipeline. The ready line on stdout is JSON either way.
+    #[arg(long, env = "DELIVERY_API_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Serve Prometheus metrics (GET /metrics, plain HTTP) on this address, e.g. 127.0.0.1:9464.
+    /// Off unless given. Only a loopback address, unless --metrics-public is given too.
+    #[arg(long, env = "DELIVERY_API_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
+    /// Allow --metrics-bind on an address other machines can reach. /metrics is plain HTTP with
+    /// no authentication: keep it behind a firewall or on a scraper-only network.
+    #[arg(long, env = "DELIVERY_API_METRICS_PUBLIC", requires = "metrics_bind")]
+    pub metrics_public: bool,
+
     /// Worker threads (default: one per CPU core).
     #[arg(long, env = "DELIVERY_API_WORKERS")]
     pub workers: Option<usize>,
@@ -270,6 +285,15 @@ pub struct ServeArgs {
     /// Seconds to finish in-flight requests after SIGTERM/SIGINT.
     #[arg(long, env = "DELIVERY_API_SHUTDOWN_GRACE", default_value_t = 10)]
     pub shutdown_grace: u64,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (colours on a terminal).
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON format).
+    Json,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -54,14 +54,21 @@ pub enum Layer {
 #[derive(Debug, Clone)]
 pub struct AnsweredBy {
     pub layer: Layer,
+    /// The kind of answer, from a fixed set (`allowed`, `origin`, `missing`, `wrong_credentials`…):
+    /// a metrics label (`metrics.rs`), so never text a client chose.
+    pub reason: &'static str,
     /// Why, when the layer refused (e.g. a refused preflight's rule); never a credential.
     pub note: Option<String>,
 }
 
 impl AnsweredBy {
-    /// Marks `req` as answered by `layer`.
-    pub fn mark(req: &impl HttpMessage, layer: Layer, note: Option<String>) {
-        req.extensions_mut().insert(Self { layer, note });
+    /// Marks `req` as answered by `layer`, for `reason`.
+    pub fn mark(req: &impl HttpMessage, layer: Layer, reason: &'static str, note: Option<String>) {
+        req.extensions_mut().insert(Self {
+            layer,
+            reason,
+            note,
+        });
     }
 }
 

@@ -30,6 +30,8 @@ pub mod cors;
 pub mod error;
 /// Which layer answered a request, and the demo page's bounded record of what the server saw.
 pub mod exchanges;
+/// Prometheus metrics: counted once per answer, with bounded labels, served on --metrics-bind.
+pub mod metrics;
 /// The route tree: public routes, the protected `/delivery` scope, input rules.
 pub mod routes;
 

@@ -1,11 +1,16 @@
 use clap::Parser;
-use delivery_api::config::{Cli, Command};
+use delivery_api::config::{Cli, Command, LogFormat};
 use delivery_api::{cli, startup::Application, telemetry};
 
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
     let args = Cli::parse();
-    telemetry::init("info,sqlx=warn");
+    let log_format = match &args.command {
+        Some(Command::Serve(serve)) => serve.log_format,
+        None => args.serve.log_format,
+        Some(_) => LogFormat::Text,
+    };
+    telemetry::init_as(log_format, "info,sqlx=warn");
     let result = match args.command {
         Some(Command::User(command)) => cli::user(command).await,
         Some(Command::Preflight(args)) => return cli::preflight(&args).await,
@@ -15,7 +20,11 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // With --log-format json, stderr holds JSON objects only: the reason is one too.
+            match log_format {
+                LogFormat::Text => eprintln!("error: {e:#}"),
+                LogFormat::Json => tracing::error!(error = format!("{e:#}"), "not serving"),
+            }
             std::process::ExitCode::FAILURE
         }
     }

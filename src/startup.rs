@@ -17,6 +17,7 @@ use crate::config::ServeArgs;
 use crate::cors::{AllowedOrigin, CorsConfig};
 use crate::exchanges::Exchanges;
 use crate::harness::{self, Ephemeral};
+use crate::metrics::{self, Metrics};
 use crate::store::DbFile;
 use crate::store::deliveries::Creator;
 use crate::store::read_cache::ReadCache;
@@ -28,6 +29,8 @@ pub struct Application {
     addr: SocketAddr,
     server: Server,
     demo: Option<(SocketAddr, Server)>,
+    /// `--metrics-bind`: the plain-HTTP server of `GET /metrics`.
+    metrics: Option<(SocketAddr, Server)>,
     pool: SqlitePool,
     authenticator: web::Data<Authenticator>,
     /// What the ready line says (`harness.rs`), and where else to write it.
@@ -82,6 +85,11 @@ impl Application {
             // A harness polling for it must not read a previous run's.
             let _ = std::fs::remove_file(path);
         }
+        // Checked (and bound) first: a refusal leaves nothing behind.
+        let metrics_listener = args
+            .metrics_bind
+            .map(|addr| metrics::bind(addr, args.metrics_public))
+            .transpose()?;
         let ephemeral = args.ephemeral.then(Ephemeral::create).transpose()?;
         if let Some(ephemeral) = &ephemeral {
             args.db.database_url = ephemeral.database_url();
@@ -149,6 +157,10 @@ impl Application {
             limits,
         ));
         authenticator.calibrate().await;
+        let meters = metrics_listener
+            .as_ref()
+            .map(|_| Metrics::new())
+            .transpose()?;
         let state = AppState {
             pool: pool.clone(),
             authenticator: authenticator.clone(),
@@ -159,6 +171,7 @@ impl Application {
             db_file: DbFile::new(db_file),
             body_timeout: routes::BodyTimeout(Duration::from_secs(args.body_timeout)),
             exchanges: exchanges.clone(),
+            metrics: meters.clone(),
         };
 
         let addr = listeners.api.local_addr()?;
@@ -203,6 +216,12 @@ impl Application {
             }
             _ => None,
         };
+        let metrics = match (metrics_listener, &meters) {
+            (Some(listener), Some(meters)) => {
+                Some((listener.local_addr()?, metrics::serve(listener, meters)?))
+            }
+            _ => None,
+        };
 
         let origins: Vec<String> = args
             .allowed_origins
@@ -235,17 +254,18 @@ impl Application {
                 demo_page::origin(*demo_addr)
             );
         }
+        if let Some((metrics_addr, _)) = &metrics {
+            tracing::info!(
+                "metrics: http://{}/metrics (Prometheus text format)",
+                dialable(*metrics_addr)
+            );
+        }
         print_login_hint(demo_default);
-        let host = match addr.ip() {
-            ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
-            ip if ip.is_unspecified() => "[::1]".to_owned(),
-            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-            ip => ip.to_string(),
-        };
         let ready = serde_json::json!({
             "event": "ready",
-            "api": format!("https://{host}:{}", addr.port()),
+            "api": format!("https://{}", dialable(addr)),
             "demo_page": demo.as_ref().map(|(a, _)| demo_page::origin(*a)),
+            "metrics": metrics.as_ref().map(|(a, _)| format!("http://{}/metrics", dialable(*a))),
             "ca_cert": tls_files.dev_ca(),
             "cert": std::path::absolute(&tls_files.cert).ok(),
             "database": db_path,
@@ -255,6 +275,7 @@ impl Application {
             addr,
             server,
             demo,
+            metrics,
             pool,
             authenticator,
             ready,
@@ -304,25 +325,52 @@ impl Application {
         self.demo.as_ref().map(|(addr, _)| *addr)
     }
 
+    /// Where `GET /metrics` is served, if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(addr, _)| *addr)
+    }
+
     /// Stops the servers from outside (tests restart them on the same database).
     pub fn handle(&self) -> AppHandle {
         let mut servers = vec![self.server.handle()];
-        servers.extend(self.demo.as_ref().map(|(_, server)| server.handle()));
+        servers.extend(self.side_servers().map(Server::handle));
         AppHandle { servers }
+    }
+
+    /// The plain-HTTP servers beside the API: the demo page, the metrics.
+    fn side_servers(&self) -> impl Iterator<Item = &Server> {
+        let demo = self.demo.as_ref().map(|(_, server)| server);
+        demo.into_iter()
+            .chain(self.metrics.as_ref().map(|(_, server)| server))
     }
 
     /// Serves until SIGINT/SIGTERM (in-flight requests get the grace period), then closes the pool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = match self.demo {
-            Some((_, demo)) => tokio::try_join!(self.server, demo).map(|_| ()),
-            None => self.server.await,
-        };
+        let side = self
+            .demo
+            .into_iter()
+            .chain(self.metrics)
+            .map(|(_, server)| server);
+        let side = futures_util::future::try_join_all(side);
+        let result = tokio::try_join!(self.server, side).map(|_| ());
         self.pool.close().await;
         if let Some(path) = &self.ready_file {
             let _ = std::fs::remove_file(path);
         }
         result
     }
+}
+
+/// `addr` as a client on this machine dials it: an unspecified address (`0.0.0.0`, `[::]`) as
+/// loopback, IPv6 in brackets.
+fn dialable(addr: SocketAddr) -> String {
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+        ip if ip.is_unspecified() => "[::1]".to_owned(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("{host}:{}", addr.port())
 }
 
 /// The allowed origins plus the demo page's own (unless `*` already covers it, or it is listed).

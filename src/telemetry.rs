@@ -17,20 +17,34 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, filter};
 
+use crate::config::LogFormat;
+
 /// How often a summarised cause may write a line.
 const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Installs the global subscriber once; later calls are no-ops (tests call it per test).
+/// Installs the global subscriber once, as text; later calls are no-ops (tests call it per test).
 pub fn init(default_filter: &str) {
+    init_as(LogFormat::Text, default_filter);
+}
+
+/// Like [`init`], in the given format. Either way the lines go to stderr: stdout carries only
+/// the ready line (`harness.rs`), so a harness can read it without parsing the log.
+pub fn init_as(format: LogFormat, default_filter: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_filter(filter::filter_fn(|meta| !is_connection_error(meta)));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let output = match format {
+        LogFormat::Text => {
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            fmt.with_ansi(ansi).boxed()
+        }
+        // The event's fields (message included) at the top level of each object, beside
+        // timestamp, level, target and the request's span (method, route, status…).
+        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
+    };
     let _ = tracing_subscriber::registry()
         .with(filter)
-        .with(fmt)
+        .with(output.with_filter(filter::filter_fn(|meta| !is_connection_error(meta))))
         .with(ConnectionErrorSummary)
         .try_init();
 }

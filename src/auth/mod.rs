@@ -14,7 +14,7 @@ pub mod limits;
 use std::pin::Pin;
 
 use actix_web::dev::ServiceRequest;
-use actix_web::http::StatusCode;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpMessage, ResponseError, web};
 use actix_web_httpauth::middleware::HttpAuthentication;
 
@@ -44,8 +44,12 @@ pub fn basic_before_cors() -> HttpAuthentication<Result<Credentials, ApiError>, 
             let preflight = crate::cors::is_preflight(&req);
             let result = validate(req, creds).await;
             if let (true, Err((error, req))) = (preflight, &result) {
-                let status = error.as_response_error().status_code().as_u16();
-                crate::cors::log_preflight_answered_by_auth(req, status);
+                let status = error.as_response_error().status_code();
+                crate::cors::log_preflight_answered_by_auth(req, status.as_u16());
+                if status == StatusCode::UNAUTHORIZED {
+                    let reason = "auth_before_cors_preflight";
+                    AnsweredBy::mark(req, Layer::BasicAuth, reason, None);
+                }
             }
             result
         })
@@ -65,6 +69,13 @@ async fn validate(
     };
     let probe = req.app_data::<web::Data<RevisionProbe>>().cloned();
     let db_file = req.app_data::<web::Data<DbFile>>().cloned();
+    // Why a 401 is a 401, as a metrics label: nothing sent, something unreadable, or credentials
+    // that do not match a user (an unknown user and a wrong password are one reason, on purpose).
+    let unreadable = match &creds {
+        Ok(_) => None,
+        Err(_) if !req.headers().contains_key(header::AUTHORIZATION) => Some("missing"),
+        Err(_) => Some("malformed"),
+    };
     let checked = async {
         let creds = creds?;
         // A deleted or replaced database file: 503 rather than answers from a ghost.
@@ -83,11 +94,14 @@ async fn validate(
         }
         Err(e) => {
             // For the demo page's record (`exchanges.rs`): this layer answered, not a handler.
-            let layer = match e.status_code() {
-                StatusCode::TOO_MANY_REQUESTS => Layer::LoginLimiter,
-                _ => Layer::BasicAuth,
+            let (layer, reason) = match e.status_code() {
+                StatusCode::TOO_MANY_REQUESTS => (Layer::LoginLimiter, "login_limited"),
+                StatusCode::UNAUTHORIZED => {
+                    (Layer::BasicAuth, unreadable.unwrap_or("wrong_credentials"))
+                }
+                _ => (Layer::BasicAuth, "error"), // 503, 500: not a rejection
             };
-            AnsweredBy::mark(&req, layer, None);
+            AnsweredBy::mark(&req, layer, reason, None);
             Err((e.into(), req))
         }
     }

@@ -77,6 +77,18 @@ impl Refusal {
         }
     }
 
+    /// The rule that failed, as one word from a fixed set (a metrics label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Origin(_) => "origin",
+            Self::MissingOrigin => "missing_origin",
+            Self::Method(_) => "method",
+            Self::Headers(..) => "headers",
+            Self::MalformedHeaders(_) => "malformed",
+            Self::Other(_) => "other",
+        }
+    }
+
     /// The rule that failed, without configuration: safe to send to any client.
     pub fn reason(&self) -> String {
         match self {

@@ -296,14 +296,19 @@ where
                 .and_then(|e| e.as_error::<CorsError>())
             else {
                 if preflight {
-                    AnsweredBy::mark(res.request(), Layer::CorsPreflight, None);
+                    AnsweredBy::mark(res.request(), Layer::CorsPreflight, "allowed", None);
                 }
                 return Ok(res);
             };
             let allowed_headers = allowed_headers.as_deref().unwrap_or_default();
             let refusal = explain::Refusal::new(refusal, res.request().headers(), allowed_headers);
             let note = format!("refused: {}", refusal.reason());
-            AnsweredBy::mark(res.request(), Layer::CorsPreflight, Some(note));
+            AnsweredBy::mark(
+                res.request(),
+                Layer::CorsPreflight,
+                refusal.kind(),
+                Some(note),
+            );
             refusal.log(&allowed_origins);
             let detail = format!("CORS preflight refused: {}", refusal.reason());
             let mut problem = ApiError::BadRequest(detail).error_response();

@@ -38,6 +38,8 @@ pub struct TestApp {
     pub dir: Arc<TempDir>,
     /// The demo page's URL, when started with [`spawn_app_with_page`].
     pub page: Option<String>,
+    /// `http://ADDR/metrics`, when started with `--metrics-bind` (see [`TestApp::scrape`]).
+    pub metrics: Option<String>,
     handle: AppHandle,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -87,6 +89,17 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// `GET /metrics` on `--metrics-bind` (plain HTTP): the Prometheus text.
+    pub async fn scrape(&self) -> String {
+        let url = self
+            .metrics
+            .as_deref()
+            .expect("started with --metrics-bind");
+        let res = self.client.get(url).send().await.expect("scraped");
+        assert_eq!(res.status(), 200, "GET {url}");
+        res.text().await.expect("the metrics")
     }
 
     /// A request as a browser on `origin` would send it (no credentials unless added).
@@ -178,6 +191,7 @@ async fn start(
     let page = app
         .demo_page_addr()
         .map(|a| format!("http://localhost:{}/", a.port()));
+    let metrics = app.metrics_addr().map(|a| format!("http://{a}/metrics"));
     let pool = app.pool().clone();
     let authenticator = app.authenticator();
     let handle = app.handle();
@@ -190,6 +204,7 @@ async fn start(
         authenticator,
         dir,
         page,
+        metrics,
         handle,
         server,
     }

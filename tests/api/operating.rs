@@ -1,0 +1,451 @@
+//! Operating it (issue 14, part 4): JSON logs for a log pipeline, Prometheus metrics for a scraper.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+
+use reqwest::Method;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
+use tokio::process::ChildStderr;
+
+use delivery_api::startup::Application;
+
+use crate::helpers::*;
+
+/// Reads stderr until a line matches `wanted`; every line read must be one JSON object.
+async fn next_json_line(
+    lines: &mut Lines<BufReader<ChildStderr>>,
+    seen: &mut Vec<Value>,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value {
+    loop {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line());
+        let line = next
+            .await
+            .unwrap_or_else(|_| panic!("no such line within 60 s; seen: {seen:#?}"))
+            .expect("read stderr")
+            .unwrap_or_else(|| panic!("the server exited; seen: {seen:#?}"));
+        let object: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("a stderr line that is not JSON ({e}): {line:?}"));
+        assert!(object.is_object(), "not an object: {line}");
+        seen.push(object.clone());
+        if wanted(&object) {
+            return object;
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_log_format_json_stderr_holds_only_json_objects_and_stdout_the_ready_line() {
+    // Arrange: the real binary, as a log pipeline would run it.
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--no-demo-page"])
+        .args(["--ephemeral", "--log-format", "json"])
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary runs");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut seen = Vec::new();
+
+    // The start-up block: one object, its message still the multi-line text.
+    let serving = next_json_line(&mut stderr, &mut seen, |o| {
+        o["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("serving https://"))
+    })
+    .await;
+    assert_eq!(serving["level"], "INFO", "{serving}");
+    assert!(
+        serving["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("allowed origins:")),
+        "{serving}"
+    );
+    // stdout: the ready line, one JSON object, as without --log-format.
+    let ready = stdout
+        .next_line()
+        .await
+        .expect("read stdout")
+        .expect("a ready line");
+    let ready: Value = serde_json::from_str(&ready).expect("the ready line is JSON");
+    assert_eq!(ready["event"], "ready", "{ready}");
+
+    // Act: a preflight from an origin that is not allowed.
+    let api = ready["api"].as_str().expect("api");
+    let port: u16 = api
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let ca = ready["ca_cert"].as_str().expect("the dev CA");
+    let client = client_trusting(std::path::Path::new(ca), ([127, 0, 0, 1], port).into());
+    let refused = client
+        .request(
+            Method::OPTIONS,
+            format!("https://localhost:{port}/delivery/all"),
+        )
+        .header("Origin", "http://evil.example")
+        .header("Access-Control-Request-Method", "GET")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(refused.status(), 400);
+
+    // Assert: its WARN is a JSON object too, and so was every line before it.
+    let warn = next_json_line(&mut stderr, &mut seen, |o| {
+        o["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("preflight refused"))
+    })
+    .await;
+    assert_eq!(warn["level"], "WARN", "{warn}");
+    assert!(
+        warn["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("http://evil.example")),
+        "{warn}"
+    );
+    assert!(seen.iter().all(|o| o["timestamp"].is_string()), "{seen:#?}");
+    let _ = child.start_kill();
+}
+
+/// The value of the sample `name{labels}` in a Prometheus text scrape (labels in any order), or
+/// `None` when there is no such series.
+fn sample(scrape: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let wanted: BTreeMap<&str, &str> = labels.iter().copied().collect();
+    scrape.lines().find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (series_name, rest) = series.split_once('{').unwrap_or((series, "}"));
+        if series_name != name {
+            return None;
+        }
+        let inner = rest.strip_suffix('}')?;
+        let found: BTreeMap<&str, &str> = inner
+            .split("\",")
+            .filter(|pair| !pair.is_empty())
+            .filter_map(|pair| {
+                let (k, v) = pair.split_once("=\"")?;
+                Some((k, v.trim_end_matches('"')))
+            })
+            .collect();
+        (found == wanted).then(|| value.parse().expect("a number"))
+    })
+}
+
+/// The series of a scrape: its lines that are not comments.
+fn series(scrape: &str) -> usize {
+    scrape
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .count()
+}
+
+async fn spawn_app_with_metrics() -> TestApp {
+    spawn_app_with(|args| args.metrics_bind = Some("127.0.0.1:0".parse().expect("addr"))).await
+}
+
+#[tokio::test]
+async fn metrics_count_each_answer_by_route_pattern_status_and_the_layer_that_gave_it() {
+    let app = spawn_app_with_metrics().await;
+    let before = app.scrape().await;
+    assert_eq!(
+        sample(&before, "login_limited_total", &[]),
+        Some(0.0),
+        "{before}"
+    );
+    assert_eq!(
+        sample(&before, "database_unavailable_total", &[]),
+        Some(0.0)
+    );
+    assert_eq!(sample(&before, "storage_full_total", &[]), Some(0.0));
+
+    // Act: a known sequence, each answer checked as it comes.
+    let ok = app.preflight("/delivery/all", "GET", ORIGIN).await;
+    assert_eq!(ok.status(), 200, "the preflight passes");
+    let refused = app
+        .preflight("/delivery/all", "GET", "http://evil.example")
+        .await;
+    assert_eq!(refused.status(), 400, "the preflight is refused");
+    let missing = app.get_without_credentials("/delivery/all").await;
+    assert_eq!(missing.status(), 401);
+    let malformed = app
+        .request(Method::GET, "/delivery/all", ORIGIN)
+        .header("Authorization", "Basic !!!")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(malformed.status(), 401);
+    let wrong = app
+        .request(Method::GET, "/delivery/all", ORIGIN)
+        .basic_auth(USER, Some("not the password"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(app.get_all().await.status(), 200);
+    let one = app
+        .article_request(Method::GET, "/delivery/1", ORIGIN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(one.status(), 200);
+    let nowhere = app.get_without_credentials("/no/such/page-4711").await;
+    assert_eq!(nowhere.status(), 404);
+
+    // Assert: every answer is counted once, under its pattern and its reason.
+    let scrape = app.scrape().await;
+    let requests = |route, method, status| {
+        let labels = [("route", route), ("method", method), ("status", status)];
+        sample(&scrape, "http_requests_total", &labels)
+    };
+    for (route, method, status, count, what) in [
+        (
+            "/delivery/all",
+            "OPTIONS",
+            "200",
+            1.0,
+            "the preflight that passed",
+        ),
+        (
+            "/delivery/all",
+            "OPTIONS",
+            "400",
+            1.0,
+            "the refused preflight",
+        ),
+        ("/delivery/all", "GET", "401", 3.0, "the three 401s"),
+        ("/delivery/all", "GET", "200", 1.0, "the list"),
+        (
+            "/delivery/{id}",
+            "GET",
+            "200",
+            1.0,
+            "one delivery: the pattern, not /delivery/1",
+        ),
+        ("unmatched", "GET", "404", 1.0, "a path no route matches"),
+    ] {
+        assert_eq!(
+            requests(route, method, status),
+            Some(count),
+            "{what}:\n{scrape}"
+        );
+    }
+    assert_eq!(
+        requests("/delivery/1", "GET", "200"),
+        None,
+        "no path as a label"
+    );
+    let duration = [("route", "/delivery/all"), ("method", "GET")];
+    assert_eq!(
+        sample(&scrape, "http_request_duration_seconds_count", &duration),
+        Some(4.0),
+        "{scrape}"
+    );
+    let le = [
+        ("route", "/delivery/all"),
+        ("method", "GET"),
+        ("le", "+Inf"),
+    ];
+    assert_eq!(
+        sample(&scrape, "http_request_duration_seconds_bucket", &le),
+        Some(4.0)
+    );
+    for (outcome, reason) in [("answered", "allowed"), ("refused", "origin")] {
+        let labels = [("outcome", outcome), ("reason", reason)];
+        assert_eq!(
+            sample(&scrape, "cors_preflights_total", &labels),
+            Some(1.0),
+            "{outcome}"
+        );
+    }
+    for reason in ["missing", "malformed", "wrong_credentials"] {
+        let labels = [("reason", reason)];
+        assert_eq!(
+            sample(&scrape, "auth_rejections_total", &labels),
+            Some(1.0),
+            "{reason}"
+        );
+    }
+    assert_eq!(sample(&scrape, "login_limited_total", &[]), Some(0.0));
+    assert_eq!(
+        sample(&scrape, "database_unavailable_total", &[]),
+        Some(0.0)
+    );
+}
+
+#[tokio::test]
+async fn auth_before_cors_counts_the_preflights_it_rejects() {
+    let app = spawn_app_with(|args| {
+        args.metrics_bind = Some("127.0.0.1:0".parse().expect("addr"));
+        args.auth_before_cors = true;
+    })
+    .await;
+
+    let res = app.preflight("/delivery/all", "GET", ORIGIN).await;
+    assert_eq!(res.status(), 401, "the bug, on purpose");
+
+    let scrape = app.scrape().await;
+    let labels = [("reason", "auth_before_cors_preflight")];
+    assert_eq!(
+        sample(&scrape, "auth_rejections_total", &labels),
+        Some(1.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        sample(&scrape, "auth_rejections_total", &[("reason", "missing")]),
+        None
+    );
+    assert!(
+        !scrape.contains("cors_preflights_total{"),
+        "CORS never saw it:\n{scrape}"
+    );
+}
+
+/// One of four request shapes no route matches, made unique by `i`: under the public scope,
+/// under the protected one (401 before routing), with a method of its own, with a query.
+fn made_up(i: usize) -> (Method, String) {
+    match i % 4 {
+        0 => (Method::GET, format!("/made-up/{i}")),
+        1 => (Method::GET, format!("/delivery/{i}/made-up")),
+        2 => (
+            Method::from_bytes(format!("BREW{i}").as_bytes()).expect("a token"),
+            format!("/pot-{i}"),
+        ),
+        _ => (Method::GET, format!("/q{i}?page={i}")),
+    }
+}
+
+#[tokio::test]
+async fn a_flood_of_made_up_paths_and_methods_creates_no_new_series() {
+    use futures_util::StreamExt as _;
+    let app = spawn_app_with_metrics().await;
+    let send = |i| {
+        let (method, path) = made_up(i);
+        let request = app.request(method, &path, ORIGIN).send();
+        async move { request.await.expect("sent").status().as_u16() }
+    };
+    // Each shape once: its series exist from here on.
+    for i in 0..4 {
+        assert!(send(i).await >= 400, "{:?}", made_up(i));
+    }
+    let before = app.scrape().await;
+
+    let statuses: Vec<u16> = futures_util::stream::iter(4..1004)
+        .map(send)
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s >= 400), "{statuses:?}");
+
+    let after = app.scrape().await;
+    assert_eq!(
+        series(&after),
+        series(&before),
+        "before:\n{before}\nafter:\n{after}"
+    );
+    let unmatched: f64 = after
+        .lines()
+        .filter(|l| l.starts_with("http_requests_total{") && l.contains("route=\"unmatched\""))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    assert_eq!(
+        unmatched, 1004.0,
+        "all counted, under route=\"unmatched\":\n{after}"
+    );
+    assert!(after.contains("method=\"other\""), "{after}");
+    assert!(
+        !after.contains("made-up") && !after.contains("BREW"),
+        "{after}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_are_served_on_their_own_bind_only() {
+    let app = spawn_app_with_metrics().await;
+
+    let on_the_api = app.get_without_credentials("/metrics").await;
+    assert_eq!(on_the_api.status(), 404, "not on the API's port");
+    let url = app.metrics.clone().expect("metrics url");
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let elsewhere = app
+        .client
+        .get(url.replace("/metrics", "/"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(elsewhere.status(), 404, "GET /metrics only");
+    let scrape = app.scrape().await;
+    assert!(
+        scrape.contains("# TYPE http_requests_total counter"),
+        "{scrape}"
+    );
+    assert!(
+        scrape.contains("# TYPE http_request_duration_seconds histogram"),
+        "{scrape}"
+    );
+
+    let off = spawn_app().await;
+    assert_eq!(off.metrics, None, "off unless --metrics-bind is given");
+}
+
+#[tokio::test]
+async fn a_metrics_bind_other_machines_can_reach_needs_metrics_public() {
+    let app = spawn_app().await;
+    let mut args = app.args_on("127.0.0.1:0");
+    args.metrics_bind = Some("0.0.0.0:0".parse().expect("addr"));
+
+    let refused = Application::build(args.clone())
+        .await
+        .err()
+        .expect("refused");
+
+    let message = format!("{refused:#}");
+    assert!(
+        message.contains("0.0.0.0:0"),
+        "names the address: {message}"
+    );
+    assert!(message.contains("no authentication"), "says why: {message}");
+    assert!(
+        message.contains("--metrics-public"),
+        "names the flag: {message}"
+    );
+    args.metrics_public = true;
+    let public = Application::build(args)
+        .await
+        .expect("starts with --metrics-public");
+    let addr = public.metrics_addr().expect("serves metrics");
+    assert!(addr.ip().is_unspecified(), "{addr}");
+}
+
+#[tokio::test]
+async fn the_binary_refuses_a_public_metrics_bind_and_says_why() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"))
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--no-demo-page",
+            "--ephemeral",
+        ])
+        .env("DELIVERY_API_METRICS_BIND", "0.0.0.0:0")
+        .current_dir(cwd.path())
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("refusing to serve metrics on 0.0.0.0:0"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no ready line: {:?}", out.stdout);
+}
