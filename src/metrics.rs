@@ -168,12 +168,7 @@ impl Metrics {
         let Some(pattern) = pattern else {
             return SharedString::const_str(UNMATCHED);
         };
-        if let Some(known) = self
-            .routes
-            .read()
-            .iter()
-            .find(|r| r.as_ref() == pattern)
-        {
+        if let Some(known) = self.routes.read().iter().find(|r| r.as_ref() == pattern) {
             return known.clone();
         }
         let mut routes = self.routes.write();
