@@ -62,15 +62,8 @@ async fn ephemeral_and_seeded_it_says_where_it_is_serves_the_seed_and_leaves_not
     .expect("the binary runs");
 
     // The first line on stdout is the ready line (logs go to stderr).
-    let stdout = child.stdout.take().expect("stdout");
-    let line = tokio::io::BufReader::new(stdout)
-        .lines()
-        .next_line()
-        .await
-        .expect("read")
-        .expect("a ready line before exit");
-    let ready: Value = serde_json::from_str(&line).expect("one JSON object");
-    assert_eq!(ready["event"], "ready", "{ready}");
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let ready = ready_line(&mut stdout).await;
     assert_eq!(ready["demo_page"], Value::Null, "--no-demo-page");
     let file: Value =
         serde_json::from_str(&std::fs::read_to_string(&ready_file).expect("ready file"))

@@ -638,3 +638,35 @@ impl Served {
         &self.log
     }
 }
+
+/// A TLS connection to the app offering only `h2`, and an HTTP/2 client on it (the caller drives
+/// or spawns the connection).
+pub async fn h2_client(
+    app: &TestApp,
+) -> (
+    h2::client::SendRequest<bytes::Bytes>,
+    h2::client::Connection<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, bytes::Bytes>,
+) {
+    let tcp = tokio::net::TcpStream::connect(app.addr).await.expect("tcp");
+    let tls = tls_trusting(&app.dir.path().join("dev-ca.crt"), &[b"h2"]);
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(tls))
+        .connect(name, tcp)
+        .await
+        .expect("TLS");
+    h2::client::handshake(tls).await.expect("h2")
+}
+
+/// The first line a started binary writes on stdout: its ready line, one JSON object.
+pub async fn ready_line(
+    stdout: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) -> serde_json::Value {
+    let line = stdout
+        .next_line()
+        .await
+        .expect("read stdout")
+        .expect("a ready line before exit");
+    let ready: serde_json::Value = serde_json::from_str(&line).expect("one JSON object");
+    assert_eq!(ready["event"], "ready", "{ready}");
+    ready
+}

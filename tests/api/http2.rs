@@ -3,8 +3,6 @@
 //! reads and discards the rest of a body up to 1 MiB (routes::bound_request_body); past that, the
 //! reset RFC 9113 §8.1 allows is fine, and the connection keeps serving.
 
-use std::sync::Arc;
-
 use base64::Engine as _;
 use bytes::Bytes;
 
@@ -37,14 +35,7 @@ async fn answer_before_body(
     headers: &[(&str, &str)],
     total: usize,
 ) -> Early {
-    let tcp = tokio::net::TcpStream::connect(app.addr).await.expect("tcp");
-    let tls = tls_trusting(&app.dir.path().join("dev-ca.crt"), &[b"h2"]);
-    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(tls))
-        .connect(name, tcp)
-        .await
-        .expect("TLS");
-    let (client, mut connection) = h2::client::handshake(tls).await.expect("h2");
+    let (client, mut connection) = h2_client(app).await;
     let mut ping = connection.ping_pong().expect("ping-pong handle");
     tokio::spawn(connection);
 
@@ -197,14 +188,7 @@ async fn past_one_mib_the_stream_may_be_reset_but_the_connection_and_server_keep
 #[tokio::test]
 async fn a_client_that_stops_sending_after_an_early_answer_is_reset_soon() {
     let app = spawn_app_with(|args| args.body_timeout = 60).await;
-    let tcp = tokio::net::TcpStream::connect(app.addr).await.expect("tcp");
-    let tls = tls_trusting(&app.dir.path().join("dev-ca.crt"), &[b"h2"]);
-    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(tls))
-        .connect(name, tcp)
-        .await
-        .expect("TLS");
-    let (client, connection) = h2::client::handshake(tls).await.expect("h2");
+    let (client, connection) = h2_client(&app).await;
     tokio::spawn(connection);
     let req = http::Request::post(format!("https://localhost:{}/delivery", app.addr.port()))
         .header("content-length", "100000")

@@ -68,13 +68,7 @@ async fn with_log_format_json_stderr_holds_only_json_objects_and_stdout_the_read
         "{serving}"
     );
     // stdout: the ready line, one JSON object, as without --log-format.
-    let ready = stdout
-        .next_line()
-        .await
-        .expect("read stdout")
-        .expect("a ready line");
-    let ready: Value = serde_json::from_str(&ready).expect("the ready line is JSON");
-    assert_eq!(ready["event"], "ready", "{ready}");
+    let ready = ready_line(&mut stdout).await;
 
     // Act: a preflight from an origin that is not allowed.
     let api = ready["api"].as_str().expect("api");
