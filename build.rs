@@ -1,12 +1,16 @@
-//! Tells the browser tests (tests/api/browser.rs) whether Chromium and ChromeDriver are here, so
+//! Tells the browser tests (tests/api/browser.rs) whether Chromium and ChromeDriver are here, and
+//! the PostgreSQL tests (tests/api/postgres.rs) whether PostgreSQL's server binaries are, so
 //! that without them `cargo test` reports those tests as *ignored, with the reason*, not as
-//! passed. Under `CI=true` a missing browser fails instead (`.ci/run` installs it).
+//! passed. Under `CI=true` a missing browser or PostgreSQL fails instead (`.ci/run` installs
+//! them).
 
 use std::path::PathBuf;
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(chromium)");
-    for var in ["PATH", "CHROMIUM", "CHROMEDRIVER", "CI"] {
+    println!("cargo::rustc-check-cfg=cfg(postgres)");
+    println!("cargo::rerun-if-changed=/usr/lib/postgresql");
+    for var in ["PATH", "CHROMIUM", "CHROMEDRIVER", "PG_BIN", "CI"] {
         println!("cargo::rerun-if-env-changed={var}");
     }
     let dirs: Vec<PathBuf> = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
@@ -33,5 +37,19 @@ fn main() {
         panic!(
             "CI=true but chromium/chromedriver are missing: install Debian's chromium and chromium-driver"
         );
+    }
+    // Debian's layout (/usr/lib/postgresql/N/bin), $PG_BIN, or PATH: as tests/api/pg.rs looks.
+    let debian = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .any(|version| version.path().join("bin/initdb").is_file());
+    let postgres = debian
+        || std::env::var_os("PG_BIN").is_some()
+        || dirs.iter().any(|dir| dir.join("initdb").is_file());
+    if postgres {
+        println!("cargo::rustc-cfg=postgres");
+    } else if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but PostgreSQL is missing: install Debian's postgresql");
     }
 }

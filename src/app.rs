@@ -21,7 +21,6 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Condition, DefaultHeaders, from_fn};
 use actix_web::{App, web};
-use sqlx::SqlitePool;
 use tracing_actix_web::TracingLogger;
 
 use crate::auth::{self, Authenticator};
@@ -29,7 +28,7 @@ use crate::cors::CorsConfig;
 use crate::exchanges::{Exchanges, Recorder};
 use crate::metrics::{Measure, Metrics};
 use crate::routes;
-use crate::store::DbFile;
+use crate::store::Db;
 use crate::store::deliveries::Creator;
 use crate::store::read_cache::ReadCache;
 use crate::store::revision::RevisionProbe;
@@ -72,16 +71,14 @@ pub enum MiddlewareOrder {
 /// Everything the app needs; cloned into each worker.
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: SqlitePool,
+    /// The database (SQLite or PostgreSQL, `store::Db`).
+    pub db: Db,
     pub authenticator: web::Data<Authenticator>,
     pub read_cache: web::Data<ReadCache>,
     /// Writes new deliveries in batches, one commit each (group commit).
     pub creator: web::Data<Creator>,
     pub cors: CorsConfig,
     pub order: MiddlewareOrder,
-    /// The SQLite file: each worker's in-thread revision probe (`revision.rs`) reads it, and every
-    /// request checks it is still the file that was opened (`db::DbFile`).
-    pub db_file: DbFile,
     pub body_timeout: routes::BodyTimeout,
     /// What the demo page's origin sent and which layer answered (`None`: no demo page).
     pub exchanges: Option<Arc<Exchanges>>,
@@ -92,9 +89,8 @@ pub struct AppState {
 impl AppState {
     /// Shared state and extractor settings, registered once per worker.
     fn register(self, cfg: &mut web::ServiceConfig) {
-        cfg.app_data(web::Data::new(RevisionProbe::open(self.db_file.path()))) // one per worker thread
-            .app_data(web::Data::new(self.db_file))
-            .app_data(web::Data::new(self.pool))
+        cfg.app_data(web::Data::new(RevisionProbe::open(&self.db))) // one per worker thread (SQLite)
+            .app_data(web::Data::new(self.db))
             .app_data(self.authenticator)
             .app_data(self.read_cache)
             .app_data(self.creator)

@@ -11,42 +11,41 @@ use crate::config::{PreflightArgs, UserCommand};
 use crate::preflight as doctor;
 use crate::store::{self, users};
 
-/// Every subcommand names the database it used, as an absolute path: a relative
-/// `--database-url` (the default is `sqlite://data/delivery.db`) depends on the directory it is
-/// run from, and a user added to the wrong file would otherwise look like a wrong password.
-/// `list` prints it on standard error, so its standard output stays one name per line.
+/// Every subcommand names the database it used (an absolute path, or the PostgreSQL server and
+/// database): a relative `--database-url` (the default is `sqlite://data/delivery.db`) depends on
+/// the directory it is run from, and a user added to the wrong database would otherwise look like
+/// a wrong password. `list` prints it on standard error, so its standard output stays one name
+/// per line.
 pub async fn user(command: UserCommand) -> anyhow::Result<()> {
     match command {
         UserCommand::Add { name, db, .. } => {
             let name = users::nfc(&name);
             users::validate_name(&name).map_err(anyhow::Error::msg)?;
             let password = read_password(std::io::stdin().lock())?;
-            let (pool, path) = store::connect_file(&db).await?;
+            let store::Connected { db, location, .. } = store::connect(&db).await?;
             let hash =
                 tokio::task::spawn_blocking(move || users::hash_password(&password)).await??;
-            let created = users::upsert(&pool, &name, &hash).await?;
-            let path = store::shown_path(&path);
+            let created = users::upsert(&db, &name, &hash).await?;
             if created {
-                println!("user {name:?} added to {}", path.display());
+                println!("user {name:?} added to {location}");
             } else {
-                println!("user {name:?} updated (new password) in {}", path.display());
+                println!("user {name:?} updated (new password) in {location}");
             }
         }
         UserCommand::List { db } => {
-            let (pool, path) = store::connect_file(&db).await?;
-            eprintln!("users in {}:", store::shown_path(&path).display());
-            for name in users::list(&pool).await? {
+            let store::Connected { db, location, .. } = store::connect(&db).await?;
+            eprintln!("users in {location}:");
+            for name in users::list(&db).await? {
                 println!("{name}");
             }
         }
         UserCommand::Remove { name, db } => {
             let name = users::nfc(&name);
-            let (pool, path) = store::connect_file(&db).await?;
-            let path = store::shown_path(&path);
-            if !users::remove(&pool, &name).await? {
-                bail!("no user named {name:?} in {}", path.display());
+            let store::Connected { db, location, .. } = store::connect(&db).await?;
+            if !users::remove(&db, &name).await? {
+                bail!("no user named {name:?} in {location}");
             }
-            println!("user {name:?} removed from {}", path.display());
+            println!("user {name:?} removed from {location}");
         }
     }
     Ok(())

@@ -298,7 +298,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
-    /// SQLite database; created and migrated on first start.
+    /// The database: `sqlite://PATH` (created and migrated on first start) or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (migrated on start; shared by several instances).
     #[arg(
         long,
         env = "DATABASE_URL",

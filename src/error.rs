@@ -187,7 +187,12 @@ mod tests {
             database_url: format!("sqlite://{}", dir.path().join("ro.db").display()),
             db_busy_timeout_ms: 100,
         };
-        store::connect(&args).await.expect("created").close().await;
+        store::connect(&args)
+            .await
+            .expect("created")
+            .db
+            .close()
+            .await;
         let options = SqliteConnectOptions::from_str(&args.database_url)
             .expect("url")
             .read_only(true);

@@ -15,10 +15,9 @@ use anyhow::Context;
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use sqlx::SqlitePool;
 
 use crate::routes::input;
-use crate::store::users;
+use crate::store::{Db, on_either, users};
 
 /// A temporary directory for one run, removed when dropped.
 #[derive(Debug)]
@@ -75,7 +74,7 @@ struct SeedUser {
 }
 
 /// Replaces the sample data of a new database with the file's, in one transaction.
-pub async fn seed(pool: &SqlitePool, file: &Path) -> anyhow::Result<()> {
+pub async fn seed(db: &Db, file: &Path) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read the seed file {}", file.display()))?;
     let seed: SeedFile = serde_json::from_str(&text)
@@ -100,38 +99,45 @@ pub async fn seed(pool: &SqlitePool, file: &Path) -> anyhow::Result<()> {
         users.push((name, hash));
     }
 
-    let mut tx = pool.begin().await?;
     // A new database: no id was ever handed out, so the seed's ids start at 1.
-    sqlx::query("DELETE FROM deliveries")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM sqlite_sequence WHERE name = 'deliveries'")
-        .execute(&mut *tx)
-        .await?;
-    for new in &deliveries {
-        sqlx::query(
-            "INSERT INTO deliveries (reference, recipient, address, status) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&new.reference)
-        .bind(&new.recipient)
-        .bind(&new.address)
-        .bind(new.status.as_str())
-        .execute(&mut *tx)
-        .await
-        .with_context(|| format!("{}: reference {:?}", file.display(), new.reference))?;
-    }
-    if !users.is_empty() {
-        sqlx::query("DELETE FROM users").execute(&mut *tx).await?;
-        for (name, hash) in &users {
-            sqlx::query("INSERT INTO users (name, password_hash) VALUES (?, ?)")
-                .bind(name)
-                .bind(hash)
-                .execute(&mut *tx)
-                .await
-                .with_context(|| format!("{}: user {name:?}", file.display()))?;
+    let reset: &[&str] = match db {
+        Db::Sqlite { .. } => &[
+            "DELETE FROM deliveries",
+            "DELETE FROM sqlite_sequence WHERE name = 'deliveries'",
+        ],
+        Db::Postgres(_) => &["TRUNCATE deliveries RESTART IDENTITY"],
+    };
+    on_either!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        for statement in reset {
+            sqlx::query(*statement).execute(&mut *tx).await?;
         }
-    }
-    tx.commit().await?;
+        for new in &deliveries {
+            sqlx::query(
+                "INSERT INTO deliveries (reference, recipient, address, status) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&new.reference)
+            .bind(&new.recipient)
+            .bind(&new.address)
+            .bind(new.status.as_str())
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("{}: reference {:?}", file.display(), new.reference))?;
+        }
+        if !users.is_empty() {
+            sqlx::query("DELETE FROM users").execute(&mut *tx).await?;
+            for (name, hash) in &users {
+                sqlx::query("INSERT INTO users (name, password_hash) VALUES ($1, $2)")
+                    .bind(name)
+                    .bind(hash)
+                    .execute(&mut *tx)
+                    .await
+                    .with_context(|| format!("{}: user {name:?}", file.display()))?;
+            }
+        }
+        tx.commit().await?;
+    });
     tracing::info!(
         deliveries = deliveries.len(),
         users = users.len(),

@@ -7,7 +7,6 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
 use anyhow::Context;
-use sqlx::SqlitePool;
 
 use crate::app::{self, AppState, MiddlewareOrder};
 use crate::auth::Authenticator;
@@ -18,7 +17,7 @@ use crate::cors::{AllowedOrigin, CorsConfig};
 use crate::exchanges::Exchanges;
 use crate::harness::{self, Ephemeral};
 use crate::metrics::{self, Metrics};
-use crate::store::DbFile;
+use crate::store::Db;
 use crate::store::deliveries::Creator;
 use crate::store::read_cache::ReadCache;
 use crate::store::{self, users};
@@ -31,7 +30,7 @@ pub struct Application {
     demo: Option<(SocketAddr, Server)>,
     /// `--metrics-bind`: the plain-HTTP server of `GET /metrics`.
     metrics: Option<(SocketAddr, Server)>,
-    pool: SqlitePool,
+    db: Db,
     authenticator: web::Data<Authenticator>,
     /// What the ready line says (`harness.rs`), and where else to write it.
     ready: serde_json::Value,
@@ -117,20 +116,31 @@ impl Application {
             .map_or(std::path::Path::new(""), |e| e.dir());
         let tls_files = TlsFiles::resolve(base, args.cert.as_deref(), args.key.as_deref())?;
         let tls = tls_files.server_config()?;
-        let new_database = !store::database_path(&args.db.database_url)?.exists();
-        if let (Some(seed), false) = (&args.seed, new_database) {
+        if let (Some(seed), Some(path)) = (&args.seed, store::database_path(&args.db.database_url)?)
+            && path.exists()
+        {
             anyhow::bail!(
                 "--seed {} loads a new database, and {} already exists: remove it, give another \
                  --database-url, or use --ephemeral",
                 seed.display(),
-                store::database_path(&args.db.database_url)?.display()
+                store::shown_path(&path).display()
             );
         }
-        let (pool, db_file) = store::connect_file(&args.db).await?;
+        let store::Connected {
+            db,
+            location,
+            created,
+        } = store::connect(&args.db).await?;
         if let Some(seed) = &args.seed {
-            harness::seed(&pool, seed).await?;
+            if !created {
+                anyhow::bail!(
+                    "--seed {} loads a new database, and the {location} already has data: give \
+                     an empty database, or use --ephemeral",
+                    seed.display()
+                );
+            }
+            harness::seed(&db, seed).await?;
         }
-        let db_path = std::fs::canonicalize(&db_file).unwrap_or_else(|_| db_file.clone());
 
         let order = if args.auth_before_cors {
             tracing::warn!(
@@ -151,7 +161,7 @@ impl Application {
         )?;
         let limits = LoginLimits::new(args.login_attempts_per_ip, args.login_attempts_per_user);
         let authenticator = web::Data::new(Authenticator::new(
-            pool.clone(),
+            db.clone(),
             args.max_concurrent_verifications,
             cache,
             limits,
@@ -162,20 +172,19 @@ impl Application {
             .map(|_| Metrics::new())
             .transpose()?;
         let state = AppState {
-            pool: pool.clone(),
+            db: db.clone(),
             authenticator: authenticator.clone(),
             read_cache: web::Data::new(ReadCache::default()),
-            creator: web::Data::new(Creator::start(pool.clone())),
+            creator: web::Data::new(Creator::start(db.clone())),
             cors,
             order,
-            db_file: DbFile::new(db_file),
             body_timeout: routes::BodyTimeout(Duration::from_secs(args.body_timeout)),
             exchanges: exchanges.clone(),
             metrics: meters.clone(),
         };
 
         let addr = listeners.api.local_addr()?;
-        let demo_default = demo_has_default_password(&pool).await?;
+        let demo_default = demo_has_default_password(&db).await?;
         if demo_default && !addr.ip().is_loopback() {
             anyhow::bail!(
                 "refusing to listen on {addr}, reachable from other machines, while user `{user}` \
@@ -245,7 +254,7 @@ impl Application {
              certificate:      {}",
             addr.port(),
             origins.join(", "),
-            db_path.display(),
+            location,
             tls_files.describe(),
         );
         if let Some((demo_addr, _)) = &demo {
@@ -268,7 +277,7 @@ impl Application {
             "metrics": metrics.as_ref().map(|(a, _)| format!("http://{}/metrics", dialable(*a))),
             "ca_cert": tls_files.dev_ca(),
             "cert": std::path::absolute(&tls_files.cert).ok(),
-            "database": db_path,
+            "database": location.for_machines(),
             "pid": std::process::id(),
         });
         Ok(Self {
@@ -276,7 +285,7 @@ impl Application {
             server,
             demo,
             metrics,
-            pool,
+            db,
             authenticator,
             ready,
             ready_file: args.ready_file.clone(),
@@ -310,9 +319,9 @@ impl Application {
         self.addr.port()
     }
 
-    /// The server's pool (tests use it to arrange data and inspect what was written).
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// The server's database (tests use it to arrange data and inspect what was written).
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     /// The Basic-auth checker (tests read how many argon2 verifications ran).
@@ -353,7 +362,7 @@ impl Application {
             .map(|(_, server)| server);
         let side = futures_util::future::try_join_all(side);
         let result = tokio::try_join!(self.server, side).map(|_| ());
-        self.pool.close().await;
+        self.db.close().await;
         if let Some(path) = &self.ready_file {
             let _ = std::fs::remove_file(path);
         }
@@ -387,8 +396,8 @@ fn with_demo_origin(allowed: &[AllowedOrigin], demo: Option<&str>) -> Vec<Allowe
 
 /// True while the seeded demo user still has its published password (one argon2, at start-up).
 /// An error is an error, not "no": it must not let a public bind through unchecked.
-async fn demo_has_default_password(pool: &SqlitePool) -> anyhow::Result<bool> {
-    let hash = users::password_hash(pool, users::DEMO_USER)
+async fn demo_has_default_password(db: &Db) -> anyhow::Result<bool> {
+    let hash = users::password_hash(db, users::DEMO_USER)
         .await
         .context("cannot check whether user `demo` still has its default password")?;
     let Some(hash) = hash else {

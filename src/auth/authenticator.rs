@@ -11,14 +11,13 @@ use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use argon2::Block;
-use sqlx::SqlitePool;
 use tokio::sync::{OnceCell, Semaphore};
 
 use super::cache::{self, CredentialCache};
 use super::credentials::{Credentials, unauthorized};
 use super::limits::LoginLimits;
 use crate::error::ApiError;
-use crate::store::users;
+use crate::store::{Db, users};
 
 /// How long a refusal for too many login attempts is held before it is sent.
 const TARPIT: Duration = Duration::from_secs(1);
@@ -35,7 +34,7 @@ pub struct AuthedUser(pub String);
 /// unknown names indistinguishable from wrong passwords by timing, its refusal waits as long as a
 /// recent real check took, queueing included (a replayed sample, a timer: no CPU).
 pub struct Authenticator {
-    pub(super) pool: SqlitePool,
+    pub(super) db: Db,
     /// argon2 is CPU-bound (~20 ms): it runs on the blocking pool, at most this many at once,
     /// so a flood of wrong passwords cannot take every core.
     verifications: Arc<Semaphore>,
@@ -67,13 +66,13 @@ const DURATIONS_KEPT: usize = 64;
 
 impl Authenticator {
     pub fn new(
-        pool: SqlitePool,
+        db: Db,
         max_concurrent_verifications: usize,
         cache: CredentialCache,
         limits: LoginLimits,
     ) -> Self {
         Self {
-            pool,
+            db,
             verifications: Arc::new(Semaphore::new(max_concurrent_verifications.max(1))),
             cache,
             in_flight: Mutex::default(),
@@ -119,8 +118,7 @@ impl Authenticator {
             let limited = format!("too many login attempts; retry in {secs} s");
             return Outcome::Failed(Arc::new(ApiError::TooManyRequests(limited, secs)));
         }
-        let (revision, hash) = match users::password_hash_at_revision(&self.pool, &creds.user).await
-        {
+        let (revision, hash) = match users::password_hash_at_revision(&self.db, &creds.user).await {
             Ok(found) => found,
             Err(e) => return Outcome::Failed(Arc::new(e.into())),
         };

@@ -23,7 +23,6 @@ pub use credentials::Credentials;
 
 use crate::error::ApiError;
 use crate::exchanges::{AnsweredBy, Layer};
-use crate::store::DbFile;
 use crate::store::revision::{self, RevisionProbe};
 
 type Validation =
@@ -68,7 +67,6 @@ async fn validate(
         ));
     };
     let probe = req.app_data::<web::Data<RevisionProbe>>().cloned();
-    let db_file = req.app_data::<web::Data<DbFile>>().cloned();
     // Why a 401 is a 401, as a metrics label: nothing sent, something unreadable, or credentials
     // that do not match a user (an unknown user and a wrong password are one reason, on purpose).
     let unreadable = match &creds {
@@ -79,9 +77,9 @@ async fn validate(
     let checked = async {
         let creds = creds?;
         // A deleted or replaced database file: 503 rather than answers from a ghost.
-        db_file.as_ref().map_or(Ok(()), |f| f.check())?;
+        auth.db.check()?;
         // Read once per request; the list handler reuses it from the extensions.
-        let revisions = revision::current(probe.as_ref().map(|p| p.get_ref()), &auth.pool).await?;
+        let revisions = revision::current(probe.as_ref().map(|p| p.get_ref()), &auth.db).await?;
         let client = req.peer_addr().map(|a| a.ip());
         let user = auth.verify(creds, revisions.users, client).await?;
         Ok::<_, ApiError>((user, revisions))

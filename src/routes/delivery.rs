@@ -6,10 +6,10 @@ use actix_web::http::header::{self, EntityTag};
 use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, mime, web};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use sqlx::SqlitePool;
 
 use crate::error::{ApiError, Result};
 use crate::routes::{input, method_not_allowed};
+use crate::store::Db;
 use crate::store::deliveries;
 use crate::store::read_cache::ReadCache;
 use crate::store::revision::{self, Revisions};
@@ -53,21 +53,21 @@ const TOTAL_COUNT: &str = "x-total-count";
 #[tracing::instrument(skip_all)]
 async fn list(
     req: HttpRequest,
-    pool: web::Data<SqlitePool>,
+    db: web::Data<Db>,
     cache: web::Data<ReadCache>,
     page: web::Query<Page>,
 ) -> Result<HttpResponse> {
     let Some(limit) = page.limit else {
-        return whole_list(&req, &pool, &cache).await;
+        return whole_list(&req, &db, &cache).await;
     };
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
             "limit must be between 1 and {MAX_LIMIT}"
         )));
     }
-    let revision = deliveries_revision(&req, &pool).await?;
-    let items = deliveries::page(&pool, limit, page.offset).await?;
-    let total = cache.count(&pool, revision).await?;
+    let revision = deliveries_revision(&req, &db).await?;
+    let items = deliveries::page(&db, limit, page.offset).await?;
+    let total = cache.count(&db, revision).await?;
     let mut res = HttpResponse::Ok();
     res.insert_header((TOTAL_COUNT, total));
     // RFC 8288 links to the neighbouring pages (exposed to the page by the CORS policy).
@@ -88,12 +88,8 @@ async fn list(
 }
 
 /// The bare list, served from the revision-checked cache, with an ETag (304 on If-None-Match).
-async fn whole_list(
-    req: &HttpRequest,
-    pool: &SqlitePool,
-    cache: &ReadCache,
-) -> Result<HttpResponse> {
-    let revision = deliveries_revision(req, pool).await?;
+async fn whole_list(req: &HttpRequest, db: &Db, cache: &ReadCache) -> Result<HttpResponse> {
+    let revision = deliveries_revision(req, db).await?;
     let etag = EntityTag::new_strong(format!("deliveries-r{revision}"));
     let not_modified = client_has(req, &etag);
     let mut res = HttpResponse::build(if not_modified {
@@ -107,7 +103,7 @@ async fn whole_list(
     if not_modified {
         return Ok(res.finish());
     }
-    let (list, total) = cache.list(pool, revision).await?;
+    let (list, total) = cache.list(db, revision).await?;
     Ok(res
         .insert_header((TOTAL_COUNT, total))
         .content_type(mime::APPLICATION_JSON)
@@ -116,11 +112,11 @@ async fn whole_list(
 
 /// The deliveries' revision for this request: read by the auth layer (revision.rs), or here if
 /// it did not run.
-async fn deliveries_revision(req: &HttpRequest, pool: &SqlitePool) -> Result<u64> {
+async fn deliveries_revision(req: &HttpRequest, db: &Db) -> Result<u64> {
     let revisions = req.extensions().get::<Revisions>().copied();
     Ok(match revisions {
         Some(r) => r.deliveries,
-        None => revision::read_with_pool(pool).await?.deliveries,
+        None => revision::read_with_pool(db).await?.deliveries,
     })
 }
 
@@ -136,13 +132,13 @@ fn client_has(req: &HttpRequest, etag: &EntityTag) -> bool {
 #[tracing::instrument(skip_all, fields(delivery_id = %*id))]
 async fn read(
     req: HttpRequest,
-    pool: web::Data<SqlitePool>,
+    db: web::Data<Db>,
     cache: web::Data<ReadCache>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse> {
-    let revision = deliveries_revision(&req, &pool).await?;
+    let revision = deliveries_revision(&req, &db).await?;
     let delivery = cache
-        .one(&pool, *id, revision)
+        .one(&db, *id, revision)
         .await?
         .ok_or_else(|| not_found(*id))?;
     Ok(HttpResponse::Ok()
@@ -164,20 +160,20 @@ async fn create(
 
 #[tracing::instrument(skip_all, fields(delivery_id = %*id))]
 async fn replace(
-    pool: web::Data<SqlitePool>,
+    db: web::Data<Db>,
     id: web::Path<i64>,
     body: web::Json<Box<RawValue>>,
 ) -> Result<HttpResponse> {
     let new = input::delivery_from(&body)?;
-    let delivery = deliveries::replace(&pool, *id, &new)
+    let delivery = deliveries::replace(&db, *id, &new)
         .await?
         .ok_or_else(|| not_found(*id))?;
     Ok(HttpResponse::Ok().json(delivery))
 }
 
 #[tracing::instrument(skip_all, fields(delivery_id = %*id))]
-async fn delete(pool: web::Data<SqlitePool>, id: web::Path<i64>) -> Result<HttpResponse> {
-    if deliveries::delete(&pool, *id).await? {
+async fn delete(db: web::Data<Db>, id: web::Path<i64>) -> Result<HttpResponse> {
+    if deliveries::delete(&db, *id).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(not_found(*id))

@@ -2,10 +2,9 @@
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
-use sqlx::SqlitePool;
 
 use crate::error::Result;
-use crate::store::DbFile;
+use crate::store::Db;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -16,10 +15,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-async fn health(pool: web::Data<SqlitePool>, db_file: web::Data<DbFile>) -> Result<HttpResponse> {
-    db_file.check()?;
-    sqlx::query("SELECT 1 FROM deliveries LIMIT 1")
-        .execute(pool.get_ref())
-        .await?;
+async fn health(db: web::Data<Db>) -> Result<HttpResponse> {
+    db.ping().await?;
     Ok(HttpResponse::Ok().json(json!({ "status": "ok" })))
 }

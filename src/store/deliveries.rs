@@ -1,8 +1,9 @@
 //! The delivery resource: its types and its queries. (What a client may send is decided in
 //! `routes/input.rs`.)
 //!
-//! A write returns only once SQLite has committed it, so a 201/200/204 always means "on disk".
-//! Each write is one statement in autocommit mode: SQLite commits when the statement *finishes*,
+//! A write returns only once the database has committed it, so a 201/200/204 always means "on
+//! disk". PostgreSQL commits each autocommit statement before it answers, so the rest of this
+//! comment is SQLite's story. Each write is one statement in autocommit mode: SQLite commits when the statement *finishes*,
 //! and the commit's failure (a full disk, an I/O error) is the result of its last step. So writes
 //! read their `RETURNING` row with `fetch_all`, which steps to the end and returns that error.
 //! Never `fetch_one`/`fetch_optional` here: sqlx stops stepping after the first row, the commit
@@ -16,11 +17,10 @@ use std::fmt;
 
 use serde::de::{self, Unexpected, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row as _, SqlitePool};
+use sqlx::{ColumnIndex, Decode, Row, Type};
 use tokio::sync::{mpsc, oneshot};
 
-use super::StoreError;
+use super::{Db, StoreError, on_either};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -85,10 +85,17 @@ pub struct Delivery {
 }
 
 /// By hand (sqlx's derives need its proc macros, which cost a first build a second, host-side
-/// build of sqlx and SQLite). The status is stored as its name; the CHECK constraint in
-/// migration 0002 keeps it one of the four.
-impl<'r> sqlx::FromRow<'r, SqliteRow> for Delivery {
-    fn from_row(row: &'r SqliteRow) -> sqlx::Result<Self> {
+/// build of sqlx and SQLite), once for both engines' rows. The status is stored as its name; the
+/// CHECK constraint in the migrations keeps it one of the four. Timestamps arrive as RFC 3339
+/// text on both engines (PostgreSQL's `timestamptz` is formatted by the query, see [`SQL`]).
+impl<'r, R> sqlx::FromRow<'r, R> for Delivery
+where
+    R: Row,
+    &'r str: ColumnIndex<R> + Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> sqlx::Result<Self> {
         let status: &str = row.try_get("status")?;
         let status = Status::from_name(status).ok_or_else(|| sqlx::Error::ColumnDecode {
             index: "status".into(),
@@ -103,6 +110,65 @@ impl<'r> sqlx::FromRow<'r, SqliteRow> for Delivery {
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
         })
+    }
+}
+
+/// Each engine's queries, where they differ: how a timestamp is read and written. (`$1`, `$2`…
+/// are positional parameters on both.)
+struct Sql {
+    /// The columns of a [`Delivery`], for SELECT and RETURNING.
+    columns: &'static str,
+    all: &'static str,
+    page: &'static str,
+    one: &'static str,
+    insert: &'static str,
+    replace: &'static str,
+}
+
+macro_rules! engine_sql {
+    (columns: $columns:expr, now: $now:expr) => {
+        Sql {
+            columns: $columns,
+            all: concat!("SELECT ", $columns, " FROM deliveries ORDER BY id"),
+            page: concat!(
+                "SELECT ",
+                $columns,
+                " FROM deliveries ORDER BY id LIMIT $1 OFFSET $2"
+            ),
+            one: concat!("SELECT ", $columns, " FROM deliveries WHERE id = $1"),
+            insert: concat!(
+                "INSERT INTO deliveries (reference, recipient, address, status) \
+                 VALUES ($1, $2, $3, $4) RETURNING ",
+                $columns
+            ),
+            replace: concat!(
+                "UPDATE deliveries SET reference = $1, recipient = $2, address = $3, \
+                 status = $4, updated_at = ",
+                $now,
+                " WHERE id = $5 RETURNING ",
+                $columns
+            ),
+        }
+    };
+}
+
+const SQLITE: Sql = engine_sql!(
+    columns: "id, reference, recipient, address, status, created_at, updated_at",
+    now: "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+);
+
+/// `timestamptz` as SQLite stores it: UTC, RFC 3339, milliseconds.
+const POSTGRES: Sql = engine_sql!(
+    columns: "id, reference, recipient, address, status, \
+              to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS created_at, \
+              to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS updated_at",
+    now: "now()"
+);
+
+fn sql(db: &Db) -> &'static Sql {
+    match db {
+        Db::Sqlite { .. } => &SQLITE,
+        Db::Postgres(_) => &POSTGRES,
     }
 }
 
@@ -121,56 +187,49 @@ fn default_status() -> Status {
     Status::Pending
 }
 
-pub async fn all(pool: &SqlitePool) -> sqlx::Result<Vec<Delivery>> {
-    sqlx::query_as(
-        "SELECT id, reference, recipient, address, status, created_at, updated_at
-         FROM deliveries ORDER BY id",
-    )
-    .fetch_all(pool)
-    .await
+pub async fn all(db: &Db) -> sqlx::Result<Vec<Delivery>> {
+    let sql = sql(db).all;
+    on_either!(db, |pool| sqlx::query_as(sql).fetch_all(pool).await)
 }
 
 /// How many deliveries there are.
-pub async fn count(pool: &SqlitePool) -> sqlx::Result<usize> {
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries")
-        .fetch_one(pool)
-        .await?;
+pub async fn count(db: &Db) -> sqlx::Result<usize> {
+    let count: i64 = on_either!(db, |pool| sqlx::query_scalar(
+        "SELECT count(*) FROM deliveries"
+    )
+    .fetch_one(pool)
+    .await)?;
     Ok(usize::try_from(count).unwrap_or_default())
 }
 
 /// One page of the list, ordered by id.
-pub async fn page(pool: &SqlitePool, limit: u32, offset: u32) -> sqlx::Result<Vec<Delivery>> {
-    sqlx::query_as(
-        "SELECT id, reference, recipient, address, status, created_at, updated_at
-         FROM deliveries ORDER BY id LIMIT ? OFFSET ?",
-    )
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(pool)
-    .await
+pub async fn page(db: &Db, limit: u32, offset: u32) -> sqlx::Result<Vec<Delivery>> {
+    let sql = sql(db).page;
+    let (limit, offset) = (i64::from(limit), i64::from(offset));
+    on_either!(db, |pool| sqlx::query_as(sql)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(pool)
+        .await)
 }
 
-pub async fn one(pool: &SqlitePool, id: i64) -> sqlx::Result<Option<Delivery>> {
-    sqlx::query_as(
-        "SELECT id, reference, recipient, address, status, created_at, updated_at
-         FROM deliveries WHERE id = ?",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await
+pub async fn one(db: &Db, id: i64) -> sqlx::Result<Option<Delivery>> {
+    let sql = sql(db).one;
+    on_either!(db, |pool| sqlx::query_as(sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)
 }
 
-pub async fn create(pool: &SqlitePool, new: &NewDelivery) -> Result<Delivery, StoreError> {
-    let created: Vec<Delivery> = sqlx::query_as(
-        "INSERT INTO deliveries (reference, recipient, address, status) VALUES (?, ?, ?, ?)
-         RETURNING id, reference, recipient, address, status, created_at, updated_at",
-    )
-    .bind(&new.reference)
-    .bind(&new.recipient)
-    .bind(&new.address)
-    .bind(new.status.as_str())
-    .fetch_all(pool) // to the last step: the commit (see the module comment)
-    .await
+pub async fn create(db: &Db, new: &NewDelivery) -> Result<Delivery, StoreError> {
+    let sql = sql(db).insert;
+    let created: Vec<Delivery> = on_either!(db, |pool| sqlx::query_as(sql)
+        .bind(&new.reference)
+        .bind(&new.recipient)
+        .bind(&new.address)
+        .bind(new.status.as_str())
+        .fetch_all(pool) // to the last step: the commit (see the module comment)
+        .await)
     .map_err(|e| duplicate_reference(e, &new.reference))?;
     created
         .into_iter()
@@ -193,17 +252,17 @@ struct Creation {
     done: oneshot::Sender<Result<Delivery, StoreError>>,
 }
 
-/// Rows per statement: 4 parameters each, far below SQLite's 32,766.
+/// Rows per statement: 4 parameters each, far below SQLite's 32,766 and PostgreSQL's 65,535.
 const MAX_BATCH: usize = 128;
 
 impl Creator {
     /// Starts the writing task (on the current Tokio runtime); it ends when every handle is dropped.
-    pub fn start(pool: SqlitePool) -> Self {
+    pub fn start(db: Db) -> Self {
         let (queue, mut pending) = mpsc::channel::<Creation>(4 * MAX_BATCH);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                write_batch(&pool, std::mem::take(&mut batch)).await;
+                write_batch(&db, std::mem::take(&mut batch)).await;
             }
         });
         Self { queue }
@@ -226,26 +285,36 @@ impl Creator {
 /// that request gets 409, the others their rows. If the statement fails (a full disk, an I/O
 /// error), nothing of it was stored, and each creation is tried on its own, so that each gets
 /// its own answer.
-async fn write_batch(pool: &SqlitePool, batch: Vec<Creation>) {
+async fn write_batch(db: &Db, batch: Vec<Creation>) {
     tracing::debug!(rows = batch.len(), "creating deliveries, one commit");
     if batch.len() > 1 {
-        let values = vec!["(?, ?, ?, ?)"; batch.len()].join(", ");
+        let values = (0..batch.len())
+            .map(|i| {
+                let p = 4 * i;
+                format!("(${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4)
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!(
             "INSERT INTO deliveries (reference, recipient, address, status) VALUES {values}
              ON CONFLICT (reference) DO NOTHING
-             RETURNING id, reference, recipient, address, status, created_at, updated_at"
+             RETURNING {}",
+            sql(db).columns
         );
         // Only placeholders vary; every value is bound.
-        let mut insert = sqlx::query_as::<_, Delivery>(sqlx::AssertSqlSafe(sql));
-        for Creation { new, .. } in &batch {
-            insert = insert
-                .bind(&new.reference)
-                .bind(&new.recipient)
-                .bind(&new.address)
-                .bind(new.status.as_str());
-        }
-        // fetch_all: to the last step, the commit (see the module comment).
-        if let Ok(rows) = insert.fetch_all(pool).await {
+        let inserted: sqlx::Result<Vec<Delivery>> = on_either!(db, |pool| {
+            let mut insert = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+            for Creation { new, .. } in &batch {
+                insert = insert
+                    .bind(&new.reference)
+                    .bind(&new.recipient)
+                    .bind(&new.address)
+                    .bind(new.status.as_str());
+            }
+            // fetch_all: to the last step, the commit (see the module comment).
+            insert.fetch_all(pool).await
+        });
+        if let Ok(rows) = inserted {
             // Committed. RETURNING's row order is unspecified: match rows by their reference,
             // and check the row is this request's (of two with one reference, the first won).
             let mut rows: HashMap<String, Delivery> =
@@ -261,7 +330,7 @@ async fn write_batch(pool: &SqlitePool, batch: Vec<Creation>) {
         }
     }
     for Creation { new, done } in batch {
-        let _ = done.send(create(pool, &new).await);
+        let _ = done.send(create(db, &new).await);
     }
 }
 
@@ -273,36 +342,30 @@ impl Delivery {
     }
 }
 
-pub async fn replace(
-    pool: &SqlitePool,
-    id: i64,
-    new: &NewDelivery,
-) -> Result<Option<Delivery>, StoreError> {
-    let replaced: Vec<Delivery> = sqlx::query_as(
-        "UPDATE deliveries
-         SET reference = ?, recipient = ?, address = ?, status = ?,
-             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-         WHERE id = ?
-         RETURNING id, reference, recipient, address, status, created_at, updated_at",
-    )
-    .bind(&new.reference)
-    .bind(&new.recipient)
-    .bind(&new.address)
-    .bind(new.status.as_str())
-    .bind(id)
-    .fetch_all(pool) // to the last step: the commit (see the module comment)
-    .await
+pub async fn replace(db: &Db, id: i64, new: &NewDelivery) -> Result<Option<Delivery>, StoreError> {
+    let sql = sql(db).replace;
+    let replaced: Vec<Delivery> = on_either!(db, |pool| sqlx::query_as(sql)
+        .bind(&new.reference)
+        .bind(&new.recipient)
+        .bind(&new.address)
+        .bind(new.status.as_str())
+        .bind(id)
+        .fetch_all(pool) // to the last step: the commit (see the module comment)
+        .await)
     .map_err(|e| duplicate_reference(e, &new.reference))?;
     Ok(replaced.into_iter().next())
 }
 
 /// Returns true when a delivery was deleted.
-pub async fn delete(pool: &SqlitePool, id: i64) -> sqlx::Result<bool> {
-    let done = sqlx::query("DELETE FROM deliveries WHERE id = ?")
-        .bind(id)
-        .execute(pool) // steps to the end, commit included
-        .await?;
-    Ok(done.rows_affected() > 0)
+pub async fn delete(db: &Db, id: i64) -> sqlx::Result<bool> {
+    let done = on_either!(db, |pool| sqlx::query(
+        "DELETE FROM deliveries WHERE id = $1"
+    )
+    .bind(id)
+    .execute(pool) // steps to the end, commit included
+    .await
+    .map(|done| done.rows_affected()))?;
+    Ok(done > 0)
 }
 
 /// The UNIQUE constraint on `reference`, named as such (the API answers it with 409).

@@ -8,14 +8,16 @@ pub mod read_cache;
 pub mod revision;
 pub mod users;
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions as _, SqlSafeStr as _, SqlitePool};
+use sqlx::{ConnectOptions as _, Connection as _, SqlSafeStr as _, SqlitePool};
 
 use crate::config::DatabaseArgs;
 
@@ -31,39 +33,213 @@ pub enum StoreError {
     Other(#[from] anyhow::Error),
 }
 
-/// The migrations, embedded in the binary and applied at start (sqlx records each with a
-/// checksum: never edit one that shipped; see migrations/README.md). Listed by hand rather than
-/// with `sqlx::migrate!()`: the macro needs sqlx's proc macros, which cost a first build a second,
-/// host-side build of sqlx and SQLite. A test checks the list matches the folder.
-const MIGRATIONS: [(i64, &str, &str); 6] = [
-    (1, "users", include_str!("../../migrations/0001_users.sql")),
+/// The database: one binary, two engines, chosen by the URL's scheme. Each engine has its native
+/// sqlx driver (not `sqlx::Any`), its own migrations and, where SQL differs, its own queries;
+/// the rest of the program sees only this type and the functions of this module.
+#[derive(Debug, Clone)]
+pub enum Db {
+    /// `sqlite://…` (or a bare path): one file, in-process, nothing to start.
+    Sqlite { pool: SqlitePool, file: DbFile },
+    /// `postgres://…` / `postgresql://…`: shared by several instances, on several machines.
+    Postgres(PgPool),
+}
+
+/// Runs one expression on whichever pool `db` holds: for queries whose SQL is the same on both
+/// engines (`$1`, `$2`… are positional parameters in SQLite as well as in PostgreSQL).
+macro_rules! on_either {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite { pool: $pool, .. } => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_either;
+
+impl Db {
+    pub fn engine(&self) -> Engine {
+        match self {
+            Self::Sqlite { .. } => Engine::Sqlite,
+            Self::Postgres(_) => Engine::Postgres,
+        }
+    }
+
+    /// Ok while the database can be trusted to be the one opened at start: for SQLite, one
+    /// `stat` that the file at the path is still the same file (see [`DbFile`]).
+    pub fn check(&self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Sqlite { file, .. } => file.check(),
+            Self::Postgres(_) => Ok(()),
+        }
+    }
+
+    /// The SQLite file, for the per-worker revision probe (`revision.rs`).
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        match self {
+            Self::Sqlite { file, .. } => Some(file.path()),
+            Self::Postgres(_) => None,
+        }
+    }
+
+    pub async fn close(&self) {
+        on_either!(self, |pool| pool.close().await)
+    }
+
+    /// Cheap liveness check for `GET /health`: one query that reads a table.
+    pub async fn ping(&self) -> sqlx::Result<()> {
+        self.check()?;
+        on_either!(self, |pool| sqlx::query("SELECT 1 FROM deliveries LIMIT 1")
+            .execute(pool)
+            .await
+            .map(drop))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    /// The engine a database URL names: `postgres:`/`postgresql:` or `sqlite:` (also a bare path).
+    /// Any other scheme is refused: it would be taken for a file name and silently create a
+    /// SQLite file called, say, `mysql:` here. A one-letter "scheme" is a Windows drive letter.
+    pub fn of(url: &str) -> anyhow::Result<Self> {
+        let Some((scheme, _)) = url.split_once(':') else {
+            return Ok(Self::Sqlite);
+        };
+        let is_scheme = scheme.len() > 1
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+        if !is_scheme || scheme.eq_ignore_ascii_case("sqlite") {
+            return Ok(Self::Sqlite);
+        }
+        if scheme.eq_ignore_ascii_case("postgres") || scheme.eq_ignore_ascii_case("postgresql") {
+            return Ok(Self::Postgres);
+        }
+        anyhow::bail!(
+            "the database URL's scheme is {scheme:?}, which this build does not serve: give a \
+             sqlite: URL (sqlite://data/delivery.db) or a postgres: URL \
+             (postgres://user@host:5432/deliveries) with --database-url or DATABASE_URL; a file \
+             name with a colon needs the sqlite:// prefix"
+        )
+    }
+}
+
+/// Where the data is, as the user should read it: an absolute file path, or a PostgreSQL server
+/// and database (never the password).
+#[derive(Debug, Clone)]
+pub enum Location {
+    File(PathBuf),
+    Server {
+        host: String,
+        port: u16,
+        database: String,
+        user: String,
+    },
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "{}", shown_path(path).display()),
+            Self::Server {
+                host,
+                port,
+                database,
+                user,
+            } => write!(
+                f,
+                "PostgreSQL database {database:?} on {host}:{port} (user {user:?})"
+            ),
+        }
+    }
+}
+
+impl Location {
+    /// For the ready line: the file's absolute path, or a `postgres://` URL without the password.
+    pub fn for_machines(&self) -> String {
+        match self {
+            Self::File(path) => shown_path(path).display().to_string(),
+            Self::Server {
+                host,
+                port,
+                database,
+                user,
+            } => format!("postgres://{user}@{host}:{port}/{database}"),
+        }
+    }
+}
+
+/// The database, connected and migrated.
+pub struct Connected {
+    pub db: Db,
+    pub location: Location,
+    /// No migration had been applied before this start: the database is new (`--seed` loads
+    /// only new databases).
+    pub created: bool,
+}
+
+/// The migrations of each engine, embedded in the binary and applied at start (sqlx records each
+/// with a checksum: never edit one that shipped; see migrations/README.md). Listed by hand rather
+/// than with `sqlx::migrate!()`: the macro needs sqlx's proc macros, which cost a first build a
+/// second, host-side build of sqlx and SQLite. A test checks the lists match the folders.
+const SQLITE_MIGRATIONS: [(i64, &str, &str); 6] = [
+    (
+        1,
+        "users",
+        include_str!("../../migrations/sqlite/0001_users.sql"),
+    ),
     (
         2,
         "deliveries",
-        include_str!("../../migrations/0002_deliveries.sql"),
+        include_str!("../../migrations/sqlite/0002_deliveries.sql"),
     ),
-    (3, "seed", include_str!("../../migrations/0003_seed.sql")),
+    (
+        3,
+        "seed",
+        include_str!("../../migrations/sqlite/0003_seed.sql"),
+    ),
     (
         4,
         "users revision",
-        include_str!("../../migrations/0004_users_revision.sql"),
+        include_str!("../../migrations/sqlite/0004_users_revision.sql"),
     ),
     (
         5,
         "deliveries revision",
-        include_str!("../../migrations/0005_deliveries_revision.sql"),
+        include_str!("../../migrations/sqlite/0005_deliveries_revision.sql"),
     ),
     (
         6,
         "deliveries autoincrement",
-        include_str!("../../migrations/0006_deliveries_autoincrement.sql"),
+        include_str!("../../migrations/sqlite/0006_deliveries_autoincrement.sql"),
     ),
 ];
 
-pub fn migrator() -> Migrator {
+const POSTGRES_MIGRATIONS: [(i64, &str, &str); 2] = [
+    (
+        1,
+        "schema",
+        include_str!("../../migrations/postgres/0001_schema.sql"),
+    ),
+    (
+        2,
+        "seed",
+        include_str!("../../migrations/postgres/0002_seed.sql"),
+    ),
+];
+
+pub fn migrator(engine: Engine) -> Migrator {
+    let list: &[(i64, &str, &str)] = match engine {
+        Engine::Sqlite => &SQLITE_MIGRATIONS,
+        Engine::Postgres => &POSTGRES_MIGRATIONS,
+    };
     Migrator::with_migrations(
-        MIGRATIONS
-            .iter()
+        list.iter()
             .map(|&(version, description, sql)| {
                 Migration::new(
                     version,
@@ -78,21 +254,24 @@ pub fn migrator() -> Migrator {
 }
 
 /// Opens (creating if needed) and migrates the database. Used by `serve` and by `user ...`.
-pub async fn connect(args: &DatabaseArgs) -> anyhow::Result<SqlitePool> {
-    Ok(connect_file(args).await?.0)
+pub async fn connect(args: &DatabaseArgs) -> anyhow::Result<Connected> {
+    match Engine::of(&args.database_url)? {
+        Engine::Sqlite => connect_sqlite(args).await,
+        Engine::Postgres => connect_postgres(args).await,
+    }
 }
 
-/// The file a database URL names (it may not exist yet).
-pub fn database_path(url: &str) -> anyhow::Result<PathBuf> {
-    refuse_other_engines(url)?;
+/// The file a SQLite URL names (it may not exist yet); `None` for PostgreSQL.
+pub fn database_path(url: &str) -> anyhow::Result<Option<PathBuf>> {
+    if Engine::of(url)? == Engine::Postgres {
+        return Ok(None);
+    }
     let options = SqliteConnectOptions::from_str(url)
         .with_context(|| format!("invalid --database-url {url:?}"))?;
-    Ok(options.get_filename().to_owned())
+    Ok(Some(options.get_filename().to_owned()))
 }
 
-/// Like [`connect`], also returning the database file's path.
-pub async fn connect_file(args: &DatabaseArgs) -> anyhow::Result<(SqlitePool, PathBuf)> {
-    refuse_other_engines(&args.database_url)?;
+async fn connect_sqlite(args: &DatabaseArgs) -> anyhow::Result<Connected> {
     let options = SqliteConnectOptions::from_str(&args.database_url)
         .with_context(|| format!("invalid --database-url {:?}", args.database_url))?
         .create_if_missing(true)
@@ -108,6 +287,7 @@ pub async fn connect_file(args: &DatabaseArgs) -> anyhow::Result<(SqlitePool, Pa
         .statement_cache_capacity(64);
 
     let path = options.get_filename().to_owned();
+    let created = !path.exists();
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
@@ -124,11 +304,83 @@ pub async fn connect_file(args: &DatabaseArgs) -> anyhow::Result<(SqlitePool, Pa
         .await
         .map_err(|e| explain_open_failure(e, "open", &path, &dir))?;
 
-    migrator()
+    migrator(Engine::Sqlite)
         .run(&pool)
         .await
         .map_err(|e| explain_open_failure(e, "migrate", &path, &dir))?;
-    Ok((pool, path))
+    Ok(Connected {
+        db: Db::Sqlite {
+            pool,
+            file: DbFile::new(path.clone()),
+        },
+        location: Location::File(path),
+        created,
+    })
+}
+
+/// Connections each instance keeps to PostgreSQL at most. Several instances share the server's
+/// `max_connections` (100 by default): 16 each leaves room for five instances and the tools.
+const PG_MAX_CONNECTIONS: u32 = 16;
+const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn connect_postgres(args: &DatabaseArgs) -> anyhow::Result<Connected> {
+    let options = PgConnectOptions::from_str(&args.database_url)
+        .map_err(|e| anyhow::anyhow!("invalid --database-url (a postgres: URL): {e}"))?
+        // A statement waiting on a lock gives up like SQLite's busy timeout: 503, not a hang.
+        .options([
+            ("lock_timeout", format!("{}ms", args.db_busy_timeout_ms)),
+            ("application_name", "delivery-api".to_owned()),
+        ])
+        .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
+    let location = Location::Server {
+        host: options.get_host().to_owned(),
+        port: options.get_port(),
+        database: options
+            .get_database()
+            .unwrap_or(options.get_username())
+            .to_owned(),
+        user: options.get_username().to_owned(),
+    };
+    // One connection first, for its error: the pool would retry until its timeout and then say
+    // only "pool timed out", hiding "connection refused" or "password authentication failed".
+    options
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to the {location}"))?
+        .close()
+        .await
+        .ok();
+    let pool = PgPoolOptions::new()
+        .max_connections(PG_MAX_CONNECTIONS)
+        .min_connections(1)
+        // No round trip before each use (it would double every query's latency). A connection
+        // that broke (the server restarted) fails its next query with an I/O error: that request
+        // gets 503, sqlx drops the connection on release, and the next ones get new connections.
+        .test_before_acquire(false)
+        // Also how long a request waits while the server is unreachable (sqlx retries a refused
+        // connection until then) before its 503.
+        .acquire_timeout(PG_ACQUIRE_TIMEOUT)
+        .connect_with(options)
+        .await
+        .with_context(|| format!("cannot connect to the {location}"))?;
+    // Two instances starting at once: sqlx's migrator holds an advisory lock while it migrates.
+    let created = !migrations_table_exists(&pool).await?;
+    migrator(Engine::Postgres)
+        .run(&pool)
+        .await
+        .with_context(|| format!("cannot migrate the {location}"))?;
+    Ok(Connected {
+        db: Db::Postgres(pool),
+        location,
+        created,
+    })
+}
+
+async fn migrations_table_exists(pool: &PgPool) -> anyhow::Result<bool> {
+    let found: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+        .fetch_one(pool)
+        .await?;
+    Ok(found.is_some())
 }
 
 /// `path` as the user should read it: absolute, symbolic links resolved once it exists.
@@ -198,58 +450,60 @@ fn not_writable(dir: &Path) -> Option<std::io::Error> {
     }
 }
 
-/// A URL for another engine (`postgres://…`, common in a sqlx user's environment) would be taken
-/// for a file name and silently create a SQLite file called `postgres:` here: refuse it instead.
-/// A one-letter "scheme" is a Windows drive letter, not an engine.
-fn refuse_other_engines(url: &str) -> anyhow::Result<()> {
-    let Some((scheme, _)) = url.split_once(':') else {
-        return Ok(());
-    };
-    let is_scheme = scheme.len() > 1
-        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
-    if is_scheme && !scheme.eq_ignore_ascii_case("sqlite") {
-        anyhow::bail!(
-            "the database URL's scheme is {scheme:?}, which this build does not serve: it \
-             stores its data in SQLite. Give a sqlite: URL (sqlite://data/delivery.db) with \
-             --database-url or DATABASE_URL; a file name with a colon needs the sqlite:// prefix"
-        );
-    }
-    Ok(())
-}
-
-/// What a failed database call means for the client, decided from SQLite's result code.
+/// What a failed database call means for the client, the same on both engines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
     /// The disk (or the database's page limit) is full: nothing more can be stored until space
     /// is freed. Reads still work.
     Full,
-    /// Busy, locked, read-only, an I/O error, the file gone, the pool exhausted: retry later.
+    /// Busy, locked, read-only, an I/O error, the file or the server gone, the pool exhausted:
+    /// retry later.
     Unavailable,
     /// Anything else is a bug.
     Other,
 }
 
-/// Classifies an error by SQLite's primary result code (extended codes keep it in the low byte).
+/// Classifies an error by SQLite's primary result code (extended codes keep it in the low byte)
+/// or by PostgreSQL's SQLSTATE.
 pub fn classify(e: &sqlx::Error) -> Failure {
-    use rusqlite::ffi;
     match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            Failure::Unavailable
-        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => Failure::Unavailable,
         sqlx::Error::Database(db) => {
-            let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
-            match code & 0xff {
-                ffi::SQLITE_FULL => Failure::Full,
-                ffi::SQLITE_BUSY
-                | ffi::SQLITE_LOCKED
-                | ffi::SQLITE_READONLY
-                | ffi::SQLITE_IOERR
-                | ffi::SQLITE_CANTOPEN => Failure::Unavailable,
-                _ => Failure::Other,
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                return classify_sqlstate(pg.code());
             }
+            classify_sqlite(db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0))
+        }
+        _ => Failure::Other,
+    }
+}
+
+fn classify_sqlite(code: i32) -> Failure {
+    use rusqlite::ffi;
+    match code & 0xff {
+        ffi::SQLITE_FULL => Failure::Full,
+        ffi::SQLITE_BUSY
+        | ffi::SQLITE_LOCKED
+        | ffi::SQLITE_READONLY
+        | ffi::SQLITE_IOERR
+        | ffi::SQLITE_CANTOPEN => Failure::Unavailable,
+        _ => Failure::Other,
+    }
+}
+
+/// PostgreSQL's SQLSTATE (appendix A of its manual): class 08 connection exceptions, 57P0x
+/// (the server shutting down or starting), 53xxx insufficient resources, lock timeouts,
+/// serialization failures and deadlocks, a read-only transaction (a standby).
+fn classify_sqlstate(code: &str) -> Failure {
+    match code {
+        "53100" => Failure::Full, // disk_full
+        "55P03" | "40001" | "40P01" | "25006" | "57014" => Failure::Unavailable,
+        _ if code.starts_with("08") || code.starts_with("57P") || code.starts_with("53") => {
+            Failure::Unavailable
         }
         _ => Failure::Other,
     }
@@ -312,14 +566,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_of_other_engines_are_refused_and_sqlite_paths_are_not() {
+    fn the_engine_comes_from_the_scheme_and_unknown_schemes_are_refused() {
         for url in [
             "postgres://app@db.example:5432/deliveries",
             "postgresql://localhost/app",
-            "mysql://root@localhost/app",
-            "my:db",
+            "POSTGRES://localhost/app",
         ] {
-            let err = refuse_other_engines(url).expect_err(url).to_string();
+            assert_eq!(Engine::of(url).expect(url), Engine::Postgres, "{url}");
+        }
+        for url in ["mysql://root@localhost/app", "my:db"] {
+            let err = Engine::of(url).expect_err(url).to_string();
             let scheme = url.split(':').next().expect("scheme");
             assert!(err.contains(&format!("{scheme:?}")), "{url}: {err}");
         }
@@ -330,25 +586,43 @@ mod tests {
             "data/delivery.db",
             "C:\\data\\delivery.db",
         ] {
-            assert!(refuse_other_engines(url).is_ok(), "{url}");
+            assert_eq!(Engine::of(url).expect(url), Engine::Sqlite, "{url}");
+        }
+    }
+
+    #[test]
+    fn postgres_failures_map_like_sqlite_ones() {
+        assert_eq!(classify_sqlstate("53100"), Failure::Full);
+        for code in [
+            "08006", "08001", "57P01", "57P03", "55P03", "40001", "25006",
+        ] {
+            assert_eq!(classify_sqlstate(code), Failure::Unavailable, "{code}");
+        }
+        for code in ["23505", "42P01", "22P02"] {
+            assert_eq!(classify_sqlstate(code), Failure::Other, "{code}");
         }
     }
 
     #[test]
     fn every_file_in_migrations_is_listed_in_order() {
-        let mut files: Vec<String> =
-            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        for (folder, listed) in [
+            ("sqlite", &SQLITE_MIGRATIONS[..]),
+            ("postgres", &POSTGRES_MIGRATIONS[..]),
+        ] {
+            let dir = format!("{}/migrations/{folder}", env!("CARGO_MANIFEST_DIR"));
+            let mut files: Vec<String> = std::fs::read_dir(&dir)
                 .expect("migrations/")
                 .filter_map(|e| e.ok()?.file_name().into_string().ok())
                 .filter(|name| name.ends_with(".sql"))
                 .collect();
-        files.sort();
-        assert_eq!(files.len(), MIGRATIONS.len(), "{files:?}");
-        for (file, (version, _, _)) in files.iter().zip(MIGRATIONS) {
-            assert!(
-                file.starts_with(&format!("{version:04}_")),
-                "{file} is not {version}"
-            );
+            files.sort();
+            assert_eq!(files.len(), listed.len(), "{folder}: {files:?}");
+            for (file, (version, _, _)) in files.iter().zip(listed) {
+                assert!(
+                    file.starts_with(&format!("{version:04}_")),
+                    "{folder}/{file} is not {version}"
+                );
+            }
         }
     }
 }

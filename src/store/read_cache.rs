@@ -12,10 +12,9 @@ use bytes::Bytes;
 use hashlink::LruCache;
 use parking_lot::Mutex;
 use serde::Serialize;
-use sqlx::SqlitePool;
 
-use super::StoreError;
 use super::deliveries;
+use super::{Db, StoreError};
 
 /// Single deliveries kept per revision (a few hundred bytes each).
 pub const MAX_ITEMS: usize = 4096;
@@ -47,17 +46,13 @@ impl Default for ReadCache {
 impl ReadCache {
     /// The whole list as JSON at `revision` (the cached body if it was built at that revision,
     /// otherwise read and serialized again), and the number of deliveries in it.
-    pub async fn list(
-        &self,
-        pool: &SqlitePool,
-        revision: u64,
-    ) -> Result<(Bytes, usize), StoreError> {
+    pub async fn list(&self, db: &Db, revision: u64) -> Result<(Bytes, usize), StoreError> {
         if let Some((rev, body, count)) = self.list.lock().as_ref()
             && *rev == revision
         {
             return Ok((body.clone(), *count));
         }
-        let rows = deliveries::all(pool).await?;
+        let rows = deliveries::all(db).await?;
         let (body, count) = (to_json(&rows)?, rows.len());
         let mut list = self.list.lock();
         // Keep the newest revision seen, whichever request finishes first.
@@ -69,23 +64,18 @@ impl ReadCache {
 
     /// The number of deliveries at `revision`: from the cached list if it is current, else
     /// counted.
-    pub async fn count(&self, pool: &SqlitePool, revision: u64) -> Result<usize, StoreError> {
+    pub async fn count(&self, db: &Db, revision: u64) -> Result<usize, StoreError> {
         if let Some((rev, _, count)) = self.list.lock().as_ref()
             && *rev == revision
         {
             return Ok(*count);
         }
-        Ok(deliveries::count(pool).await?)
+        Ok(deliveries::count(db).await?)
     }
 
     /// Delivery `id` as JSON at `revision`, or `None` if there is none (not cached: an unknown
     /// id costs the query each time, as it did before the cache).
-    pub async fn one(
-        &self,
-        pool: &SqlitePool,
-        id: i64,
-        revision: u64,
-    ) -> Result<Option<Bytes>, StoreError> {
+    pub async fn one(&self, db: &Db, id: i64, revision: u64) -> Result<Option<Bytes>, StoreError> {
         {
             let mut items = self.items.lock();
             if items.revision == revision
@@ -94,7 +84,7 @@ impl ReadCache {
                 return Ok(Some(body.clone()));
             }
         }
-        let Some(delivery) = deliveries::one(pool, id).await? else {
+        let Some(delivery) = deliveries::one(db, id).await? else {
             return Ok(None);
         };
         let body = to_json(&delivery)?;

@@ -2,17 +2,26 @@
 //! every write, by any process), read on every authenticated request.
 //!
 //! They decide whether a cached login and the cached list are still exact, so reading them must be
-//! cheap: sqlx runs each SQLite query on a connection thread (two thread hops, ~50 µs of CPU here),
-//! so each worker keeps one read-only rusqlite connection and reads both counters in-thread (a few
-//! µs). WAL readers never wait for writers; if the read fails anyway (busy, file gone), the caller
-//! falls back to the async sqlx pool, which has the busy timeout and the 503 handling.
+//! cheap. SQLite: sqlx runs each query on a connection thread (two thread hops, ~50 µs of CPU
+//! here), so each worker keeps one read-only rusqlite connection and reads both counters
+//! in-thread (a few µs). WAL readers never wait for writers; if the read fails anyway (busy, file
+//! gone), the caller falls back to the async sqlx pool, which has the busy timeout and the 503
+//! handling.
+//!
+//! PostgreSQL: one round trip through the pool on every authenticated request. That is what
+//! keeps several instances exact: a password changed through instance A (or `delivery-api user`)
+//! is refused by instance B on its very next request, because B asks the database, not a
+//! notification that may still be on its way. (LISTEN/NOTIFY would save the round trip but
+//! leave a window between A's commit and B's receiving it; README "More than one instance" has
+//! the measurement.)
 
 use std::cell::RefCell;
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
-use sqlx::SqlitePool;
+
+use super::{Db, on_either};
 
 const READ_BOTH: &str = "SELECT (SELECT revision FROM users_revision), \
                                 (SELECT revision FROM deliveries_revision)";
@@ -23,13 +32,21 @@ pub struct Revisions {
     pub deliveries: u64,
 }
 
-/// One per worker thread (it is not `Sync`); `None` inside when the file cannot be opened.
+/// One per worker thread (it is not `Sync`); `None` inside when the file cannot be opened, and
+/// on PostgreSQL.
 pub struct RevisionProbe {
     conn: Option<RefCell<Connection>>,
 }
 
 impl RevisionProbe {
-    pub fn open(db_file: &Path) -> Self {
+    pub fn open(db: &Db) -> Self {
+        match db.sqlite_file() {
+            Some(file) => Self::open_file(file),
+            None => Self { conn: None },
+        }
+    }
+
+    fn open_file(db_file: &Path) -> Self {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(db_file, flags)
             .and_then(|c| c.busy_timeout(Duration::ZERO).map(|()| c))
@@ -54,9 +71,11 @@ impl RevisionProbe {
     }
 }
 
-/// Through the async pool: the fallback, with the pool's busy timeout and error handling.
-pub async fn read_with_pool(pool: &SqlitePool) -> sqlx::Result<Revisions> {
-    let (users, deliveries): (i64, i64) = sqlx::query_as(READ_BOTH).fetch_one(pool).await?;
+/// Through the async pool: PostgreSQL's way, and SQLite's fallback, with the pool's busy
+/// timeout and error handling.
+pub async fn read_with_pool(db: &Db) -> sqlx::Result<Revisions> {
+    let (users, deliveries): (i64, i64) =
+        on_either!(db, |pool| sqlx::query_as(READ_BOTH).fetch_one(pool).await)?;
     Ok(Revisions {
         users: users as u64,
         deliveries: deliveries as u64,
@@ -64,9 +83,9 @@ pub async fn read_with_pool(pool: &SqlitePool) -> sqlx::Result<Revisions> {
 }
 
 /// The probe if it answers, else the pool.
-pub async fn current(probe: Option<&RevisionProbe>, pool: &SqlitePool) -> sqlx::Result<Revisions> {
+pub async fn current(probe: Option<&RevisionProbe>, db: &Db) -> sqlx::Result<Revisions> {
     match probe.and_then(RevisionProbe::read) {
         Some(revisions) => Ok(revisions),
-        None => read_with_pool(pool).await,
+        None => read_with_pool(db).await,
     }
 }

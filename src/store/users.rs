@@ -5,7 +5,8 @@ use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::phc::{Output, PasswordHash};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::SqlitePool;
+
+use super::{Db, on_either};
 
 pub const DEMO_USER: &str = "demo";
 pub const DEMO_PASSWORD: &str = "demo-password";
@@ -70,57 +71,69 @@ pub fn verify_password_in(
     computed == Some(true) && hash.is_some()
 }
 
-pub async fn password_hash(pool: &SqlitePool, name: &str) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar("SELECT password_hash FROM users WHERE name = ?")
-        .bind(name)
-        .fetch_optional(pool)
-        .await
+pub async fn password_hash(db: &Db, name: &str) -> sqlx::Result<Option<String>> {
+    on_either!(db, |pool| sqlx::query_scalar(
+        "SELECT password_hash FROM users WHERE name = $1"
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await)
 }
 
 /// The users revision (bumped by the database on any change to users) and the user's hash, read
-/// together so that a cached login is tied to the revision it was verified under.
-pub async fn password_hash_at_revision(
-    pool: &SqlitePool,
-    name: &str,
-) -> sqlx::Result<(u64, Option<String>)> {
-    let (revision, hash): (i64, Option<String>) = sqlx::query_as(
+/// together (one statement, one snapshot) so that a cached login is tied to the revision it was
+/// verified under.
+pub async fn password_hash_at_revision(db: &Db, name: &str) -> sqlx::Result<(u64, Option<String>)> {
+    let (revision, hash): (i64, Option<String>) = on_either!(db, |pool| sqlx::query_as(
         "SELECT r.revision, u.password_hash
-         FROM users_revision r LEFT JOIN users u ON u.name = ?",
+         FROM users_revision r LEFT JOIN users u ON u.name = $1"
     )
     .bind(name)
     .fetch_one(pool)
-    .await?;
+    .await)?;
     Ok((revision as u64, hash))
 }
 
 /// Creates the user or replaces its password. Returns true when the user was new.
-pub async fn upsert(pool: &SqlitePool, name: &str, hash: &str) -> sqlx::Result<bool> {
-    let existed = password_hash(pool, name).await?.is_some();
-    sqlx::query(
-        "INSERT INTO users (name, password_hash) VALUES (?, ?)
-         ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash,
-                                           updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-    )
-    .bind(name)
-    .bind(hash)
-    .execute(pool)
-    .await?;
+pub async fn upsert(db: &Db, name: &str, hash: &str) -> sqlx::Result<bool> {
+    let existed = password_hash(db, name).await?.is_some();
+    let sql = match db {
+        Db::Sqlite { .. } => {
+            "INSERT INTO users (name, password_hash) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash,
+                                               updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+        }
+        Db::Postgres(_) => {
+            "INSERT INTO users (name, password_hash) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash,
+                                               updated_at = now()"
+        }
+    };
+    on_either!(db, |pool| sqlx::query(sql)
+        .bind(name)
+        .bind(hash)
+        .execute(pool)
+        .await
+        .map(drop))?;
     Ok(!existed)
 }
 
-pub async fn list(pool: &SqlitePool) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar("SELECT name FROM users ORDER BY name")
-        .fetch_all(pool)
-        .await
+pub async fn list(db: &Db) -> sqlx::Result<Vec<String>> {
+    on_either!(db, |pool| sqlx::query_scalar(
+        "SELECT name FROM users ORDER BY name"
+    )
+    .fetch_all(pool)
+    .await)
 }
 
 /// Returns true when a user was removed.
-pub async fn remove(pool: &SqlitePool, name: &str) -> sqlx::Result<bool> {
-    let done = sqlx::query("DELETE FROM users WHERE name = ?")
+pub async fn remove(db: &Db, name: &str) -> sqlx::Result<bool> {
+    let removed = on_either!(db, |pool| sqlx::query("DELETE FROM users WHERE name = $1")
         .bind(name)
         .execute(pool)
-        .await?;
-    Ok(done.rows_affected() > 0)
+        .await
+        .map(|done| done.rows_affected()))?;
+    Ok(removed > 0)
 }
 
 /// Checks a user name given on the command line: what Basic auth can carry (RFC 7617: no colon).

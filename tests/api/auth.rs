@@ -69,7 +69,7 @@ async fn health_is_public_and_checks_the_database() {
     );
     assert_eq!(json(res).await, serde_json::json!({ "status": "ok" }));
 
-    app.pool.close().await;
+    app.db.close().await;
     let res = app.get_without_credentials("/health").await;
     assert!(res.headers().contains_key("retry-after"));
     let detail = assert_problem(res, 503, "health without a database").await;
@@ -117,7 +117,7 @@ async fn argon2_runs_once_per_credential_not_once_per_request() {
 #[tokio::test]
 async fn a_password_changed_from_the_cli_while_serving_takes_effect_on_the_next_request() {
     let app = spawn_app().await;
-    let db = format!("sqlite://{}", app.dir.path().join("test.db").display());
+    let db = app.db_url.clone();
     let login = |password: &'static str| {
         app.request(Method::GET, "/delivery/all", ORIGIN)
             .basic_auth(USER, Some(password))
@@ -163,7 +163,7 @@ async fn names_and_passwords_match_in_any_unicode_normal_form() {
     // RFC 7617 §2.1: with charset="UTF-8" both are compared in NFC. "José" and "pässwörd" typed
     // with precomposed letters (NFC) or with combining accents (NFD) are the same credentials.
     let app = spawn_app().await;
-    let db = format!("sqlite://{}", app.dir.path().join("test.db").display());
+    let db = app.db_url.clone();
     let (name_nfc, name_nfd) = ("Jos\u{e9}", "Jose\u{301}");
     let (password_nfc, password_nfd) = ("p\u{e4}ssw\u{f6}rd-long", "pa\u{308}sswo\u{308}rd-long");
 
@@ -179,10 +179,12 @@ async fn names_and_passwords_match_in_any_unicode_normal_form() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let stored: Vec<String> = sqlx::query_scalar("SELECT name FROM users WHERE name LIKE 'Jos%'")
-        .fetch_all(&app.pool)
-        .await
-        .expect("names");
+    let stored: Vec<String> = on_db!(&app.db, |pool| sqlx::query_scalar(
+        "SELECT name FROM users WHERE name LIKE 'Jos%'"
+    )
+    .fetch_all(pool)
+    .await)
+    .expect("names");
     assert_eq!(stored, [name_nfc], "stored in NFC");
 
     for (name, password) in [

@@ -7,7 +7,7 @@ use crate::helpers::*;
 #[tokio::test]
 async fn a_user_added_from_the_cli_can_log_in_and_its_password_is_only_hashed() {
     let app = spawn_app().await;
-    let db = format!("sqlite://{}", app.dir.path().join("test.db").display());
+    let db = app.db_url.clone();
 
     let out = cli(
         &["user", "add", "alice", "--password-stdin"],
@@ -23,10 +23,12 @@ async fn a_user_added_from_the_cli_can_log_in_and_its_password_is_only_hashed() 
     let out = cli(&["user", "list"], &db, "").await;
     assert_eq!(String::from_utf8_lossy(&out.stdout), "alice\ndemo\n");
 
-    let stored: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE name = 'alice'")
-        .fetch_one(&app.pool)
-        .await
-        .expect("row");
+    let stored: String = on_db!(&app.db, |pool| sqlx::query_scalar(
+        "SELECT password_hash FROM users WHERE name = 'alice'"
+    )
+    .fetch_one(pool)
+    .await)
+    .expect("row");
     assert!(stored.starts_with("$argon2id$"), "{stored}");
     assert!(!stored.contains("correct horse"));
 
@@ -201,8 +203,9 @@ async fn a_certs_directory_that_cannot_be_read_is_reported_as_a_read_failure() {
     );
 }
 
-/// `DATABASE_URL=postgres://…` (set globally by many sqlx users) used to create a SQLite file
-/// named `postgres:` in the working directory and run on it. Now start-up stops and says why.
+/// A `DATABASE_URL` for an engine this build does not serve (`mysql://…`) would be taken for a
+/// file name and create a SQLite file named `mysql:` in the working directory. Start-up stops and
+/// says why.
 #[tokio::test]
 async fn a_database_url_for_another_engine_stops_with_the_reason_and_creates_nothing() {
     let cwd = tempfile::tempdir().expect("tempdir");
@@ -213,7 +216,7 @@ async fn a_database_url_for_another_engine_stops_with_the_reason_and_creates_not
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"))
             .args(args)
             .current_dir(cwd.path())
-            .env("DATABASE_URL", "postgres://app@db.example:5432/deliveries")
+            .env("DATABASE_URL", "mysql://app@db.example:3306/deliveries")
             .env("RUST_LOG", "off")
             .output()
             .await
@@ -221,16 +224,55 @@ async fn a_database_url_for_another_engine_stops_with_the_reason_and_creates_not
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?}: {stderr}");
         assert!(
-            stderr.contains("\"postgres\"") && stderr.contains("does not serve"),
+            stderr.contains("\"mysql\"") && stderr.contains("does not serve"),
             "{args:?}: {stderr}"
         );
-        let left: Vec<_> = std::fs::read_dir(cwd.path())
-            .expect("dir")
-            .map(|e| e.expect("entry").file_name())
-            .filter(|name| name != "certs")
-            .collect();
-        assert!(left.is_empty(), "{args:?} created {left:?}");
+        assert_nothing_created(cwd.path(), args);
     }
+}
+
+/// `DATABASE_URL=postgres://…` with nothing listening there: start-up stops with a message that
+/// names the host and port (and the cause), never the password, and creates nothing.
+#[tokio::test]
+async fn a_postgres_database_that_is_down_stops_start_up_naming_host_and_port() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a port")
+        .port(); // the listener is dropped: nothing listens there now
+    let url = format!("postgres://app:s3cret-pw@127.0.0.1:{closed}/deliveries");
+    for args in [
+        &["user", "list"][..],
+        &["serve", "--bind", "127.0.0.1:0"][..],
+    ] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"))
+            .args(args)
+            .current_dir(cwd.path())
+            .env("DATABASE_URL", &url)
+            .env("RUST_LOG", "info")
+            .output()
+            .await
+            .expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("on 127.0.0.1:{closed}"))
+                && stderr.contains("\"deliveries\"")
+                && stderr.contains("refused"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("s3cret-pw"), "{args:?}: {stderr}");
+        assert_nothing_created(cwd.path(), args);
+    }
+}
+
+fn assert_nothing_created(dir: &std::path::Path, args: &[&str]) {
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .filter(|name| name != "certs")
+        .collect();
+    assert!(left.is_empty(), "{args:?} created {left:?}");
 }
 
 /// Standard output and standard error of a run, as text.

@@ -45,11 +45,12 @@ async fn create_read_replace_delete_round_trip_survives_a_restart() {
     assert_eq!(replaced["status"], "in_transit");
     assert_eq!(replaced["recipient"], "Ada L.");
     assert_eq!(replaced["created_at"], created["created_at"]);
-    let status: String =
-        sqlx::query_scalar("SELECT status FROM deliveries WHERE reference = 'DLV-T-1'")
-            .fetch_one(&app.pool)
-            .await
-            .expect("row");
+    let status: String = on_db!(&app.db, |pool| sqlx::query_scalar(
+        "SELECT status FROM deliveries WHERE reference = 'DLV-T-1'"
+    )
+    .fetch_one(pool)
+    .await)
+    .expect("row");
     assert_eq!(status, "in_transit");
 
     // Delete: 204, then 404.
@@ -195,18 +196,12 @@ async fn the_list_has_an_etag_answers_304_and_never_serves_data_older_than_a_wri
     assert_eq!(json(res).await.as_array().map(Vec::len), Some(SEEDED + 1));
 
     // A write by another connection (as another process would make): visible on the very next read.
-    let other = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        app.dir.path().join("test.db").display()
-    ))
-    .await
-    .expect("a second connection");
-    sqlx::query(
+    let other = open_db(&app.db_url).await;
+    execute(
+        &other,
         "INSERT INTO deliveries (reference, recipient, address) VALUES ('R-OTHER', 'O', 'P')",
     )
-    .execute(&other)
-    .await
-    .expect("insert");
+    .await;
     let list = json(app.get_all().await).await;
     assert!(
         list.as_array()
@@ -233,16 +228,12 @@ async fn one_delivery_is_never_older_than_the_last_write_from_any_writer() {
         "a repeat read"
     );
 
-    let other = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        app.dir.path().join("test.db").display()
-    ))
-    .await
-    .expect("a second connection");
-    sqlx::query("UPDATE deliveries SET recipient = 'Changed elsewhere' WHERE id = 1")
-        .execute(&other)
-        .await
-        .expect("update");
+    let other = open_db(&app.db_url).await;
+    execute(
+        &other,
+        "UPDATE deliveries SET recipient = 'Changed elsewhere' WHERE id = 1",
+    )
+    .await;
     let changed = json(get(1).await.expect("sent")).await;
     assert_eq!(
         changed["recipient"], "Changed elsewhere",
@@ -266,10 +257,7 @@ async fn one_delivery_is_never_older_than_the_last_write_from_any_writer() {
         (Some("Put"), Some("delivered"))
     );
 
-    sqlx::query("DELETE FROM deliveries WHERE id = 1")
-        .execute(&other)
-        .await
-        .expect("delete");
+    execute(&other, "DELETE FROM deliveries WHERE id = 1").await;
     assert_problem(get(1).await.expect("sent"), 404, "deleted elsewhere").await;
     assert_eq!(
         get(2).await.expect("sent").status(),
@@ -358,12 +346,13 @@ async fn real_unicode_text_is_kept_exactly_as_sent() {
         let created = json(res).await;
         assert_eq!(created["recipient"], recipient);
         assert_eq!(created["address"], address);
-        let stored: (String, String) =
-            sqlx::query_as("SELECT recipient, address FROM deliveries WHERE reference = ?")
-                .bind(reference)
-                .fetch_one(&app.pool)
-                .await
-                .expect("stored");
+        let stored: (String, String) = on_db!(&app.db, |pool| sqlx::query_as(
+            "SELECT recipient, address FROM deliveries WHERE reference = $1"
+        )
+        .bind(reference)
+        .fetch_one(pool)
+        .await)
+        .expect("stored");
         assert_eq!(stored, (recipient.to_owned(), address.to_owned()));
     }
 }

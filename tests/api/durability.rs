@@ -14,11 +14,42 @@ async fn every_acknowledged_write_survives_kill_9() {
     let dir = tempfile::tempdir().expect("tempdir");
     delivery_api::tls::dev_ca::generate(dir.path()).expect("certs");
     let mut served = serve_binary(dir.path(), "warn", &[]).await;
-    let client = served.client(dir.path());
+    let acknowledged = write_until_killed(&mut served, dir.path()).await;
+
+    // Restart on the same file (this also runs SQLite's WAL recovery).
+    let served = serve_binary(dir.path(), "warn", &[]).await;
+    let db = open_db(&database_url(dir.path()).await).await;
+    let stored: Vec<String> = on_db!(&db, |pool| sqlx::query_scalar(
+        "SELECT reference FROM deliveries WHERE reference LIKE 'KILL-%'"
+    )
+    .fetch_all(pool)
+    .await)
+    .expect("read");
+    let missing: Vec<_> = acknowledged
+        .iter()
+        .filter(|r| !stored.contains(r))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged writes lost: {missing:?}",
+        missing.len(),
+        acknowledged.len()
+    );
+    eprintln!(
+        "{} acknowledged writes before kill -9, all present after restart",
+        acknowledged.len()
+    );
+    drop(served);
+}
+
+/// 16 writers POST in a loop to `served` until it dies under them: `kill -9` after a "random"
+/// number (20 to 119) of acknowledged writes, a condition rather than a time, so it holds on a
+/// loaded machine, with writes in flight at the moment of the kill. Returns every reference the
+/// server acknowledged with 201.
+pub async fn write_until_killed(served: &mut Served, dir: &std::path::Path) -> Vec<String> {
+    let client = served.client(dir);
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     let progress = Arc::new(tokio::sync::Notify::new());
-
-    // 16 writers, each POSTing in a loop until the server dies under them.
     let mut writers = Vec::new();
     for w in 0..16 {
         let (client, url, acknowledged, progress) = (
@@ -51,8 +82,6 @@ async fn every_acknowledged_write_survives_kill_9() {
             }
         }));
     }
-    // Kill after a "random" number (20 to 119) of acknowledged writes: a condition, not a time,
-    // so it holds on a loaded machine, with writes in flight at the moment of the kill.
     let target = 20 + std::process::id() as usize % 100;
     while acknowledged.lock().expect("lock").len() < target {
         progress.notified().await;
@@ -64,35 +93,7 @@ async fn every_acknowledged_write_survives_kill_9() {
     }
     let acknowledged = acknowledged.lock().expect("lock").clone();
     assert!(acknowledged.len() >= target, "{}", acknowledged.len());
-
-    // Restart on the same file (this also runs SQLite's WAL recovery).
-    let served = serve_binary(dir.path(), "warn", &[]).await;
-    let pool = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("test.db").display()
-    ))
-    .await
-    .expect("open");
-    let stored: Vec<String> =
-        sqlx::query_scalar("SELECT reference FROM deliveries WHERE reference LIKE 'KILL-%'")
-            .fetch_all(&pool)
-            .await
-            .expect("read");
-    let missing: Vec<_> = acknowledged
-        .iter()
-        .filter(|r| !stored.contains(r))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} of {} acknowledged writes lost: {missing:?}",
-        missing.len(),
-        acknowledged.len()
-    );
-    eprintln!(
-        "{} acknowledged writes before kill -9, all present after restart",
-        acknowledged.len()
-    );
-    drop(served);
+    acknowledged
 }
 
 /// A request the server has started on (head sent, body not yet) when `signal` arrives.

@@ -119,7 +119,7 @@ async fn a_client_that_never_finishes_the_tls_handshake_is_cut() {
 #[tokio::test]
 async fn a_public_bind_is_refused_while_the_demo_password_is_the_default() {
     let app = spawn_app().await;
-    let db = format!("sqlite://{}", app.dir.path().join("test.db").display());
+    let db = app.db_url.clone();
     let args = |bind: &str| app.args_on(bind);
 
     let err = Application::build(args("0.0.0.0:0"))
@@ -262,10 +262,8 @@ async fn malformed_http1_requests_are_summarised_in_the_log_not_one_error_line_e
 async fn a_public_bind_is_refused_when_the_default_password_cannot_be_checked() {
     let app = spawn_app().await;
     // A database whose users cannot be read: the check errs, and an error is not a "no".
-    sqlx::query("ALTER TABLE users RENAME TO users_elsewhere")
-        .execute(&app.pool)
-        .await
-        .expect("rename");
+    app.execute("ALTER TABLE users RENAME TO users_elsewhere")
+        .await;
     let err = Application::build(app.args_on("0.0.0.0:0"))
         .await
         .err()

@@ -1,5 +1,6 @@
 //! One way to start the app in a test: the real `Application::build` on a free port, over TLS,
-//! with its own tempdir (SQLite file + freshly generated dev CA), and a client that trusts only
+//! with its own tempdir (freshly generated dev CA, and the SQLite file) or its own PostgreSQL
+//! database (`DELIVERY_API_TEST_ENGINE=postgres`, see `pg.rs`), and a client that trusts only
 //! that CA.
 
 use std::net::SocketAddr;
@@ -10,12 +11,12 @@ use std::time::Duration;
 use delivery_api::config::ServeArgs;
 use delivery_api::preflight::rules::{self as cors_check, CorsRequest, Outcome};
 use delivery_api::startup::{AppHandle, Application, Listeners};
+use delivery_api::store::Db;
 use delivery_api::tls::dev_ca;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response};
 use rustls::pki_types::pem::PemObject;
 use serde_json::Value;
-use sqlx::SqlitePool;
 use tempfile::TempDir;
 
 /// The article's frontend origin (Angular's dev server), allowed by default.
@@ -33,7 +34,10 @@ pub struct TestApp {
     /// `https://localhost:PORT`: the name in the certificate, resolved to the bound address.
     pub base: String,
     pub client: reqwest::Client,
-    pub pool: SqlitePool,
+    /// The server's own database handle (SQLite or PostgreSQL).
+    pub db: Db,
+    /// Its database's URL (`sqlite://…/test.db` or `postgres://…`), for a second server or the CLI.
+    pub db_url: String,
     pub authenticator: actix_web::web::Data<delivery_api::auth::Authenticator>,
     pub dir: Arc<TempDir>,
     /// The demo page's URL, when started with [`spawn_app_with_page`].
@@ -154,11 +158,90 @@ impl TestApp {
     }
 
     pub async fn count_deliveries(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM deliveries")
-            .fetch_one(&self.pool)
-            .await
-            .expect("count")
+        self.scalar("SELECT count(*) FROM deliveries").await
     }
+
+    /// One number from SQL that reads the same on both engines.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        scalar(&self.db, sql).await
+    }
+
+    /// Runs SQL that reads the same on both engines (`$1`… parameters: none here).
+    pub async fn execute(&self, sql: &str) {
+        execute(&self.db, sql).await
+    }
+
+    /// The SQLite file, for tests of what only a file can do (be moved, fill a disk); `None`,
+    /// with the test's name printed as skipped, on PostgreSQL.
+    pub fn sqlite_file(&self, test: &str) -> Option<std::path::PathBuf> {
+        match &self.db {
+            Db::Sqlite { .. } => Some(self.dir.path().join("test.db")),
+            Db::Postgres(_) => {
+                eprintln!("SKIPPED on PostgreSQL {test}: it is about the SQLite file");
+                None
+            }
+        }
+    }
+}
+
+/// Runs one expression on whichever pool `db` holds (the same SQL on both engines).
+macro_rules! on_db {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            delivery_api::store::Db::Sqlite { pool: $pool, .. } => $body,
+            delivery_api::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+pub(crate) use on_db;
+
+pub async fn scalar(db: &Db, sql: &str) -> i64 {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    on_db!(db, |pool| sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(pool)
+        .await)
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub async fn execute(db: &Db, sql: &str) {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    on_db!(db, |pool| sqlx::query(sql).execute(pool).await.map(drop))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Another connection to `url`'s database, as another process would have (migrated, so usable
+/// on a new database too).
+pub async fn open_db(url: &str) -> Db {
+    let args = delivery_api::config::DatabaseArgs {
+        database_url: url.to_owned(),
+        db_busy_timeout_ms: 5000,
+    };
+    delivery_api::store::connect(&args)
+        .await
+        .expect("the database opens")
+        .db
+}
+
+/// The database for the app whose files are in `dir`: the URL in `dir`/database-url if there is
+/// one (see [`use_database`]); else `dir`/test.db on SQLite, or on PostgreSQL a new database in
+/// the shared cluster, remembered there, so that a restarted server finds its data.
+pub async fn database_url(dir: &Path) -> String {
+    let remembered = dir.join("database-url");
+    if let Ok(url) = std::fs::read_to_string(&remembered) {
+        return url;
+    }
+    if !crate::pg::on_postgres() {
+        return format!("sqlite://{}", dir.join("test.db").display());
+    }
+    let url = crate::pg::cluster().new_database().await;
+    use_database(dir, &url);
+    url
+}
+
+/// Makes servers started on `dir` use the database at `url` (several instances, one database).
+pub fn use_database(dir: &Path, url: &str) {
+    std::fs::write(dir.join("database-url"), url).expect("remember the database");
 }
 
 async fn start(
@@ -173,12 +256,13 @@ async fn start(
     });
     let mut args = ServeArgs::defaults();
     args.bind = "127.0.0.1:0".parse().expect("addr");
-    args.db.database_url = format!("sqlite://{}", dir.path().join("test.db").display());
+    args.db.database_url = database_url(dir.path()).await;
     args.cert = Some(dir.path().join(dev_ca::SERVER_CERT));
     args.key = Some(dir.path().join(dev_ca::SERVER_KEY));
     args.workers = Some(2);
     args.shutdown_grace = 2;
     configure(&mut args);
+    let args_url = args.db.database_url.clone();
 
     let listeners = Listeners {
         api: std::net::TcpListener::bind(args.bind).expect("a free port"),
@@ -192,7 +276,8 @@ async fn start(
         .demo_page_addr()
         .map(|a| format!("http://localhost:{}/", a.port()));
     let metrics = app.metrics_addr().map(|a| format!("http://{a}/metrics"));
-    let pool = app.pool().clone();
+    let db = app.db().clone();
+    let db_url = args_url.clone();
     let authenticator = app.authenticator();
     let handle = app.handle();
     let server = tokio::spawn(app.run_until_stopped());
@@ -200,7 +285,8 @@ async fn start(
         addr,
         base: format!("https://localhost:{}", addr.port()),
         client: client_trusting(&dir.path().join(dev_ca::CA_CERT), addr),
-        pool,
+        db,
+        db_url,
         authenticator,
         dir,
         page,
@@ -369,7 +455,7 @@ impl TestApp {
         let mut args = ServeArgs::defaults();
         args.bind = bind.parse().expect("addr");
         args.no_demo_page = true;
-        args.db.database_url = format!("sqlite://{}", self.dir.path().join("test.db").display());
+        args.db.database_url = self.db_url.clone();
         args.cert = Some(self.dir.path().join(dev_ca::SERVER_CERT));
         args.key = Some(self.dir.path().join(dev_ca::SERVER_KEY));
         args
@@ -377,12 +463,13 @@ impl TestApp {
 
     /// Every delivery row, every column, in id order: "the database is unchanged" is equality.
     pub async fn snapshot(&self) -> Vec<(i64, String, String, String, String, String, String)> {
-        sqlx::query_as(
-            "SELECT id, reference, recipient, address, status, created_at, updated_at
+        on_db!(&self.db, |pool| sqlx::query_as(
+            "SELECT id, reference, recipient, address, status, \
+                    CAST(created_at AS TEXT), CAST(updated_at AS TEXT)
              FROM deliveries ORDER BY id",
         )
-        .fetch_all(&self.pool)
-        .await
+        .fetch_all(pool)
+        .await)
         .expect("snapshot")
     }
 }
@@ -539,6 +626,13 @@ pub struct Served {
     lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
 }
 
+/// A directory with the dev certificates, for [`serve_binary`] (which creates the database).
+pub fn certs() -> TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    dev_ca::generate(dir.path()).expect("dev certificates");
+    dir
+}
+
 /// Starts `delivery-api serve` on a free port, on `dir`'s database and certificates.
 pub async fn serve_binary(dir: &Path, rust_log: &str, extra: &[&str]) -> Served {
     serve_binary_with(dir, rust_log, extra, |_| {}).await
@@ -561,10 +655,7 @@ pub async fn serve_binary_with(
         .arg(dir.join(dev_ca::SERVER_CERT))
         .arg("--key")
         .arg(dir.join(dev_ca::SERVER_KEY))
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", dir.join("test.db").display()),
-        )
+        .env("DATABASE_URL", database_url(dir).await)
         // The start-up line carries the port: keep it whatever the level asked for.
         .env("RUST_LOG", format!("{rust_log},delivery_api::startup=info"))
         .stdout(std::process::Stdio::null())

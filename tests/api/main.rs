@@ -17,6 +17,8 @@ mod hostile;
 mod http2;
 mod limits;
 mod operating;
+mod pg;
+mod postgres;
 mod preflight;
 mod refusal_log;
 mod tls;

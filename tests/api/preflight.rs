@@ -97,7 +97,7 @@ async fn preflights_for_every_method_the_frontend_uses_are_answered() {
 async fn a_preflight_touches_neither_auth_nor_the_database() {
     let app = spawn_app().await;
     // With the pool closed, anything that reaches auth or a handler fails...
-    app.pool.close().await;
+    app.db.close().await;
     let get = app.get_all().await;
     assert_eq!(
         get.status(),

@@ -7,13 +7,6 @@ use reqwest::Method;
 
 use crate::helpers::*;
 
-/// A directory with the dev certificates, for [`serve_binary`] (which creates the database).
-fn certs() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    delivery_api::tls::dev_ca::generate(dir.path()).expect("dev certificates");
-    dir
-}
-
 /// `OPTIONS path` with `headers`, as a browser (or a hand-written curl) sends it.
 async fn options(
     client: &reqwest::Client,
@@ -251,12 +244,22 @@ async fn start_up_says_what_browsers_are_checked_against() {
         .await;
     let log = &served.log;
 
-    let db = std::fs::canonicalize(dir.path().join("test.db")).expect("the database exists");
+    let db = if crate::pg::on_postgres() {
+        let url = database_url(dir.path()).await;
+        let (port, name) = url
+            .rsplit_once(':')
+            .and_then(|(_, rest)| rest.split_once('/'))
+            .expect("port/name");
+        format!("PostgreSQL database {name:?} on 127.0.0.1:{port}")
+    } else {
+        let db = std::fs::canonicalize(dir.path().join("test.db")).expect("the database exists");
+        db.display().to_string()
+    };
     for expected in [
         "browsers are checked against:".to_owned(),
         "allowed origins:  http://localhost:4200 (--allowed-origin)".to_owned(),
         "demo page origin: off".to_owned(),
-        format!("database:         {}", db.display()),
+        format!("database:         {db}"),
     ] {
         assert!(log.contains(&expected), "{expected:?} in\n{log}");
     }

@@ -1,0 +1,296 @@
+//! Several instances on one PostgreSQL database stay coherent, and a PostgreSQL that goes away
+//! is a 503 the page can read, then recovery without a restart. These need PostgreSQL whatever
+//! engine the rest of the suite runs on (`pg.rs` starts it; without it they say they are
+//! skipped, and fail under CI).
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::durability::write_until_killed;
+use crate::helpers::*;
+use crate::pg;
+
+/// Two servers (A and B) on one new database of the shared cluster.
+async fn two_instances(test: &str) -> Option<(TestApp, TestApp)> {
+    let cluster = pg::cluster_or_skip(test)?;
+    let url = cluster.new_database().await;
+    let a = spawn_app_with(|args| args.db.database_url = url.clone()).await;
+    let b = spawn_app_with(|args| args.db.database_url = url.clone()).await;
+    Some((a, b))
+}
+
+fn login(app: &TestApp, user: &str, password: &str) -> reqwest::RequestBuilder {
+    app.request(Method::GET, "/delivery/all", ORIGIN)
+        .basic_auth(user, Some(password))
+}
+
+/// B has the login cached; the password is changed in the shared database (by `delivery-api
+/// user`, as an operator would, and the change A serves from); B refuses the old password on
+/// its very next request, and so does A. Then the user is removed: refused everywhere at once.
+#[tokio::test]
+#[cfg_attr(
+    not(postgres),
+    ignore = "needs PostgreSQL's server: apt-get install postgresql (.ci/run does), or PG_BIN=DIR"
+)]
+async fn a_password_changed_on_one_instance_is_refused_by_the_other_on_its_next_request() {
+    let Some((a, b)) = two_instances("a_password_changed_on_one_instance…").await else {
+        return;
+    };
+    for app in [&a, &b] {
+        for _ in 0..2 {
+            let res = login(app, USER, PASSWORD).send().await.expect("sent");
+            assert_eq!(res.status(), 200);
+        }
+    }
+    assert_eq!(
+        b.authenticator.verifications_run(),
+        1,
+        "B serves it from its cache"
+    );
+
+    let out = cli(
+        &["user", "add", USER, "--password-stdin"],
+        &a.db_url,
+        "the-new-password\n",
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    for (name, app) in [("B", &b), ("A", &a)] {
+        let res = login(app, USER, PASSWORD).send().await.expect("sent");
+        assert_eq!(
+            res.status(),
+            401,
+            "{name}: the old password, on the next request"
+        );
+        assert_readable_by_origin(&res, "401");
+        let res = login(app, USER, "the-new-password")
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), 200, "{name}: the new password");
+    }
+
+    let out = cli(&["user", "remove", USER], &b.db_url, "").await;
+    assert!(out.status.success());
+    for (name, app) in [("A", &a), ("B", &b)] {
+        let res = login(app, USER, "the-new-password")
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(
+            res.status(),
+            401,
+            "{name}: a removed user, on the next request"
+        );
+    }
+}
+
+/// A delivery created through A is in B's very next list, whose ETag changes (B's cached list
+/// and its 304 are never older than a write made anywhere); a delete through B is gone from A's
+/// next read of that delivery.
+#[tokio::test]
+#[cfg_attr(
+    not(postgres),
+    ignore = "needs PostgreSQL's server: apt-get install postgresql (.ci/run does), or PG_BIN=DIR"
+)]
+async fn a_delivery_written_through_one_instance_is_in_the_next_list_of_the_other() {
+    let Some((a, b)) = two_instances("a_delivery_written_through_one_instance…").await else {
+        return;
+    };
+    let res = b.get_all().await;
+    assert_eq!(res.status(), 200);
+    let etag = header(res.headers(), "etag").expect("etag").to_owned();
+    assert_eq!(json(res).await.as_array().map(Vec::len), Some(SEEDED));
+    let res = b
+        .article_request(Method::GET, "/delivery/all", ORIGIN)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 304, "unchanged: B's cache answers");
+    let one = b
+        .article_request(Method::GET, "/delivery/1", ORIGIN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(one.status(), 200, "B caches delivery 1 too");
+
+    let res = a
+        .create(&json!({"reference": "MULTI-1", "recipient": "R", "address": "A"}))
+        .await;
+    assert_eq!(res.status(), 201);
+    let created = json(res).await;
+
+    let res = b
+        .article_request(Method::GET, "/delivery/all", ORIGIN)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 200, "the old ETag no longer matches on B");
+    assert_ne!(header(res.headers(), "etag"), Some(etag.as_str()));
+    assert_eq!(
+        header(res.headers(), "x-total-count"),
+        Some((SEEDED + 1).to_string().as_str())
+    );
+    let list = json(res).await;
+    assert!(
+        list.as_array().expect("array").contains(&created),
+        "B lists A's delivery exactly as A acknowledged it"
+    );
+
+    // A change to delivery 1 through A: B's cached copy is not served.
+    let res = a
+        .article_request(Method::PUT, "/delivery/1", ORIGIN)
+        .body(
+            json!({"reference": "DLV-2026-0001", "recipient": "Changed on A", "address": "X"})
+                .to_string(),
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 200);
+    let one = json(
+        b.article_request(Method::GET, "/delivery/1", ORIGIN)
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(one["recipient"], "Changed on A");
+
+    let id = created["id"].as_i64().expect("id");
+    let res = b
+        .article_request(Method::DELETE, &format!("/delivery/{id}"), ORIGIN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 204);
+    let res = a
+        .article_request(Method::GET, &format!("/delivery/{id}"), ORIGIN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 404, "deleted through B, gone on A");
+}
+
+/// A is killed with `kill -9` while 16 clients write through it; B, on the same database, keeps
+/// serving, and lists every write A acknowledged.
+#[tokio::test]
+#[cfg_attr(
+    not(postgres),
+    ignore = "needs PostgreSQL's server: apt-get install postgresql (.ci/run does), or PG_BIN=DIR"
+)]
+async fn kill_9_of_one_instance_while_writing_loses_nothing_and_the_other_keeps_serving() {
+    let Some(cluster) = pg::cluster_or_skip("kill_9_of_one_instance…") else {
+        return;
+    };
+    let url = cluster.new_database().await;
+    let (dir_a, dir_b) = (certs(), certs());
+    use_database(dir_a.path(), &url);
+    use_database(dir_b.path(), &url);
+    let mut a = serve_binary(dir_a.path(), "warn", &[]).await;
+    let b = serve_binary(dir_b.path(), "warn", &[]).await;
+
+    let acknowledged = write_until_killed(&mut a, dir_a.path()).await;
+
+    let client = b.client(dir_b.path());
+    let res = client
+        .get(b.url("/delivery/all"))
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .await
+        .expect("B answers");
+    assert_eq!(res.status(), 200);
+    let listed: Vec<String> = json(res)
+        .await
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|d| d["reference"].as_str().map(str::to_owned))
+        .collect();
+    let missing: Vec<_> = acknowledged
+        .iter()
+        .filter(|r| !listed.contains(r))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} writes acknowledged by A are not listed by B: {missing:?}",
+        missing.len(),
+        acknowledged.len()
+    );
+    let res = client
+        .post(b.url("/delivery"))
+        .basic_auth(USER, Some(PASSWORD))
+        .header("Content-Type", "application/json")
+        .body(json!({"reference": "AFTER-A", "recipient": "R", "address": "A"}).to_string())
+        .send()
+        .await
+        .expect("B answers");
+    assert_eq!(res.status(), 201, "B still writes");
+}
+
+/// PostgreSQL stops while the server runs: every request that needs it gets 503 with
+/// Retry-After, readable by the page (CORS headers on it), preflights are still answered; when
+/// PostgreSQL is back, the server recovers by itself.
+#[tokio::test]
+#[cfg_attr(
+    not(postgres),
+    ignore = "needs PostgreSQL's server: apt-get install postgresql (.ci/run does), or PG_BIN=DIR"
+)]
+async fn postgres_going_away_is_a_readable_503_and_the_server_recovers_when_it_is_back() {
+    let Some(bin) = pg::cluster_or_skip("postgres_going_away…").and_then(|_| pg::bin_dir())
+    else {
+        return;
+    };
+    let cluster = pg::PgCluster::start(bin); // its own: this test stops it
+    let url = cluster.new_database().await;
+    let app = spawn_app_with(|args| args.db.database_url = url.clone()).await;
+    assert_eq!(app.get_all().await.status(), 200);
+
+    cluster.stop();
+    for what in ["GET /delivery/all", "again"] {
+        let res = app.get_all().await;
+        assert_eq!(res.status(), 503, "{what}");
+        assert_readable_by_origin(&res, what);
+        assert_eq!(header(res.headers(), "retry-after"), Some("1"), "{what}");
+        assert_problem(res, 503, what).await;
+    }
+    let res = app
+        .create(&json!({"reference": "DOWN-1", "recipient": "R", "address": "A"}))
+        .await;
+    assert_eq!(res.status(), 503, "a write while it is down");
+    let health = app.get_without_credentials("/health").await;
+    assert_eq!(health.status(), 503);
+    let preflight = app.preflight("/delivery/all", "GET", ORIGIN).await;
+    assert_preflight_passes(&preflight, "GET", "a preflight needs no database");
+
+    cluster.restart();
+    // Connections broken by the stop are dropped as they fail: within a few requests (at most
+    // one per pooled connection), without a restart, answers are back.
+    let mut failures = 0;
+    loop {
+        let res = app.get_all().await;
+        if res.status() == 200 {
+            break;
+        }
+        assert_eq!(res.status(), 503);
+        failures += 1;
+        assert!(failures <= 16, "not recovered after {failures} requests");
+    }
+    eprintln!("recovered after {failures} more 503s");
+    let res = app
+        .create(&json!({"reference": "DOWN-1", "recipient": "R", "address": "A"}))
+        .await;
+    assert_eq!(
+        res.status(),
+        201,
+        "the write refused while down was not made; now it is"
+    );
+    assert_eq!(app.get_without_credentials("/health").await.status(), 200);
+}
