@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use std::process::ExitCode;
 
-use crate::config::{PreflightArgs, UserCommand};
+use crate::config::{CopyDataArgs, DatabaseArgs, PreflightArgs, UserCommand};
 use crate::preflight as doctor;
 use crate::store::{self, users};
 
@@ -48,6 +48,37 @@ pub async fn user(command: UserCommand) -> anyhow::Result<()> {
             println!("user {name:?} removed from {location}");
         }
     }
+    Ok(())
+}
+
+/// `delivery-api copy-data --from URL --to URL`: see `store::copy`.
+pub async fn copy_data(args: &CopyDataArgs) -> anyhow::Result<()> {
+    let url = |url: &str| DatabaseArgs {
+        database_url: url.to_owned(),
+        db_busy_timeout_ms: 5000,
+    };
+    if let Some(path) = store::database_path(&args.from)?
+        && !path.exists()
+    {
+        bail!(
+            "there is no database at {} to copy from",
+            store::shown_path(&path).display()
+        );
+    }
+    let from = store::connect(&url(&args.from)).await?;
+    let to = store::connect(&url(&args.to)).await?;
+    if !to.created {
+        bail!(
+            "the {} already existed: copy-data fills only a new database (its sample data is \
+             replaced), so nothing is ever overwritten",
+            to.location
+        );
+    }
+    let copied = store::copy::copy(&from.db, &to.db).await?;
+    println!(
+        "copied {} users and {} deliveries from {} to {}",
+        copied.users, copied.deliveries, from.location, to.location
+    );
     Ok(())
 }
 

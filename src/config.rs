@@ -34,6 +34,20 @@ pub enum Command {
     /// rule that fails. Exit status 0 only when a browser would let the page read the response.
     #[command(after_help = PREFLIGHT_EXIT_CODES)]
     Preflight(PreflightArgs),
+    /// Copy every user (password hashes as they are) and delivery (ids and timestamps kept) from
+    /// one database into a new one: SQLite to PostgreSQL when a second instance is coming, or
+    /// back. The target must be new (it is created and migrated here); the source is only read.
+    CopyData(CopyDataArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CopyDataArgs {
+    /// The database to read, e.g. sqlite://data/delivery.db (it must exist).
+    #[arg(long)]
+    pub from: String,
+    /// The new database to fill, e.g. postgres://app@db.example:5432/deliveries.
+    #[arg(long)]
+    pub to: String,
 }
 
 const PREFLIGHT_EXIT_CODES: &str = "\

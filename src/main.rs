@@ -14,6 +14,7 @@ async fn main() -> std::process::ExitCode {
     let result = match args.command {
         Some(Command::User(command)) => cli::user(command).await,
         Some(Command::Preflight(args)) => return cli::preflight(&args).await,
+        Some(Command::CopyData(args)) => cli::copy_data(&args).await,
         Some(Command::Serve(serve)) => serve_until_stopped(serve).await,
         None => serve_until_stopped(args.serve).await,
     };

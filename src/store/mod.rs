@@ -3,6 +3,7 @@
 //! cached list. No HTTP here: a failure is a [`StoreError`] (or a `sqlx::Error`) with a
 //! [`Failure`] kind, and the API layer (`error.rs`) decides what status it is.
 
+pub mod copy;
 pub mod deliveries;
 pub mod read_cache;
 pub mod revision;

@@ -294,3 +294,90 @@ async fn postgres_going_away_is_a_readable_503_and_the_server_recovers_when_it_i
     );
     assert_eq!(app.get_without_credentials("/health").await.status(), 200);
 }
+
+/// `delivery-api copy-data` moves a SQLite database that was used (a new user, new and deleted
+/// deliveries) to PostgreSQL: a server on the copy lists exactly what the old one did, the user
+/// logs in with the same password, and a deleted id is not handed out again. A second copy into
+/// the same database is refused, leaving it as it was.
+#[tokio::test]
+#[cfg_attr(
+    not(postgres),
+    ignore = "needs PostgreSQL's server: apt-get install postgresql (.ci/run does), or PG_BIN=DIR"
+)]
+async fn copy_data_moves_a_sqlite_database_to_postgres_as_it_was() {
+    let Some(cluster) = pg::cluster_or_skip("copy_data_moves…") else {
+        return;
+    };
+    let dir = certs();
+    let sqlite = format!("sqlite://{}", dir.path().join("old.db").display());
+    let old = spawn_app_with(|args| args.db.database_url = sqlite.clone()).await;
+    let out = cli(
+        &["user", "add", "alice", "--password-stdin"],
+        &sqlite,
+        "alice-password\n",
+    )
+    .await;
+    assert!(out.status.success());
+    let mut last = 0;
+    for i in 0..3 {
+        let res = old
+            .create(&json!({"reference": format!("OLD-{i}"), "recipient": "R", "address": "A"}))
+            .await;
+        last = json(res).await["id"].as_i64().expect("id");
+    }
+    let res = old
+        .article_request(Method::DELETE, &format!("/delivery/{last}"), ORIGIN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 204, "the highest id is deleted");
+    let before = json(old.get_all().await).await;
+
+    let target = cluster.new_database().await;
+    let copy = |to: String| {
+        let sqlite = sqlite.clone();
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"))
+                .args(["copy-data", "--from", &sqlite, "--to", &to])
+                .env("RUST_LOG", "off")
+                .output()
+                .await
+                .expect("runs")
+        }
+    };
+    let out = copy(target.clone()).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("copied 2 users and 14 deliveries"), "{said}");
+
+    let new = spawn_app_with(|args| args.db.database_url = target.clone()).await;
+    assert_eq!(
+        json(new.get_all().await).await,
+        before,
+        "the same list, ids and timestamps"
+    );
+    let res = login(&new, "alice", "alice-password")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 200, "the same password");
+    let res = new
+        .create(&json!({"reference": "NEW-1", "recipient": "R", "address": "A"}))
+        .await;
+    assert_eq!(res.status(), 201);
+    let id = json(res).await["id"].as_i64().expect("id");
+    assert!(
+        id > last,
+        "deleted id {last} is not handed out again: got {id}"
+    );
+
+    let out = copy(target.clone()).await;
+    assert!(!out.status.success(), "a second copy into it is refused");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("already existed"), "{stderr}");
+    assert_eq!(new.count_deliveries().await, 15, "and it left it alone");
+}
