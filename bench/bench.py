@@ -10,8 +10,15 @@ non-2xx, and each ratio to the ceiling; then one client on one connection making
 10,000 rows, and the login limits under a wrong-password flood. It reports; it passes or fails
 nothing.
 
+Engines (--engines): the service on SQLite (`sqlite`), on PostgreSQL (`pg`: one instance), and two
+instances on one PostgreSQL database (`pg2`: oha drives both at once, half the connections each;
+req/s is their sum). PostgreSQL runs from a throwaway cluster in the work directory, with its
+defaults (fsync on, synchronous_commit on: a commit is on disk before it is acknowledged, as
+SQLite's synchronous=FULL). The tables show one row per engine beside the ceiling.
+
     python3 bench/bench.py                 # 32 connections, 5 s per run, 3 rounds, 100 rows
     python3 bench/bench.py --protocol h2 --no-scaling --no-flood
+    python3 bench/bench.py --engines sqlite,pg,pg2 --no-scaling --no-flood
 
 Needs oha (`cargo install oha --locked`) and curl. Absolute figures move between runs on shared
 machines: compare the ratios, which are measured side by side.
@@ -71,17 +78,69 @@ def curl(port, cacert, path, *args):
     return status, headers, body
 
 
+def bench_rows(rows):
+    return [(i + 1, f"BENCH-{i:06d}", f"Recipient {i}", f"{i} Benchmark Street, 1000 Loopback",
+             ["pending", "in_transit", "delivered", "cancelled"][i % 4]) for i in range(rows)]
+
+
 def seed(db, rows):
     """Exactly `rows` deliveries, ids 1..rows (written by another process, as the API must
-    tolerate). The ids stay the same across reseeds, so GET /delivery/1 keeps finding one."""
+    tolerate). The ids stay the same across reseeds, so GET /delivery/1 keeps finding one.
+    `db` is a SQLite file, or a Postgres cluster and database name."""
+    if isinstance(db, tuple):
+        cluster, name = db
+        cluster.seed(name, rows)
+        return
     con = sqlite3.connect(db, timeout=30)
     con.execute("DELETE FROM deliveries")
     con.executemany(
         "INSERT INTO deliveries (id, reference, recipient, address, status) VALUES (?, ?, ?, ?, ?)",
-        [(i + 1, f"BENCH-{i:06d}", f"Recipient {i}", f"{i} Benchmark Street, 1000 Loopback",
-          ["pending", "in_transit", "delivered", "cancelled"][i % 4]) for i in range(rows)])
+        bench_rows(rows))
     con.commit()
     con.close()
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster in `work`/pg (as the `postgres` user when run as root)."""
+
+    def __init__(self, work, port):
+        self.port, self.dir = port, work / "pg"
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        self.bin = Path(os.environ["PG_BIN"]) if "PG_BIN" in os.environ else (
+            bins[-1].parent if bins else Path(shutil.which("initdb") or "initdb").parent)
+        self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self.dir.mkdir()
+        if self.prefix:
+            shutil.chown(work, "postgres")
+            shutil.chown(self.dir, "postgres")
+        sh([*self.prefix, self.bin / "initdb", "-D", self.dir / "data", "--auth=trust", "-U", "postgres",
+            "--encoding=UTF8", "--locale=C"], stdout=subprocess.DEVNULL)
+        sh([*self.prefix, self.bin / "pg_ctl", "-D", self.dir / "data", "-w", "-l", self.dir / "log",
+            "-o", f"-p {port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200",
+            "start"], stdout=subprocess.DEVNULL)
+
+    def url(self, name):
+        return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
+
+    def psql(self, sql, db="postgres"):
+        sh(["psql", "-q", "-v", "ON_ERROR_STOP=1", self.url(db)], input=sql.encode(),
+           stdout=subprocess.DEVNULL)
+
+    def create(self, name):
+        self.psql(f"CREATE DATABASE {name}")
+
+    def seed(self, name, rows):
+        def lit(v):
+            return str(v) if isinstance(v, int) else "'" + v.replace("'", "''") + "'"
+        values = ",\n".join("(" + ", ".join(lit(v) for v in row) + ")" for row in bench_rows(rows))
+        self.psql("BEGIN; DELETE FROM deliveries;\n"
+                  "INSERT INTO deliveries (id, reference, recipient, address, status) OVERRIDING SYSTEM VALUE "
+                  f"VALUES {values};\n"
+                  "SELECT setval(pg_get_serial_sequence('deliveries', 'id'), 1000000); COMMIT;", name)
+
+    def stop(self):
+        subprocess.run([*self.prefix, self.bin / "pg_ctl", "-D", self.dir / "data", "-m", "fast", "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def oha(url, args, duration, connections, protocol="http1"):
@@ -97,6 +156,29 @@ def oha(url, args, duration, connections, protocol="http1"):
         "non2xx": sum(v for k, v in codes.items() if not 200 <= k < 300),
         "codes": codes,
         "bytes": d["summary"].get("sizePerRequest") or 0,
+    }
+
+
+def oha_both(urls, args, duration, connections, protocol):
+    """Two oha processes at once, one per instance, half the connections each: summed req/s,
+    the worse instance's percentiles."""
+    half = max(1, connections // 2)
+    procs = [subprocess.Popen(
+        ["oha", "-z", f"{duration}s", "-c", str(half), "--no-tui", "--insecure", "--output-format", "json",
+         *(["--http2"] if protocol == "h2" else []), *a, u], stdout=subprocess.PIPE, text=True)
+        for u, a in zip(urls, args)]
+    outs = [json.loads(p.communicate()[0]) for p in procs]
+    codes = {}
+    for d in outs:
+        for k, v in d.get("statusCodeDistribution", {}).items():
+            codes[int(k)] = codes.get(int(k), 0) + v
+    return {
+        "rps": sum(d["summary"]["requestsPerSec"] for d in outs),
+        "p50": max(d["latencyPercentiles"]["p50"] for d in outs) * 1000,
+        "p99": max(d["latencyPercentiles"]["p99"] for d in outs) * 1000,
+        "non2xx": sum(v for k, v in codes.items() if not 200 <= k < 300),
+        "codes": codes,
+        "bytes": outs[0]["summary"].get("sizePerRequest") or 0,
     }
 
 
@@ -124,7 +206,10 @@ def main():
     ap.add_argument("--no-scaling", action="store_true")
     ap.add_argument("--no-flood", action="store_true")
     ap.add_argument("--flood-only", action="store_true", help="only the flood comparison")
-    ap.add_argument("--port", type=int, default=18443, help="service port; the ceiling uses port+1")
+    ap.add_argument("--port", type=int, default=18443,
+                    help="service port; the ceiling uses port+1, PostgreSQL port+10, other instances port+3..")
+    ap.add_argument("--engines", default="sqlite",
+                    help="comma-separated: sqlite, pg (one instance on PostgreSQL), pg2 (two instances on one)")
     opts = ap.parse_args()
 
     if not shutil.which("oha"):
