@@ -16,7 +16,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-async fn health(pool: web::Data<SqlitePool>, db_file: web::Data<DbFile>) -> Result<HttpResponse> {
+/// Whether the database answers a read.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "meta",
+    responses(
+        (status = 200, description = "The database answers.", body = super::openapi::schemas::Health),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 503, response = super::openapi::Unavailable),
+        (status = 500, response = super::openapi::Internal),
+    )
+)]
+pub(super) async fn health(
+    pool: web::Data<SqlitePool>,
+    db_file: web::Data<DbFile>,
+) -> Result<HttpResponse> {
     db_file.check()?;
     sqlx::query("SELECT 1 FROM deliveries LIMIT 1")
         .execute(pool.get_ref())
