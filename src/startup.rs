@@ -254,7 +254,7 @@ impl Application {
         );
         if let Some((demo_addr, _)) = &demo {
             tracing::info!(
-                "demo page: {}/ (a second origin; open it in a browser)",
+                "demo page: {0}/ (a second origin; open it in a browser); API explorer: {0}/explorer/",
                 demo_page::origin(*demo_addr)
             );
         }
