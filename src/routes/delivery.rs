@@ -78,7 +78,7 @@ const TOTAL_COUNT: &str = "x-total-count";
     security(("basic" = [])),
     params(
         Page,
-        ("If-None-Match" = Option<String>, Header,
+        ("If-None-Match" = Option<String>, Header, nullable = false,
             description = "The `ETag` of a previous whole list: 304 if unchanged (not with `limit`)."),
     ),
     responses(
