@@ -424,6 +424,18 @@ async fn the_responses_to_every_route_validate_against_the_document() {
         assert!(headers.contains_key("retry-after"), "{method} {template}");
     }
     std::fs::rename(&aside, &db).expect("put it back");
+
+    // 500: a schema broken beyond "unavailable".
+    sqlx::query("ALTER TABLE deliveries RENAME TO deliveries_gone")
+        .execute(&app.pool)
+        .await
+        .expect("rename");
+    let res = send_json(Method::POST, "/delivery", &new("OAS-6"))
+        .send()
+        .await
+        .expect("sent");
+    let (status, _, _) = api.checked("POST", "/delivery", res).await;
+    assert_eq!(status, 500);
 }
 
 #[tokio::test]
