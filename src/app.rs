@@ -84,6 +84,8 @@ pub struct AppState {
     pub exchanges: Option<Arc<Exchanges>>,
     /// Prometheus counters (`None`: no --metrics-bind).
     pub metrics: Option<Arc<Metrics>>,
+    /// `GET /openapi.json`, built once (it names the API's origin).
+    pub openapi: web::Data<routes::openapi::OpenApiJson>,
 }
 
 impl AppState {
@@ -95,6 +97,7 @@ impl AppState {
             .app_data(self.read_cache)
             .app_data(self.creator)
             .app_data(self.body_timeout)
+            .app_data(self.openapi)
             .configure(routes::extractors)
             // Request targets no scope can match (`*`, an absolute URL over HTTP/2): problem+json.
             .default_service(web::to(routes::not_found));

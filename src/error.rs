@@ -54,12 +54,19 @@ pub enum ApiError {
     Shared(std::sync::Arc<ApiError>),
 }
 
-/// The RFC 9457 body. `type` stays `about:blank`, so `title` is the status phrase.
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem: every error this API answers has this body, as
+/// `application/problem+json`. `type` stays `about:blank`, so `title` is the status phrase.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
+    /// Always `about:blank`: the status says what kind of problem it is.
+    #[schema(example = "about:blank")]
     r#type: &'static str,
+    /// The status's reason phrase, e.g. `Unauthorized`.
     title: &'a str,
+    /// The HTTP status, repeated.
+    #[schema(minimum = 400, maximum = 599)]
     status: u16,
+    /// What was wrong with this request, for a person to read (generic for 5xx).
     detail: String,
 }
 

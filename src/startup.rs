@@ -171,6 +171,10 @@ impl Application {
             .as_ref()
             .map(|_| Metrics::new())
             .transpose()?;
+        let addr = listeners.api.local_addr()?;
+        // The origin the API is announced as (the name in the dev certificate): the demo page
+        // and the OpenAPI document's `servers` both call it so.
+        let api_origin = format!("https://localhost:{}", addr.port());
         let state = AppState {
             db: db.clone(),
             authenticator: authenticator.clone(),
@@ -181,9 +185,9 @@ impl Application {
             body_timeout: routes::BodyTimeout(Duration::from_secs(args.body_timeout)),
             exchanges: exchanges.clone(),
             metrics: meters.clone(),
+            openapi: web::Data::new(routes::openapi::OpenApiJson::new(&api_origin)),
         };
 
-        let addr = listeners.api.local_addr()?;
         let demo_default = demo_has_default_password(&db).await?;
         if demo_default && !addr.ip().is_loopback() {
             anyhow::bail!(
@@ -217,7 +221,7 @@ impl Application {
             (Some(listener), Some(exchanges)) => {
                 let demo_addr = listener.local_addr()?;
                 let page = demo_page::Page {
-                    api_base: format!("https://localhost:{}", addr.port()),
+                    api_base: api_origin.clone(),
                     allowed_origins: allowed_origins.iter().map(ToString::to_string).collect(),
                     exchanges,
                 };
@@ -259,7 +263,7 @@ impl Application {
         );
         if let Some((demo_addr, _)) = &demo {
             tracing::info!(
-                "demo page: {}/ (a second origin; open it in a browser)",
+                "demo page: {0}/ (a second origin; open it in a browser); API explorer: {0}/explorer/",
                 demo_page::origin(*demo_addr)
             );
         }

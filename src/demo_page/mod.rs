@@ -4,6 +4,9 @@
 //!
 //! `GET /exchanges` (this bind only, same-origin for the page) returns what the API saw of the
 //! page's requests (`exchanges.rs`), so the page can say *why* a call failed, not just "status 0".
+//! `/explorer/` is Swagger UI on the same origin, a second cross-origin client (`explorer.rs`).
+
+mod explorer;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -78,10 +81,13 @@ pub fn serve(listener: TcpListener, page: Page) -> std::io::Result<Server> {
             .replace("__ALLOWED_ORIGINS__", &page.allowed_origins.join(" ")),
     );
     let exchanges = web::Data::from(page.exchanges);
+    let explorer = web::Data::new(explorer::Explorer::new(&page.api_base));
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(html.clone())
             .app_data(exchanges.clone())
+            .app_data(explorer.clone())
+            .configure(explorer::configure)
             // HEAD answers like GET, without the body (RFC 9110 §9.3.2); actix drops the body.
             .service(web::resource(["/", "/index.html"]).get(index).head(index))
             .service(web::resource("/exchanges").get(recorded))

@@ -8,6 +8,11 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::error::{ApiError, Result};
+use crate::routes::openapi::schemas::{Delivery, NewDelivery};
+use crate::routes::openapi::{
+    BadRequest, Conflict, InsufficientStorage, Internal, NotFound, PayloadTooLarge, RequestTimeout,
+    TooManyRequests, Unauthorized, Unavailable, Unprocessable, UnsupportedMediaType,
+};
 use crate::routes::{input, method_not_allowed};
 use crate::store::Db;
 use crate::store::deliveries;
@@ -36,11 +41,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// The paths of this module, relative to the `/delivery` scope (nested there in openapi.rs).
+/// Each needs Basic auth, and can be refused by it: 401, 429 (login limiter), 503 (database).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list, create, read, replace, delete),
+    components(schemas(Delivery, NewDelivery))
+)]
+pub struct DeliveryApi;
+
 /// `?limit=&offset=`, both optional. Without `limit` the whole list is returned (unchanged API).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Page {
+    /// Page size. Without it the whole list is returned, with an `ETag`.
+    #[param(minimum = 1, maximum = 1000, value_type = Option<u64>)]
     limit: Option<u32>,
+    /// How many deliveries to skip (with `limit`).
     #[serde(default)]
+    #[param(minimum = 0, maximum = 4294967295_u64, default = 0, value_type = u64)]
     offset: u32,
 }
 
@@ -50,6 +69,36 @@ const MAX_LIMIT: u32 = 1000;
 /// data-grid frontends that page (exposed to pages by the CORS policy, as json-server does).
 const TOTAL_COUNT: &str = "x-total-count";
 
+/// Every delivery, in id order; or one page of them.
+#[utoipa::path(
+    get,
+    path = "/all",
+    tag = "deliveries",
+    operation_id = "list_deliveries",
+    security(("basic" = [])),
+    params(
+        Page,
+        ("If-None-Match" = Option<String>, Header, nullable = false,
+            description = "The `ETag` of a previous whole list: 304 if unchanged (not with `limit`)."),
+    ),
+    responses(
+        (status = 200, description = "The deliveries.", body = Vec<Delivery>, headers(
+            ("X-Total-Count" = u64, description = "How many deliveries there are in all."),
+            ("ETag" = String, description = "Without `limit`: the list's version."),
+            ("Cache-Control" = String, description = "Without `limit`: `private, no-cache`."),
+            ("Link" = String, description = "With `limit`: RFC 8288 links, `rel=\"next\"` and `rel=\"prev\"`, when there are such pages."),
+        )),
+        (status = 304, description = "Not modified: `If-None-Match` names the current version.", headers(
+            ("ETag" = String, description = "The list's version."),
+            ("Cache-Control" = String, description = "`private, no-cache`."),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+        (status = 500, response = Internal),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn list(
     req: HttpRequest,
@@ -129,6 +178,24 @@ fn client_has(req: &HttpRequest, etag: &EntityTag) -> bool {
     }
 }
 
+/// One delivery.
+#[utoipa::path(
+    get,
+    path = "/{id}",
+    tag = "deliveries",
+    operation_id = "read_delivery",
+    security(("basic" = [])),
+    params(("id" = i64, Path, description = "The delivery's id.")),
+    responses(
+        (status = 200, description = "The delivery.", body = Delivery),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+        (status = 500, response = Internal),
+    )
+)]
 #[tracing::instrument(skip_all, fields(delivery_id = %*id))]
 async fn read(
     req: HttpRequest,
@@ -146,6 +213,31 @@ async fn read(
         .body(delivery))
 }
 
+/// A new delivery; written to disk before the answer.
+#[utoipa::path(
+    post,
+    path = "",
+    tag = "deliveries",
+    operation_id = "create_delivery",
+    security(("basic" = [])),
+    request_body(content = NewDelivery, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created.", body = Delivery, headers(
+            ("Location" = String, description = "`/delivery/{id}`"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 408, response = RequestTimeout),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+        (status = 507, response = InsufficientStorage),
+        (status = 500, response = Internal),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn create(
     creator: web::Data<deliveries::Creator>,
@@ -158,6 +250,31 @@ async fn create(
         .json(delivery))
 }
 
+/// Replaces a delivery (all fields; `status` defaults to `pending`).
+#[utoipa::path(
+    put,
+    path = "/{id}",
+    tag = "deliveries",
+    operation_id = "replace_delivery",
+    security(("basic" = [])),
+    params(("id" = i64, Path, description = "The delivery's id.")),
+    request_body(content = NewDelivery, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The delivery as stored.", body = Delivery),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+        (status = 507, response = InsufficientStorage),
+        (status = 500, response = Internal),
+    )
+)]
 #[tracing::instrument(skip_all, fields(delivery_id = %*id))]
 async fn replace(
     db: web::Data<Db>,
@@ -171,6 +288,25 @@ async fn replace(
     Ok(HttpResponse::Ok().json(delivery))
 }
 
+/// Deletes a delivery.
+#[utoipa::path(
+    delete,
+    path = "/{id}",
+    tag = "deliveries",
+    operation_id = "delete_delivery",
+    security(("basic" = [])),
+    params(("id" = i64, Path, description = "The delivery's id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+        (status = 507, response = InsufficientStorage),
+        (status = 500, response = Internal),
+    )
+)]
 #[tracing::instrument(skip_all, fields(delivery_id = %*id))]
 async fn delete(db: web::Data<Db>, id: web::Path<i64>) -> Result<HttpResponse> {
     if deliveries::delete(&db, *id).await? {

@@ -15,7 +15,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-async fn health(db: web::Data<Db>) -> Result<HttpResponse> {
+/// Whether the database answers a read.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "meta",
+    responses(
+        (status = 200, description = "The database answers.", body = super::openapi::schemas::Health),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 503, response = super::openapi::Unavailable),
+        (status = 500, response = super::openapi::Internal),
+    )
+)]
+pub(super) async fn health(db: web::Data<Db>) -> Result<HttpResponse> {
     db.ping().await?;
     Ok(HttpResponse::Ok().json(json!({ "status": "ok" })))
 }

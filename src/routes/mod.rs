@@ -5,6 +5,7 @@
 pub mod delivery;
 pub mod health;
 pub mod input;
+pub mod openapi;
 
 use std::cell::RefCell;
 use std::pin::Pin;
@@ -31,6 +32,7 @@ pub const MAX_JSON_BODY: usize = 64 * 1024;
 /// Public: no credentials needed. A route added here is readable by anyone, so keep it short.
 pub fn public(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::configure)
+        .configure(openapi::configure)
         .default_service(web::to(not_found));
 }
 

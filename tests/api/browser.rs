@@ -162,6 +162,16 @@ impl Browser {
         }
     }
 
+    /// The element `css` selects, once it appears (a condition, bounded for a broken page).
+    async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css} appears: {e}"))
+    }
+
     async fn find(&self, locator: Locator<'_>) -> fantoccini::elements::Element {
         self.client.find(locator).await.expect("element")
     }
@@ -737,4 +747,105 @@ impl std::fmt::Display for Timings {
             self.min, self.median, self.mean
         )
     }
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(chromium),
+    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)"
+)]
+async fn the_api_explorer_tries_get_delivery_all_with_the_demo_credentials_and_sees_200() {
+    // Swagger UI on the demo page's origin, a second client of the CORS policy: it reads
+    // /openapi.json cross-origin (public), then "Try it out" sends a preflight and the request
+    // with Authorization: Basic to the API's https origin (the document's `servers`).
+    let app = app_with_page(true, false).await;
+    let Some(browser) = Browser::launch(&app).await else {
+        return;
+    };
+    let explorer = format!("{}explorer/", app.page.as_deref().expect("page"));
+    browser.open(&explorer).await;
+
+    // The document loaded (cross-origin): its security scheme gives an Authorize button.
+    browser
+        .wait_for("button.authorize")
+        .await
+        .click()
+        .await
+        .expect("click");
+    browser
+        .wait_for(".modal-ux input[name='username']")
+        .await
+        .send_keys(USER)
+        .await
+        .expect("type");
+    browser
+        .wait_for(".modal-ux input[name='password']")
+        .await
+        .send_keys(PASSWORD)
+        .await
+        .expect("type");
+    browser
+        .wait_for(".modal-ux button.modal-btn.authorize")
+        .await
+        .click()
+        .await
+        .expect("click");
+    browser
+        .wait_for(".modal-ux button.btn-done")
+        .await
+        .click()
+        .await
+        .expect("close");
+    const LIST: &str = "#operations-deliveries-list_deliveries";
+    browser
+        .wait_for("#operations-deliveries-list_deliveries .opblock-summary-control")
+        .await
+        .click()
+        .await
+        .expect("expand");
+    browser
+        .wait_for("#operations-deliveries-list_deliveries button.try-out__btn")
+        .await
+        .click()
+        .await
+        .expect("try it out");
+    browser
+        .wait_for("#operations-deliveries-list_deliveries button.execute")
+        .await
+        .click()
+        .await
+        .expect("execute");
+    let status = browser.wait_for(
+        "#operations-deliveries-list_deliveries .live-responses-table .response .response-col_status",
+    )
+    .await
+    .text()
+    .await
+    .expect("text");
+
+    let body = browser
+        .find(Locator::Css(&format!(
+            "{LIST} .live-responses-table .response .response-col_description"
+        )))
+        .await
+        .text()
+        .await
+        .expect("text");
+    let console = browser.console().await.join("\n");
+    assert_eq!(
+        status.trim(),
+        "200",
+        "the response cell; body: {body}; console: {console}"
+    );
+    assert!(body.contains("DLV-"), "the seeded deliveries: {body}");
+    assert!(
+        body.to_ascii_lowercase().contains("x-total-count"),
+        "an exposed header, readable cross-origin: {body}"
+    );
+    assert!(
+        !console.contains("Content Security Policy"),
+        "the explorer runs within its CSP: {console}"
+    );
+    browser.screenshot("api-explorer-try-it-out.png").await;
+    browser.close().await;
 }

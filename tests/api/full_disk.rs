@@ -218,6 +218,30 @@ async fn set_max_page_count(pool: &sqlx::SqlitePool, pages: i64) {
     }
 }
 
+/// Caps the SQLite database a few pages above its size and creates deliveries until one is
+/// refused; returns that refusal (a 507, for tests that look at its form). `None` on PostgreSQL.
+pub async fn fill_the_database(app: &TestApp) -> Option<reqwest::Response> {
+    let Db::Sqlite { pool, .. } = &app.db else {
+        eprintln!("SKIPPED on PostgreSQL: filling SQLite's page limit");
+        return None;
+    };
+    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+        .fetch_one(pool)
+        .await
+        .expect("page count");
+    set_max_page_count(pool, pages + 4).await;
+    for i in 0..200 {
+        let reference = format!("FILL-{i}");
+        let res = app
+            .create(&json!({"reference": reference, "recipient": RECIPIENT, "address": address(&reference)}))
+            .await;
+        if res.status() != 201 {
+            return Some(res);
+        }
+    }
+    panic!("200 deliveries fitted in 4 pages")
+}
+
 #[tokio::test]
 async fn a_database_that_cannot_grow_answers_507_and_stores_nothing_until_it_can() {
     let app = spawn_app().await;

@@ -16,6 +16,7 @@ mod helpers;
 mod hostile;
 mod http2;
 mod limits;
+mod openapi;
 mod operating;
 mod pg;
 mod postgres;
