@@ -224,7 +224,9 @@ def main():
     db = work / "bench.db"
     sport, cport = opts.port, opts.port + 1
     env = dict(os.environ, RUST_LOG="warn")
+    engines = [e for e in opts.engines.split(",") if e]
     procs = []
+    pg = None
     try:
         service = subprocess.Popen(
             [service_bin, "serve", "--bind", f"127.0.0.1:{sport}", "--no-demo-page",
@@ -242,6 +244,25 @@ def main():
         first_id = json.loads(body)[0]["id"]
         _, _, one = curl(sport, cacert, f"/delivery/{first_id}", "-u", "demo:demo-password")
         (work / "one.json").write_text(one)
+
+        # Each engine: (ports it serves on, its database); pg2 is two instances on one database.
+        targets = {"sqlite": ([sport], db)} if "sqlite" in engines else {}
+        if "pg" in engines or "pg2" in engines:
+            pg = Postgres(work, opts.port + 10)
+            for name, ports in (("pg", [sport + 3]), ("pg2", [sport + 4, sport + 5])):
+                if name not in engines:
+                    continue
+                pg.create(f"bench_{name}")
+                for port in ports:
+                    procs.append(subprocess.Popen(
+                        [service_bin, "serve", "--bind", f"127.0.0.1:{port}", "--no-demo-page",
+                         "--database-url", pg.url(f"bench_{name}"), "--cert", work / "certs/localhost.crt",
+                         "--key", work / "certs/localhost.key"],
+                        cwd=work, env=env, stdout=subprocess.DEVNULL,
+                        stderr=open(work / f"service-{port}.log", "w")))
+                    wait_https(port, cacert)
+                pg.seed(f"bench_{name}", opts.rows)
+                targets[name] = (ports, (pg, f"bench_{name}"))
 
         ceiling = subprocess.Popen(
             [ceiling_bin, f"127.0.0.1:{cport}", work / "certs/localhost.crt", work / "certs/localhost.key",
@@ -272,26 +293,35 @@ def main():
             ("POST /delivery", "/delivery", "/delivery", post_args),
             ("GET, wrong password (401)", "/delivery/all", "/unauthorized", lambda t: bad),
         ]
-        checks = check_correctness(sport, cacert, first_id, opts.rows)
+        checks = {t: check_correctness(ports[0], cacert, first_id, opts.rows) for t, (ports, _) in targets.items()}
 
         def side_by_side(name, spath, cpath, make_args, protocol, connections):
-            """Median over rounds of each target, the two interleaved."""
-            runs = {"ceiling": [], "service": []}
+            """Median over rounds of each target, all interleaved (ceiling, sqlite, pg, pg2, ...)."""
+            order = [("ceiling", [cport], cpath)] + [
+                (t, ports, spath) for t, (ports, _) in targets.items() if connections > 1 or len(ports) == 1]
+            runs = {t: [] for t, _, _ in order}
             for r in range(opts.rounds):
-                for target, port, path in (("ceiling", cport, cpath), ("service", sport, spath)):
-                    args = make_args(f"{target}-{protocol}-{connections}-{r}")
-                    runs[target].append(oha(f"https://localhost:{port}{path}", args, opts.duration,
-                                            connections, protocol))
+                for target, ports, path in order:
+                    tag = f"{target}-{protocol}-{connections}-{r}"
+                    if len(ports) == 1:
+                        runs[target].append(oha(f"https://localhost:{ports[0]}{path}", make_args(tag),
+                                                opts.duration, connections, protocol))
+                    else:
+                        runs[target].append(oha_both(
+                            [f"https://localhost:{p}{path}" for p in ports],
+                            [make_args(f"{tag}-{i}") for i in range(len(ports))],
+                            opts.duration, connections, protocol))
             if name.startswith("POST"):
-                seed(db, opts.rows)  # back to N rows for the next scenarios
-            return median_run(runs["ceiling"]), median_run(runs["service"])
+                for _, target_db in targets.values():
+                    seed(target_db, opts.rows)  # back to N rows for the next scenarios
+            return median_run(runs.pop("ceiling")), {t: median_run(r) for t, r in runs.items()}
 
         protocols = ["http1", "h2"] if opts.protocol == "both" else [opts.protocol]
         for protocol in protocols if not opts.flood_only else []:
             results = []
             for i, (name, spath, cpath, make_args) in enumerate(scenarios):
                 c, s = side_by_side(name, spath, cpath, make_args, protocol, opts.connections)
-                results.append((name, c, s, checks[i]))
+                results.append((name, c, s, {t: checks[t][i] for t in s}))
             print_table(results, opts, protocol, opts.connections)
         if not opts.flood_only:
             # One client, one connection, one request at a time: per-request latency.
@@ -299,7 +329,7 @@ def main():
                 results = []
                 for i, (name, spath, cpath, make_args) in enumerate(scenarios[:4]):
                     c, s = side_by_side(name, spath, cpath, make_args, protocol, 1)
-                    results.append((name, c, s, checks[i]))
+                    results.append((name, c, s, {t: checks[t][i] for t in s}))
                 print_table(results, opts, protocol, 1)
         if not opts.no_scaling and not opts.flood_only:
             scaling(sport, cacert, db, good, opts)
@@ -324,6 +354,8 @@ def main():
             p.terminate()
         for p in procs:
             p.wait(timeout=15)
+        if pg:
+            pg.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -355,14 +387,16 @@ def print_table(results, opts, protocol, connections):
            f"{'rps ratio':>9} {'p99 ratio':>9}  check"
     print(head)
     print("-" * len(head))
-    for name, c, s, check in results:
+    for name, c, services, check in results:
         print(f"{name:36} {'ceiling':8} {c['rps']:9.0f} {c['p50']:8.2f} {c['p99']:8.2f} {c['non2xx']:8d}")
-        print(f"{'':36} {'service':8} {s['rps']:9.0f} {s['p50']:8.2f} {s['p99']:8.2f} {s['non2xx']:8d} "
-              f"{s['rps'] / c['rps']:9.2f} {s['p99'] / c['p99']:9.2f}  {check}")
-    for name, c, s, _ in results:
-        odd = {k: v for k, v in s["codes"].items() if not 200 <= k < 300}
-        if odd:
-            print(f"service non-2xx in the last '{name}' run: {odd}")
+        for target, s in services.items():
+            print(f"{'':36} {target:8} {s['rps']:9.0f} {s['p50']:8.2f} {s['p99']:8.2f} {s['non2xx']:8d} "
+                  f"{s['rps'] / c['rps']:9.2f} {s['p99'] / c['p99']:9.2f}  {check[target]}")
+    for name, c, services, _ in results:
+        for target, s in services.items():
+            odd = {k: v for k, v in s["codes"].items() if not 200 <= k < 300}
+            if odd:
+                print(f"{target} non-2xx in the last '{name}' run: {odd}")
     print("(the wrong-password scenario's 401s are expected)")
 
 
