@@ -74,14 +74,6 @@ impl Db {
         }
     }
 
-    /// The SQLite file, for the per-worker revision probe (`revision.rs`).
-    pub fn sqlite_file(&self) -> Option<&Path> {
-        match self {
-            Self::Sqlite { file, .. } => Some(file.path()),
-            Self::Postgres(_) => None,
-        }
-    }
-
     pub async fn close(&self) {
         on_either!(self, |pool| pool.close().await)
     }

@@ -8,18 +8,27 @@
 //! gone), the caller falls back to the async sqlx pool, which has the busy timeout and the 503
 //! handling.
 //!
-//! PostgreSQL: one round trip through the pool on every authenticated request. That is what
-//! keeps several instances exact: a password changed through instance A (or `delivery-api user`)
-//! is refused by instance B on its very next request, because B asks the database, not a
-//! notification that may still be on its way. (LISTEN/NOTIFY would save the round trip but
-//! leave a window between A's commit and B's receiving it; README "More than one instance" has
-//! the measurement.)
+//! PostgreSQL: the database is asked on every authenticated request. That is what keeps several
+//! instances exact: a password changed through instance A (or `delivery-api user`) is refused by
+//! instance B on its very next request, because B asks the database, not a notification that may
+//! still be on its way (LISTEN/NOTIFY would leave that window open). To keep it cheap, each worker
+//! has one connection of its own for this query (a pooled query costs a second round trip: sqlx
+//! pings a connection when it is returned), and requests that arrive while a read is in flight
+//! share the *next* read, one that starts after they arrived: never an older one. However many
+//! requests are waiting, a worker has at most one revision read in flight. If that connection
+//! fails, the caller falls back to the pool (and its 503 handling); the next read reconnects.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::path::Path;
+use std::rc::Rc;
 use std::time::Duration;
 
+use futures_util::future::LocalBoxFuture;
 use rusqlite::{Connection, OpenFlags};
+use sqlx::Connection as _;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use tokio::sync::Notify;
 
 use super::{Db, on_either};
 
@@ -32,17 +41,21 @@ pub struct Revisions {
     pub deliveries: u64,
 }
 
-/// One per worker thread (it is not `Sync`); `None` inside when the file cannot be opened, and
-/// on PostgreSQL.
-pub struct RevisionProbe {
-    conn: Option<RefCell<Connection>>,
+/// One per worker thread (it is neither `Send` nor `Sync`).
+pub enum RevisionProbe {
+    /// A read-only connection to the SQLite file, read in-thread.
+    Sqlite(RefCell<Connection>),
+    /// A connection of this worker's own, its reads shared by the requests waiting at one time.
+    Postgres(Rc<PgRead>),
+    /// The SQLite file could not be opened: the pool answers.
+    None,
 }
 
 impl RevisionProbe {
     pub fn open(db: &Db) -> Self {
-        match db.sqlite_file() {
-            Some(file) => Self::open_file(file),
-            None => Self { conn: None },
+        match db {
+            Db::Sqlite { file, .. } => Self::open_file(file.path()),
+            Db::Postgres(pool) => Self::Postgres(pg_read((*pool.connect_options()).clone())),
         }
     }
 
@@ -52,23 +65,137 @@ impl RevisionProbe {
             .and_then(|c| c.busy_timeout(Duration::ZERO).map(|()| c))
             .inspect_err(|e| tracing::debug!(error = %e, "no in-thread revision probe"))
             .ok();
+        conn.map_or(Self::None, |c| Self::Sqlite(RefCell::new(c)))
+    }
+
+    /// The current revisions; `None` means "ask the pool instead".
+    pub async fn read(&self) -> Option<Revisions> {
+        match self {
+            Self::Sqlite(conn) => read_sqlite(conn),
+            Self::Postgres(shared) => shared.get().await,
+            Self::None => None,
+        }
+    }
+}
+
+fn read_sqlite(conn: &RefCell<Connection>) -> Option<Revisions> {
+    let conn = conn.try_borrow().ok()?;
+    let mut stmt = conn.prepare_cached(READ_BOTH).ok()?;
+    stmt.query_row([], |row| {
+        Ok(Revisions {
+            users: row.get::<_, i64>(0)? as u64,
+            deliveries: row.get::<_, i64>(1)? as u64,
+        })
+    })
+    .ok()
+}
+
+/// How long a revision read may take on the worker's own connection before the requests waiting
+/// for it ask the pool instead (which has its own timeouts and 503).
+const PG_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A read that the requests waiting at one time share, with one rule: a request only uses a read
+/// that *started after it arrived* (an older one could predate the write it must see). At most
+/// one read is in flight.
+pub struct SharedRead<T, F> {
+    read: F,
+    /// Reads started so far; a request may use read number `started + 1` (as of its arrival)
+    /// or later.
+    started: Cell<u64>,
+    running: Cell<bool>,
+    /// The last finished read: its number and what it found.
+    last: Cell<(u64, Option<T>)>,
+    finished: Notify,
+}
+
+impl<T, F, Fut> SharedRead<T, F>
+where
+    T: Copy + 'static,
+    F: Fn() -> Fut + 'static,
+    Fut: Future<Output = Option<T>> + 'static,
+{
+    pub fn new(read: F) -> Self {
         Self {
-            conn: conn.map(RefCell::new),
+            read,
+            started: Cell::new(0),
+            running: Cell::new(false),
+            last: Cell::new((0, None)),
+            finished: Notify::new(),
         }
     }
 
-    /// The current revisions, read synchronously; `None` means "ask the pool instead".
-    pub fn read(&self) -> Option<Revisions> {
-        let conn = self.conn.as_ref()?.try_borrow().ok()?;
-        let mut stmt = conn.prepare_cached(READ_BOTH).ok()?;
-        stmt.query_row([], |row| {
-            Ok(Revisions {
-                users: row.get::<_, i64>(0)? as u64,
-                deliveries: row.get::<_, i64>(1)? as u64,
-            })
-        })
-        .ok()
+    pub async fn get(self: &Rc<Self>) -> Option<T> {
+        // A read already in flight started before this request arrived: not good enough.
+        let wanted = self.started.get() + 1;
+        loop {
+            let (number, found) = self.last.get();
+            if number >= wanted {
+                return found;
+            }
+            let finished = self.finished.notified();
+            if !self.running.get() {
+                self.running.set(true);
+                let number = self.started.get() + 1;
+                self.started.set(number);
+                // Its own task: a request that goes away must not cancel the others' read.
+                let shared = self.clone();
+                actix_rt::spawn(async move {
+                    let found = (shared.read)().await;
+                    shared.last.set((number, found));
+                    shared.running.set(false);
+                    shared.finished.notify_waiters();
+                });
+            }
+            finished.await;
+        }
     }
+}
+
+/// This worker's own connection for the revision read (`None` after a failure: the next read
+/// reconnects).
+pub struct PgReader {
+    options: PgConnectOptions,
+    conn: RefCell<Option<PgConnection>>,
+}
+
+impl PgReader {
+    async fn query(&self) -> Option<Revisions> {
+        let mut conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => PgConnection::connect_with(&self.options)
+                .await
+                .inspect_err(|e| tracing::debug!(error = %e, "revision reader cannot connect"))
+                .ok()?,
+        };
+        let (users, deliveries): (i64, i64) = sqlx::query_as(READ_BOTH)
+            .fetch_one(&mut conn)
+            .await
+            .inspect_err(|e| tracing::debug!(error = %e, "revision read failed"))
+            .ok()?;
+        self.conn.replace(Some(conn));
+        Some(Revisions {
+            users: users as u64,
+            deliveries: deliveries as u64,
+        })
+    }
+}
+
+type PgRead = SharedRead<Revisions, Box<dyn Fn() -> LocalBoxFuture<'static, Option<Revisions>>>>;
+
+fn pg_read(options: PgConnectOptions) -> Rc<PgRead> {
+    let reader = Rc::new(PgReader {
+        options,
+        conn: RefCell::new(None),
+    });
+    Rc::new(SharedRead::new(Box::new(move || {
+        let reader = reader.clone();
+        Box::pin(async move {
+            tokio::time::timeout(PG_READ_TIMEOUT, reader.query())
+                .await
+                .ok()
+                .flatten()
+        }) as LocalBoxFuture<'static, Option<Revisions>>
+    })))
 }
 
 /// Through the async pool: PostgreSQL's way, and SQLite's fallback, with the pool's busy
@@ -84,8 +211,69 @@ pub async fn read_with_pool(db: &Db) -> sqlx::Result<Revisions> {
 
 /// The probe if it answers, else the pool.
 pub async fn current(probe: Option<&RevisionProbe>, db: &Db) -> sqlx::Result<Revisions> {
-    match probe.and_then(RevisionProbe::read) {
+    let found = match probe {
+        Some(probe) => probe.read().await,
+        None => None,
+    };
+    match found {
         Some(revisions) => Ok(revisions),
         None => read_with_pool(db).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A read in flight when a request arrives is not that request's: it gets the next one,
+    /// which sees what was written meanwhile. Requests that arrive together share one read.
+    #[actix_rt::test]
+    async fn a_request_never_uses_a_read_that_started_before_it_arrived() {
+        // The "database": a value, and a gate that holds each read until the test opens it.
+        let value = Rc::new(Cell::new(1u64));
+        let reads = Rc::new(Cell::new(0u32));
+        let gate = Rc::new(Notify::new());
+        let shared = Rc::new(SharedRead::new({
+            let (value, reads, gate) = (value.clone(), reads.clone(), gate.clone());
+            move || {
+                let (value, reads, gate) = (value.clone(), reads.clone(), gate.clone());
+                async move {
+                    reads.set(reads.get() + 1);
+                    let seen = value.get(); // read at the start, like a snapshot
+                    gate.notified().await;
+                    Some(seen)
+                }
+            }
+        }));
+
+        let first = actix_rt::spawn({
+            let shared = shared.clone();
+            async move { shared.get().await }
+        });
+        while reads.get() < 1 && !first.is_finished() {
+            tokio::task::yield_now().await; // the first read has started (and saw 1)
+        }
+        value.set(2); // a write, acknowledged after that read started
+        let (second, third) = (
+            actix_rt::spawn({
+                let shared = shared.clone();
+                async move { shared.get().await }
+            }),
+            actix_rt::spawn({
+                let shared = shared.clone();
+                async move { shared.get().await }
+            }),
+        );
+        tokio::task::yield_now().await; // both are waiting now
+        gate.notify_one(); // the first read finishes
+        assert_eq!(first.await.expect("first"), Some(1));
+        // (If they had taken the first read, they are finished now, and fail below.)
+        while reads.get() < 2 && !second.is_finished() {
+            tokio::task::yield_now().await;
+        }
+        gate.notify_one(); // the second read, started after they arrived
+        assert_eq!(second.await.expect("second"), Some(2), "not the older read");
+        assert_eq!(third.await.expect("third"), Some(2));
+        assert_eq!(reads.get(), 2, "the two late requests shared one read");
     }
 }

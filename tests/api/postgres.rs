@@ -381,3 +381,78 @@ async fn copy_data_moves_a_sqlite_database_to_postgres_as_it_was() {
     assert!(stderr.contains("already existed"), "{stderr}");
     assert_eq!(new.count_deliveries().await, 15, "and it left it alone");
 }
+
+/// Under concurrent load (each worker's revision reads are shared by the requests waiting at one
+/// time), no request sent after a password change returned is ever accepted with the old
+/// password, on either instance: a request never uses a read that started before it arrived.
+#[tokio::test]
+#[cfg_attr(
+    not(postgres),
+    ignore = "needs PostgreSQL's server: apt-get install postgresql (.ci/run does), or PG_BIN=DIR"
+)]
+async fn under_load_no_request_sent_after_a_password_change_is_accepted_with_the_old_one() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+    const BEFORE: u8 = 0; // the CLI has not started: the old password works
+    const CHANGING: u8 = 1; // while it runs, either answer is right
+    const AFTER: u8 = 2; // it has returned: the old password is refused, everywhere
+    let Some((a, b)) = two_instances("under_load_no_request…").await else {
+        return;
+    };
+    let phase = Arc::new(AtomicU8::new(BEFORE));
+    let (before, after) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut clients = Vec::new();
+    for (i, app) in [&a, &b].into_iter().cycle().take(16).enumerate() {
+        let (request, phase, before, after) = (
+            login(app, USER, PASSWORD),
+            phase.clone(),
+            before.clone(),
+            after.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            // Each client: requests in a row until 8 have been sent after the change.
+            let mut sent_after = 0;
+            while sent_after < 8 {
+                let sent_in = phase.load(Ordering::SeqCst);
+                let request = request.try_clone().expect("a plain GET");
+                let status = request.send().await.expect("sent").status();
+                match sent_in {
+                    BEFORE => {
+                        assert_eq!(status, 200, "client {i}: before the change");
+                        before.fetch_add(1, Ordering::SeqCst);
+                    }
+                    AFTER => {
+                        // Refused: 401, or 429 once the login limiter has seen enough of them.
+                        assert!(
+                            matches!(status.as_u16(), 401 | 429),
+                            "client {i}: {status} after the change"
+                        );
+                        sent_after += 1;
+                        after.fetch_add(1, Ordering::SeqCst);
+                    }
+                    _ => assert!(
+                        matches!(status.as_u16(), 200 | 401 | 429),
+                        "client {i}: {status}"
+                    ),
+                }
+            }
+        }));
+    }
+    // Let every client get some requests through first (a condition: a count, not a time).
+    while before.load(Ordering::SeqCst) < 200 {
+        tokio::task::yield_now().await;
+    }
+    phase.store(CHANGING, Ordering::SeqCst);
+    let out = cli(
+        &["user", "add", USER, "--password-stdin"],
+        &a.db_url,
+        "changed-under-load\n",
+    )
+    .await;
+    assert!(out.status.success());
+    phase.store(AFTER, Ordering::SeqCst);
+    for client in clients {
+        client.await.expect("client");
+    }
+    assert_eq!(after.load(Ordering::SeqCst), 16 * 8);
+}
