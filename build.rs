@@ -9,7 +9,14 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(chromium)");
     println!("cargo::rustc-check-cfg=cfg(postgres)");
-    println!("cargo::rerun-if-changed=/usr/lib/postgresql");
+    // Installing PostgreSQL creates this directory (or, if it exists, a version inside it).
+    let pg_root = std::path::Path::new("/usr/lib/postgresql");
+    let watched = if pg_root.is_dir() {
+        pg_root
+    } else {
+        std::path::Path::new("/usr/lib")
+    };
+    println!("cargo::rerun-if-changed={}", watched.display());
     for var in ["PATH", "CHROMIUM", "CHROMEDRIVER", "PG_BIN", "CI"] {
         println!("cargo::rerun-if-env-changed={var}");
     }
