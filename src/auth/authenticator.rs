@@ -42,7 +42,7 @@ pub struct Authenticator {
     cache: CredentialCache,
     /// Fresh logins being checked now, by credential fingerprint: a page's parallel first
     /// requests share one check (and count once against the limits).
-    in_flight: Mutex<HashMap<cache::Key, Arc<OnceCell<Outcome>>>>,
+    in_flight: Mutex<HashMap<CheckKey, Arc<OnceCell<Outcome>>>>,
     /// How many argon2 verifications ran (for tests and metrics).
     verified: AtomicU64,
     /// How long recent real checks took, from asking for a permit to the answer.
@@ -93,7 +93,9 @@ impl Authenticator {
         if let Some(user) = self.cache.get(&creds, users_revision) {
             return Ok(AuthedUser(user));
         }
-        let key = self.cache.fingerprint(&creds);
+        // Shared only by requests that saw the same users revision: a request that arrives after
+        // a password change (a newer revision) never takes a check begun under the old password.
+        let key = (self.cache.fingerprint(&creds), users_revision);
         let check = InFlight::join(&self.in_flight, key);
         let outcome = check
             .cell
@@ -197,6 +199,23 @@ impl Authenticator {
     pub fn verifications_run(&self) -> u64 {
         self.verified.load(Ordering::Relaxed)
     }
+
+    /// How many requests are waiting on a login check (several may share one).
+    pub fn requests_in_checks(&self) -> usize {
+        // Each waiting request holds one reference to its check; the map holds one more.
+        let map = self.in_flight.lock();
+        map.values().map(|cell| Arc::strong_count(cell) - 1).sum()
+    }
+
+    /// Takes every argon2 permit until the guard is dropped: checks that reach argon2 wait.
+    /// For tests that need a check to be in flight at a chosen moment.
+    pub fn hold_verifications(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let all = self.verifications.available_permits();
+        self.verifications
+            .clone()
+            .try_acquire_many_owned(u32::try_from(all).ok()?)
+            .ok()
+    }
 }
 
 /// Replayed for an unknown name if nothing was measured yet (argon2id defaults, release build).
@@ -204,14 +223,17 @@ const FALLBACK_CHECK: Duration = Duration::from_millis(25);
 
 /// One request's share in a fresh check; the map entry goes when the last sharer does (even if
 /// they are all cancelled: a client that disconnects mid-check leaves nothing behind).
+/// The credentials' fingerprint and the users revision the waiting requests saw.
+type CheckKey = (cache::Key, u64);
+
 struct InFlight<'a> {
-    map: &'a Mutex<HashMap<cache::Key, Arc<OnceCell<Outcome>>>>,
-    key: cache::Key,
+    map: &'a Mutex<HashMap<CheckKey, Arc<OnceCell<Outcome>>>>,
+    key: CheckKey,
     cell: Arc<OnceCell<Outcome>>,
 }
 
 impl<'a> InFlight<'a> {
-    fn join(map: &'a Mutex<HashMap<cache::Key, Arc<OnceCell<Outcome>>>>, key: cache::Key) -> Self {
+    fn join(map: &'a Mutex<HashMap<CheckKey, Arc<OnceCell<Outcome>>>>, key: CheckKey) -> Self {
         let cell = map.lock().entry(key).or_default().clone();
         Self { map, key, cell }
     }

@@ -209,3 +209,46 @@ async fn names_and_passwords_match_in_any_unicode_normal_form() {
         .expect("sent");
     assert_eq!(res.status(), 401, "a different password is still refused");
 }
+
+/// A login check already under way (its hash read, waiting for argon2) when the password changes
+/// is not shared with a request that arrives after the change: that one reads the new hash and
+/// is refused, while the earlier one, which arrived before the change, is served.
+#[tokio::test]
+async fn a_login_check_in_flight_is_not_shared_with_a_request_after_a_password_change() {
+    let app = spawn_app().await;
+    let permits = app
+        .authenticator
+        .hold_verifications()
+        .expect("every permit");
+    let before = tokio::spawn(
+        app.request(Method::GET, "/delivery/all", ORIGIN)
+            .basic_auth(USER, Some(PASSWORD))
+            .send(),
+    );
+    while app.authenticator.requests_in_checks() < 1 {
+        tokio::task::yield_now().await; // the first request's check waits for argon2
+    }
+    let out = cli(
+        &["user", "add", USER, "--password-stdin"],
+        &app.db_url,
+        "changed-while-checking\n",
+    )
+    .await;
+    assert!(out.status.success());
+    let after = tokio::spawn(
+        app.request(Method::GET, "/delivery/all", ORIGIN)
+            .basic_auth(USER, Some(PASSWORD))
+            .send(),
+    );
+    while app.authenticator.requests_in_checks() < 2 {
+        tokio::task::yield_now().await; // it waits too: on a check of its own (or, wrongly, the first)
+    }
+    drop(permits);
+    let before = before.await.expect("task").expect("sent").status();
+    let after = after.await.expect("task").expect("sent").status();
+    assert_eq!(before, 200, "it arrived before the change");
+    assert_eq!(
+        after, 401,
+        "it arrived after the change: the new password applies"
+    );
+}
