@@ -42,11 +42,12 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct CopyDataArgs {
-    /// The database to read, e.g. sqlite://data/delivery.db (it must exist).
-    #[arg(long)]
+    /// The database to read, e.g. sqlite://data/delivery.db (it must exist; it is not changed).
+    #[arg(long, env = "DELIVERY_API_COPY_FROM", hide_env_values = true)]
     pub from: String,
-    /// The new database to fill, e.g. postgres://app@db.example:5432/deliveries.
-    #[arg(long)]
+    /// The new database to fill, e.g. postgres://app@db.example:5432/deliveries. Default: the
+    /// environment's DATABASE_URL (keeps a password out of the command line and `ps`).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub to: String,
 }
 
@@ -317,6 +318,8 @@ pub struct DatabaseArgs {
     #[arg(
         long,
         env = "DATABASE_URL",
+        // A postgres:// URL may hold a password: `--help` must not print the environment's.
+        hide_env_values = true,
         default_value = "sqlite://data/delivery.db"
     )]
     pub database_url: String,

@@ -452,3 +452,41 @@ async fn a_database_directory_that_cannot_be_written_is_named() {
     let left: Vec<_> = std::fs::read_dir(&locked).expect("dir").collect();
     assert!(left.is_empty(), "nothing is left in {locked:?}: {left:?}");
 }
+
+/// A `postgres://` URL in DATABASE_URL carries a password: no `--help` prints it.
+#[tokio::test]
+async fn help_never_prints_the_database_password_from_the_environment() {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"][..],
+        &["user", "list", "--help"][..],
+        &["user", "add", "--help"][..],
+        &["copy-data", "--help"][..],
+    ] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"))
+            .args(args)
+            .env(
+                "DATABASE_URL",
+                "postgres://app:s3cret-pw@db.example:5432/deliveries",
+            )
+            .env(
+                "DELIVERY_API_COPY_FROM",
+                "postgres://old:0ther-pw@db.example/old",
+            )
+            .output()
+            .await
+            .expect("the binary runs");
+        let (stdout, stderr) = lines(&out);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stdout.contains("DATABASE_URL"),
+            "{args:?}: names the variable"
+        );
+        for secret in ["s3cret-pw", "0ther-pw"] {
+            assert!(
+                !stdout.contains(secret) && !stderr.contains(secret),
+                "{args:?}: {stdout}"
+            );
+        }
+    }
+}
