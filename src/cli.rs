@@ -57,20 +57,15 @@ pub async fn copy_data(args: &CopyDataArgs) -> anyhow::Result<()> {
         database_url: url.to_owned(),
         db_busy_timeout_ms: 5000,
     };
-    if let Some(path) = store::database_path(&args.from)?
-        && !path.exists()
-    {
-        bail!(
-            "there is no database at {} to copy from",
-            store::shown_path(&path).display()
-        );
-    }
-    let from = store::connect(&url(&args.from)).await?;
+    let from = store::open_existing(&url(&args.from))
+        .await
+        .context("nothing to copy from")?;
     let to = store::connect(&url(&args.to)).await?;
     if !to.created {
         bail!(
             "the {} already existed: copy-data fills only a new database (its sample data is \
-             replaced), so nothing is ever overwritten",
+             replaced), so nothing is ever overwritten; give a new database (PostgreSQL: \
+             dropdb, then createdb) and run it again",
             to.location
         );
     }

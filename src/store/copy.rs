@@ -4,6 +4,7 @@
 //! old database is not handed out again by the new one. One transaction on the target: a failed
 //! copy leaves it as migrated, with its sample data.
 
+use super::deliveries::Delivery;
 use super::{Db, on_either};
 
 pub struct Copied {
@@ -15,11 +16,29 @@ type UserRow = (String, String, String, String);
 type DeliveryRow = (i64, String, String, String, String, String, String);
 
 pub async fn copy(from: &Db, to: &Db) -> anyhow::Result<Copied> {
-    let users: Vec<UserRow> = on_either!(from, |pool| sqlx::query_as(users_sql(from))
-        .fetch_all(pool)
-        .await)?;
-    let deliveries: Vec<DeliveryRow> = super::deliveries::all(from)
-        .await?
+    // One snapshot of the source: users, deliveries, the id counter and the revisions as of one
+    // moment, even if something still writes to it.
+    let (users, deliveries, high_water, revisions) = on_either!(from, |pool| {
+        let mut tx = pool.begin().await?;
+        if let Db::Postgres(_) = from {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let users: Vec<UserRow> = sqlx::query_as(users_sql(from)).fetch_all(&mut *tx).await?;
+        let deliveries: Vec<Delivery> = sqlx::query_as(super::deliveries::sql(from).all)
+            .fetch_all(&mut *tx)
+            .await?;
+        let high_water: Option<i64> = sqlx::query_scalar(high_water_sql(from))
+            .fetch_one(&mut *tx)
+            .await?;
+        let revisions: (i64, i64) = sqlx::query_as(super::revision::READ_BOTH)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.rollback().await?;
+        (users, deliveries, high_water.unwrap_or(0), revisions)
+    });
+    let deliveries: Vec<DeliveryRow> = deliveries
         .into_iter()
         .map(|d| {
             let status = d.status.as_str().to_owned();
@@ -34,7 +53,6 @@ pub async fn copy(from: &Db, to: &Db) -> anyhow::Result<Copied> {
             )
         })
         .collect();
-    let high_water = high_water(from).await?;
     let high_water = deliveries.iter().map(|d| d.0).fold(high_water, i64::max);
 
     let (insert_user, insert_delivery, set_high_water) = match to {
@@ -88,6 +106,16 @@ pub async fn copy(from: &Db, to: &Db) -> anyhow::Result<Copied> {
                 .execute(&mut *tx)
                 .await?;
         }
+        // Past the source's revisions: an ETag a client got from the old database (deliveries-rN)
+        // never matches a different list in the new one.
+        sqlx::query("UPDATE users_revision SET revision = revision + $1")
+            .bind(revisions.0 + 1)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE deliveries_revision SET revision = revision + $1")
+            .bind(revisions.1 + 1)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
     });
     Ok(Copied {
@@ -111,23 +139,12 @@ fn users_sql(db: &Db) -> &'static str {
     }
 }
 
-/// The highest delivery id ever handed out (deleted ones included), 0 if none.
-async fn high_water(db: &Db) -> sqlx::Result<i64> {
+/// The highest delivery id ever handed out (deleted ones included); NULL if none.
+fn high_water_sql(db: &Db) -> &'static str {
     match db {
-        Db::Sqlite { pool, .. } => {
-            sqlx::query_scalar(
-                "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'), 0)",
-            )
-            .fetch_one(pool)
-            .await
-        }
-        Db::Postgres(pool) => {
-            let last: Option<i64> = sqlx::query_scalar(
-                "SELECT pg_sequence_last_value(pg_get_serial_sequence('deliveries', 'id')::regclass)",
-            )
-            .fetch_one(pool)
-            .await?;
-            Ok(last.unwrap_or(0))
+        Db::Sqlite { .. } => "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'deliveries')",
+        Db::Postgres(_) => {
+            "SELECT pg_sequence_last_value(pg_get_serial_sequence('deliveries', 'id')::regclass)"
         }
     }
 }

@@ -115,10 +115,10 @@ where
 
 /// Each engine's queries, where they differ: how a timestamp is read and written. (`$1`, `$2`…
 /// are positional parameters on both.)
-struct Sql {
+pub(super) struct Sql {
     /// The columns of a [`Delivery`], for SELECT and RETURNING.
     columns: &'static str,
-    all: &'static str,
+    pub(super) all: &'static str,
     page: &'static str,
     one: &'static str,
     insert: &'static str,
@@ -165,7 +165,7 @@ const POSTGRES: Sql = engine_sql!(
     now: "now()"
 );
 
-fn sql(db: &Db) -> &'static Sql {
+pub(super) fn sql(db: &Db) -> &'static Sql {
     match db {
         Db::Sqlite { .. } => &SQLITE,
         Db::Postgres(_) => &POSTGRES,

@@ -254,6 +254,53 @@ pub async fn connect(args: &DatabaseArgs) -> anyhow::Result<Connected> {
     }
 }
 
+/// An existing database as it is: not created, not migrated, SQLite opened read-only. For
+/// `copy-data`'s source, which must not change.
+pub async fn open_existing(args: &DatabaseArgs) -> anyhow::Result<Connected> {
+    let url = &args.database_url;
+    let (db, location) = match Engine::of(url)? {
+        Engine::Sqlite => {
+            let options = SqliteConnectOptions::from_str(url)
+                .with_context(|| format!("invalid database URL {url:?}"))?
+                .read_only(true);
+            let path = options.get_filename().to_owned();
+            if !path.exists() {
+                anyhow::bail!("there is no database at {}", shown_path(&path).display());
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .with_context(|| format!("cannot open {}", shown_path(&path).display()))?;
+            let file = DbFile::new(path.clone());
+            (Db::Sqlite { pool, file }, Location::File(path))
+        }
+        Engine::Postgres => {
+            let (options, location) = postgres_options(args)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .with_context(|| format!("cannot connect to the {location}"))?;
+            (Db::Postgres(pool), location)
+        }
+    };
+    let migrated = on_either!(&db, |pool| sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM _sqlx_migrations"
+    )
+    .fetch_one(pool)
+    .await)
+    .is_ok_and(|applied| applied > 0);
+    if !migrated {
+        anyhow::bail!("the {location} holds no delivery-api data (it was never migrated)");
+    }
+    Ok(Connected {
+        db,
+        location,
+        created: false,
+    })
+}
+
 /// The file a SQLite URL names (it may not exist yet); `None` for PostgreSQL.
 pub fn database_path(url: &str) -> anyhow::Result<Option<PathBuf>> {
     if Engine::of(url)? == Engine::Postgres {
@@ -316,7 +363,7 @@ async fn connect_sqlite(args: &DatabaseArgs) -> anyhow::Result<Connected> {
 const PG_MAX_CONNECTIONS: u32 = 16;
 const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
-async fn connect_postgres(args: &DatabaseArgs) -> anyhow::Result<Connected> {
+fn postgres_options(args: &DatabaseArgs) -> anyhow::Result<(PgConnectOptions, Location)> {
     let options = PgConnectOptions::from_str(&args.database_url)
         .map_err(|e| anyhow::anyhow!("invalid --database-url (a postgres: URL): {e}"))?
         // A statement waiting on a lock gives up like SQLite's busy timeout: 503, not a hang.
@@ -334,6 +381,11 @@ async fn connect_postgres(args: &DatabaseArgs) -> anyhow::Result<Connected> {
             .to_owned(),
         user: options.get_username().to_owned(),
     };
+    Ok((options, location))
+}
+
+async fn connect_postgres(args: &DatabaseArgs) -> anyhow::Result<Connected> {
+    let (options, location) = postgres_options(args)?;
     // One connection first, for its error: the pool would retry until its timeout and then say
     // only "pool timed out", hiding "connection refused" or "password authentication failed".
     options

@@ -32,7 +32,7 @@ use tokio::sync::Notify;
 
 use super::{Db, on_either};
 
-const READ_BOTH: &str = "SELECT (SELECT revision FROM users_revision), \
+pub(super) const READ_BOTH: &str = "SELECT (SELECT revision FROM users_revision), \
                                 (SELECT revision FROM deliveries_revision)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

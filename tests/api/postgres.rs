@@ -331,7 +331,9 @@ async fn copy_data_moves_a_sqlite_database_to_postgres_as_it_was() {
         .await
         .expect("sent");
     assert_eq!(res.status(), 204, "the highest id is deleted");
-    let before = json(old.get_all().await).await;
+    let res = old.get_all().await;
+    let old_etag = header(res.headers(), "etag").expect("etag").to_owned();
+    let before = json(res).await;
 
     let target = cluster.new_database().await;
     let copy = |to: String| {
@@ -360,6 +362,17 @@ async fn copy_data_moves_a_sqlite_database_to_postgres_as_it_was() {
         before,
         "the same list, ids and timestamps"
     );
+    let res = new
+        .article_request(Method::GET, "/delivery/all", ORIGIN)
+        .header("If-None-Match", &old_etag)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        res.status(),
+        200,
+        "an ETag from the old database never matches in the new one"
+    );
     let res = login(&new, "alice", "alice-password")
         .send()
         .await
@@ -374,6 +387,32 @@ async fn copy_data_moves_a_sqlite_database_to_postgres_as_it_was() {
         id > last,
         "deleted id {last} is not handed out again: got {id}"
     );
+
+    // A source that was never a delivery-api database is refused, and left as it was.
+    let empty = cluster.new_database().await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"))
+        .args([
+            "copy-data",
+            "--from",
+            &empty,
+            "--to",
+            &cluster.new_database().await,
+        ])
+        .env("RUST_LOG", "off")
+        .output()
+        .await
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("never migrated"), "{stderr}");
+    let untouched = sqlx::PgPool::connect(&empty).await.expect("connect");
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    .fetch_one(&untouched)
+    .await
+    .expect("count");
+    assert_eq!(tables, 0, "the source was not migrated");
 
     let out = copy(target.clone()).await;
     assert!(!out.status.success(), "a second copy into it is refused");
