@@ -77,6 +77,14 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Database(e) => e.into(),
             duplicate @ StoreError::DuplicateReference(_) => Self::Conflict(duplicate.to_string()),
+            StoreError::Failed(failure, why) => {
+                let e = sqlx::Error::Io(std::io::Error::other(why));
+                match failure {
+                    Failure::Full => Self::InsufficientStorage(e),
+                    Failure::Unavailable => Self::Unavailable(e),
+                    Failure::Other => Self::Internal(e.into()),
+                }
+            }
             StoreError::Other(e) => Self::Internal(e),
         }
     }

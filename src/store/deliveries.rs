@@ -20,7 +20,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Db, StoreError, on_either};
+use super::{Db, Failure, StoreError, on_either};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -189,12 +189,12 @@ fn default_status() -> Status {
 
 pub async fn all(db: &Db) -> sqlx::Result<Vec<Delivery>> {
     let sql = sql(db).all;
-    on_either!(db, |pool| sqlx::query_as(sql).fetch_all(pool).await)
+    on_either!(timed db, |pool| sqlx::query_as(sql).fetch_all(pool).await)
 }
 
 /// How many deliveries there are.
 pub async fn count(db: &Db) -> sqlx::Result<usize> {
-    let count: i64 = on_either!(db, |pool| sqlx::query_scalar(
+    let count: i64 = on_either!(timed db, |pool| sqlx::query_scalar(
         "SELECT count(*) FROM deliveries"
     )
     .fetch_one(pool)
@@ -206,7 +206,7 @@ pub async fn count(db: &Db) -> sqlx::Result<usize> {
 pub async fn page(db: &Db, limit: u32, offset: u32) -> sqlx::Result<Vec<Delivery>> {
     let sql = sql(db).page;
     let (limit, offset) = (i64::from(limit), i64::from(offset));
-    on_either!(db, |pool| sqlx::query_as(sql)
+    on_either!(timed db, |pool| sqlx::query_as(sql)
         .bind(limit)
         .bind(offset)
         .fetch_all(pool)
@@ -215,7 +215,7 @@ pub async fn page(db: &Db, limit: u32, offset: u32) -> sqlx::Result<Vec<Delivery
 
 pub async fn one(db: &Db, id: i64) -> sqlx::Result<Option<Delivery>> {
     let sql = sql(db).one;
-    on_either!(db, |pool| sqlx::query_as(sql)
+    on_either!(timed db, |pool| sqlx::query_as(sql)
         .bind(id)
         .fetch_optional(pool)
         .await)
@@ -223,7 +223,7 @@ pub async fn one(db: &Db, id: i64) -> sqlx::Result<Option<Delivery>> {
 
 pub async fn create(db: &Db, new: &NewDelivery) -> Result<Delivery, StoreError> {
     let sql = sql(db).insert;
-    let created: Vec<Delivery> = on_either!(db, |pool| sqlx::query_as(sql)
+    let created: Vec<Delivery> = on_either!(timed db, |pool| sqlx::query_as(sql)
         .bind(&new.reference)
         .bind(&new.recipient)
         .bind(&new.address)
@@ -282,9 +282,12 @@ impl Creator {
 
 /// One statement for the batch, committed as it finishes. A reference that already exists (or
 /// comes twice in the batch) is skipped by `ON CONFLICT DO NOTHING` and absent from `RETURNING`:
-/// that request gets 409, the others their rows. If the statement fails (a full disk, an I/O
-/// error), nothing of it was stored, and each creation is tried on its own, so that each gets
-/// its own answer.
+/// that request gets 409, the others their rows. If the statement fails because the database is
+/// full or unavailable (down, locked, an I/O error), every creation in the batch gets that same
+/// answer (507 or 503) at once: trying 128 rows one by one against a database that is down would
+/// keep the last one waiting 128 timeouts, and after an I/O error on PostgreSQL the batch may have
+/// been committed, where a retry would call the client's own row a duplicate (409). Any other
+/// failure (a bug, a constraint one row breaks) is tried row by row, so each gets its own answer.
 async fn write_batch(db: &Db, batch: Vec<Creation>) {
     tracing::debug!(rows = batch.len(), "creating deliveries, one commit");
     if batch.len() > 1 {
@@ -302,7 +305,7 @@ async fn write_batch(db: &Db, batch: Vec<Creation>) {
             sql(db).columns
         );
         // Only placeholders vary; every value is bound.
-        let inserted: sqlx::Result<Vec<Delivery>> = on_either!(db, |pool| {
+        let inserted: sqlx::Result<Vec<Delivery>> = on_either!(timed db, |pool| {
             let mut insert = sqlx::query_as(sqlx::AssertSqlSafe(sql));
             for Creation { new, .. } in &batch {
                 insert = insert
@@ -314,7 +317,20 @@ async fn write_batch(db: &Db, batch: Vec<Creation>) {
             // fetch_all: to the last step, the commit (see the module comment).
             insert.fetch_all(pool).await
         });
-        if let Ok(rows) = inserted {
+        let rows = match inserted {
+            Ok(rows) => Some(rows),
+            Err(e) => match super::classify(&e) {
+                Failure::Other => None, // below: row by row
+                failure => {
+                    let why = e.to_string();
+                    for Creation { done, .. } in batch {
+                        let _ = done.send(Err(StoreError::Failed(failure, why.clone())));
+                    }
+                    return;
+                }
+            },
+        };
+        if let Some(rows) = rows {
             // Committed. RETURNING's row order is unspecified: match rows by their reference,
             // and check the row is this request's (of two with one reference, the first won).
             let mut rows: HashMap<String, Delivery> =
@@ -344,7 +360,7 @@ impl Delivery {
 
 pub async fn replace(db: &Db, id: i64, new: &NewDelivery) -> Result<Option<Delivery>, StoreError> {
     let sql = sql(db).replace;
-    let replaced: Vec<Delivery> = on_either!(db, |pool| sqlx::query_as(sql)
+    let replaced: Vec<Delivery> = on_either!(timed db, |pool| sqlx::query_as(sql)
         .bind(&new.reference)
         .bind(&new.recipient)
         .bind(&new.address)
@@ -358,7 +374,7 @@ pub async fn replace(db: &Db, id: i64, new: &NewDelivery) -> Result<Option<Deliv
 
 /// Returns true when a delivery was deleted.
 pub async fn delete(db: &Db, id: i64) -> sqlx::Result<bool> {
-    let done = on_either!(db, |pool| sqlx::query(
+    let done = on_either!(timed db, |pool| sqlx::query(
         "DELETE FROM deliveries WHERE id = $1"
     )
     .bind(id)

@@ -30,6 +30,9 @@ pub enum StoreError {
     /// A UNIQUE constraint: a delivery with this reference exists.
     #[error("a delivery with reference {0:?} already exists")]
     DuplicateReference(String),
+    /// A failure shared by every creation of one batch (full or unavailable), as classified.
+    #[error("{1}")]
+    Failed(Failure, String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -47,6 +50,12 @@ pub enum Db {
 
 /// Runs one expression on whichever pool `db` holds: for queries whose SQL is the same on both
 /// engines (`$1`, `$2`… are positional parameters in SQLite as well as in PostgreSQL).
+///
+/// `on_either!(timed db, |pool| …)`: on PostgreSQL the query also has a deadline
+/// ([`PG_QUERY_DEADLINE`]): a server that vanished without closing its connections (a power cut,
+/// a network partition, a NAT that dropped the connection) would otherwise hold the request, or
+/// the delivery writer, until TCP gives up, after about 15 minutes. (SQLite is in-process: its
+/// busy timeout is its deadline.)
 macro_rules! on_either {
     ($db:expr, |$pool:ident| $body:expr) => {
         match $db {
@@ -54,8 +63,33 @@ macro_rules! on_either {
             $crate::store::Db::Postgres($pool) => $body,
         }
     };
+    (timed $db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite { pool: $pool, .. } => $body,
+            $crate::store::Db::Postgres($pool) => {
+                $crate::store::within_deadline(async { $body }).await
+            }
+        }
+    };
 }
 pub(crate) use on_either;
+
+/// How long one PostgreSQL query may take, waiting for a connection included, before it is
+/// answered 503. Longer than the default lock timeout (5 s), which answers lock waits first.
+pub const PG_QUERY_DEADLINE: Duration = Duration::from_secs(10);
+
+pub(crate) async fn within_deadline<T>(
+    query: impl std::future::Future<Output = sqlx::Result<T>>,
+) -> sqlx::Result<T> {
+    tokio::time::timeout(PG_QUERY_DEADLINE, query)
+        .await
+        .unwrap_or_else(|_| {
+            Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer from PostgreSQL within {PG_QUERY_DEADLINE:?}"),
+            )))
+        })
+}
 
 impl Db {
     pub fn engine(&self) -> Engine {
@@ -81,7 +115,7 @@ impl Db {
     /// Cheap liveness check for `GET /health`: one query that reads a table.
     pub async fn ping(&self) -> sqlx::Result<()> {
         self.check()?;
-        on_either!(self, |pool| sqlx::query("SELECT 1 FROM deliveries LIMIT 1")
+        on_either!(timed self, |pool| sqlx::query("SELECT 1 FROM deliveries LIMIT 1")
             .execute(pool)
             .await
             .map(drop))

@@ -202,7 +202,7 @@ fn pg_read(options: PgConnectOptions) -> Rc<PgRead> {
 /// timeout and error handling.
 pub async fn read_with_pool(db: &Db) -> sqlx::Result<Revisions> {
     let (users, deliveries): (i64, i64) =
-        on_either!(db, |pool| sqlx::query_as(READ_BOTH).fetch_one(pool).await)?;
+        on_either!(timed db, |pool| sqlx::query_as(READ_BOTH).fetch_one(pool).await)?;
     Ok(Revisions {
         users: users as u64,
         deliveries: deliveries as u64,

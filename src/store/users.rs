@@ -72,7 +72,7 @@ pub fn verify_password_in(
 }
 
 pub async fn password_hash(db: &Db, name: &str) -> sqlx::Result<Option<String>> {
-    on_either!(db, |pool| sqlx::query_scalar(
+    on_either!(timed db, |pool| sqlx::query_scalar(
         "SELECT password_hash FROM users WHERE name = $1"
     )
     .bind(name)
@@ -84,7 +84,7 @@ pub async fn password_hash(db: &Db, name: &str) -> sqlx::Result<Option<String>> 
 /// together (one statement, one snapshot) so that a cached login is tied to the revision it was
 /// verified under.
 pub async fn password_hash_at_revision(db: &Db, name: &str) -> sqlx::Result<(u64, Option<String>)> {
-    let (revision, hash): (i64, Option<String>) = on_either!(db, |pool| sqlx::query_as(
+    let (revision, hash): (i64, Option<String>) = on_either!(timed db, |pool| sqlx::query_as(
         "SELECT r.revision, u.password_hash
          FROM users_revision r LEFT JOIN users u ON u.name = $1"
     )
@@ -109,7 +109,7 @@ pub async fn upsert(db: &Db, name: &str, hash: &str) -> sqlx::Result<bool> {
                                                updated_at = now()"
         }
     };
-    on_either!(db, |pool| sqlx::query(sql)
+    on_either!(timed db, |pool| sqlx::query(sql)
         .bind(name)
         .bind(hash)
         .execute(pool)
@@ -119,7 +119,7 @@ pub async fn upsert(db: &Db, name: &str, hash: &str) -> sqlx::Result<bool> {
 }
 
 pub async fn list(db: &Db) -> sqlx::Result<Vec<String>> {
-    on_either!(db, |pool| sqlx::query_scalar(
+    on_either!(timed db, |pool| sqlx::query_scalar(
         "SELECT name FROM users ORDER BY name"
     )
     .fetch_all(pool)
@@ -128,7 +128,7 @@ pub async fn list(db: &Db) -> sqlx::Result<Vec<String>> {
 
 /// Returns true when a user was removed.
 pub async fn remove(db: &Db, name: &str) -> sqlx::Result<bool> {
-    let removed = on_either!(db, |pool| sqlx::query("DELETE FROM users WHERE name = $1")
+    let removed = on_either!(timed db, |pool| sqlx::query("DELETE FROM users WHERE name = $1")
         .bind(name)
         .execute(pool)
         .await
