@@ -9,14 +9,11 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(chromium)");
     println!("cargo::rustc-check-cfg=cfg(postgres)");
-    // Installing PostgreSQL creates this directory (or, if it exists, a version inside it).
-    let pg_root = std::path::Path::new("/usr/lib/postgresql");
-    let watched = if pg_root.is_dir() {
-        pg_root
-    } else {
-        std::path::Path::new("/usr/lib")
-    };
-    println!("cargo::rerun-if-changed={}", watched.display());
+    // A new version directory appears here when PostgreSQL is upgraded; a first install also puts
+    // psql in /usr/bin, which is on PATH and so already watched (below).
+    if std::path::Path::new("/usr/lib/postgresql").is_dir() {
+        println!("cargo::rerun-if-changed=/usr/lib/postgresql");
+    }
     for var in ["PATH", "CHROMIUM", "CHROMEDRIVER", "PG_BIN", "CI"] {
         println!("cargo::rerun-if-env-changed={var}");
     }

@@ -55,8 +55,14 @@ impl Credentials {
         if user.is_empty() {
             return Err(unauthorized("empty user name"));
         }
+        let user = users::nfc(user);
+        // No user can have such a name (`delivery-api user add` refuses it), so it is refused
+        // here, before the database: PostgreSQL refuses a NUL in text with an error, not a "no".
+        if users::validate_name(&user).is_err() {
+            return Err(unauthorized("no user can have this name"));
+        }
         Ok(Self {
-            user: users::nfc(user),
+            user,
             password: users::nfc(password).into(),
         })
     }

@@ -238,8 +238,8 @@ pub async fn create(db: &Db, new: &NewDelivery) -> Result<Delivery, StoreError> 
 }
 
 /// Group commit for [`create`]: concurrent creations are written by one task, as one `INSERT` of
-/// many rows, so one commit (one fsync, `synchronous=FULL`) acknowledges a whole batch instead
-/// of one row. Each request is still answered only after the commit that stored its row. While a
+/// many rows, so one commit (one fsync: SQLite's `synchronous=FULL`, PostgreSQL's WAL flush)
+/// acknowledges a whole batch instead of one row. Each request is still answered only after the commit that stored its row. While a
 /// batch is being written the next one gathers: nothing waits on a timer, and a lone request is
 /// written at once, as before.
 #[derive(Clone)]

@@ -1,6 +1,6 @@
-//! The data: SQLite through sqlx (one pool, WAL, migrations embedded in the binary and applied at
-//! start), the deliveries and users in it, the revisions that keep the caches exact, and the
-//! cached list. No HTTP here: a failure is a [`StoreError`] (or a `sqlx::Error`) with a
+//! The data: SQLite or PostgreSQL through sqlx ([`Db`]: one pool per engine, migrations embedded
+//! in the binary and applied at start), the deliveries and users in it, the revisions that keep
+//! the caches exact (across instances, on PostgreSQL), the cached reads, and `copy-data`. No HTTP here: a failure is a [`StoreError`] (or a `sqlx::Error`) with a
 //! [`Failure`] kind, and the API layer (`error.rs`) decides what status it is.
 
 pub mod copy;
@@ -392,8 +392,9 @@ async fn connect_sqlite(args: &DatabaseArgs) -> anyhow::Result<Connected> {
     })
 }
 
-/// Connections each instance keeps to PostgreSQL at most. Several instances share the server's
-/// `max_connections` (100 by default): 16 each leaves room for five instances and the tools.
+/// Pooled connections each instance keeps to PostgreSQL at most (plus one per worker for the
+/// revision read, `revision.rs`). Instances share the server's `max_connections` (100 by
+/// default): with 2 workers, 18 each leaves room for five instances and the tools.
 const PG_MAX_CONNECTIONS: u32 = 16;
 const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -580,7 +581,11 @@ fn classify_sqlite(code: i32) -> Failure {
 fn classify_sqlstate(code: &str) -> Failure {
     match code {
         "53100" => Failure::Full, // disk_full
-        "55P03" | "40001" | "40P01" | "25006" | "57014" => Failure::Unavailable,
+        // lock timeout, serialization failure, deadlock, read-only, statement timeout, an I/O
+        // error on the server, a password or database changed under a running instance
+        "55P03" | "40001" | "40P01" | "25006" | "57014" | "58030" | "28000" | "28P01" | "3D000" => {
+            Failure::Unavailable
+        }
         _ if code.starts_with("08") || code.starts_with("57P") || code.starts_with("53") => {
             Failure::Unavailable
         }

@@ -12,8 +12,9 @@
 //! instances exact: a password changed through instance A (or `delivery-api user`) is refused by
 //! instance B on its very next request, because B asks the database, not a notification that may
 //! still be on its way (LISTEN/NOTIFY would leave that window open). To keep it cheap, each worker
-//! has one connection of its own for this query (a pooled query costs a second round trip: sqlx
-//! pings a connection when it is returned), and requests that arrive while a read is in flight
+//! has one connection of its own for this query (a pooled one also costs a second round trip:
+//! sqlx pings each connection it takes back, in a task of its own, which keeps the connection
+//! busy though the request has its answer), and requests that arrive while a read is in flight
 //! share the *next* read, one that starts after they arrived: never an older one. However many
 //! requests are waiting, a worker has at most one revision read in flight. If that connection
 //! fails, the caller falls back to the pool (and its 503 handling); the next read reconnects.
@@ -140,14 +141,30 @@ where
                 // Its own task: a request that goes away must not cancel the others' read.
                 let shared = self.clone();
                 actix_rt::spawn(async move {
+                    // Whatever ends the read (an answer, or a panic unwinding through it), the
+                    // next one can start and the waiting requests wake up.
+                    let finish = Finish(shared.clone(), number);
                     let found = (shared.read)().await;
                     shared.last.set((number, found));
-                    shared.running.set(false);
-                    shared.finished.notify_waiters();
+                    drop(finish);
                 });
             }
             finished.await;
         }
+    }
+}
+
+/// Marks a [`SharedRead`]'s read as over when dropped; a read that did not finish found nothing.
+struct Finish<T: Copy, F>(Rc<SharedRead<T, F>>, u64);
+
+impl<T: Copy, F> Drop for Finish<T, F> {
+    fn drop(&mut self) {
+        let shared = &self.0;
+        if shared.last.get().0 < self.1 {
+            shared.last.set((self.1, None)); // the callers ask the pool instead
+        }
+        shared.running.set(false);
+        shared.finished.notify_waiters();
     }
 }
 

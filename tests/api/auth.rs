@@ -252,3 +252,29 @@ async fn a_login_check_in_flight_is_not_shared_with_a_request_after_a_password_c
         "it arrived after the change: the new password applies"
     );
 }
+
+/// A user name no user can have (a NUL or another control character, over 64 bytes) is a 401
+/// before any database is asked: PostgreSQL would refuse a NUL in a text parameter with an error
+/// (a 500), SQLite would just find no such user.
+#[tokio::test]
+async fn a_user_name_no_user_can_have_is_401_on_either_engine() {
+    use base64::Engine as _;
+    let app = spawn_app().await;
+    for name in ["a\0b", "tab\there", &"x".repeat(65)] {
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("{name}:some-password"));
+        let res = app
+            .request(Method::GET, "/delivery/all", ORIGIN)
+            .header("Authorization", format!("Basic {token}"))
+            .send()
+            .await
+            .expect("sent");
+        assert_readable_by_origin(&res, "401");
+        assert_problem(res, 401, name).await;
+    }
+    assert_eq!(
+        app.get_all().await.status(),
+        200,
+        "and the service keeps running"
+    );
+}

@@ -283,7 +283,10 @@ fn port_in_use(log: &str) -> bool {
     reason = "it outlives this process on purpose; it exits when our end of its pipe closes"
 )]
 fn reaper(dir: &Path) -> ChildStdin {
+    // Immune to the terminal's Ctrl-C (SIGINT to the whole process group) and to SIGTERM/SIGHUP:
+    // it must outlive the test process to clean up after it.
     let script = r#"
+        trap '' INT TERM HUP
         read -r _
         pid=$(head -n 1 "$0/data/postmaster.pid" 2>/dev/null)
         if [ -n "$pid" ]; then
