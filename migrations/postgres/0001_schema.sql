@@ -38,9 +38,20 @@ CREATE TABLE deliveries_revision (
 );
 INSERT INTO deliveries_revision (id, revision) VALUES (1, 0);
 
+-- Bumped once per statement that changed at least one row (a batch of 128 rows is one bump; an
+-- UPDATE or DELETE that matched nothing, or an INSERT … ON CONFLICT DO NOTHING that inserted
+-- nothing, is none, as with SQLite's row triggers), and on TRUNCATE.
 CREATE FUNCTION bump_users_revision() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE users_revision SET revision = revision + 1;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION bump_users_revision_if_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM changed) THEN
+        UPDATE users_revision SET revision = revision + 1;
+    END IF;
     RETURN NULL;
 END $$;
 
@@ -50,8 +61,28 @@ BEGIN
     RETURN NULL;
 END $$;
 
--- Once per statement (a batch of 128 rows is one bump), TRUNCATE included.
-CREATE TRIGGER users_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON users
+CREATE FUNCTION bump_deliveries_revision_if_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM changed) THEN
+        UPDATE deliveries_revision SET revision = revision + 1;
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER users_inserted AFTER INSERT ON users REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_users_revision_if_rows();
+CREATE TRIGGER users_updated AFTER UPDATE ON users REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_users_revision_if_rows();
+CREATE TRIGGER users_deleted AFTER DELETE ON users REFERENCING OLD TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_users_revision_if_rows();
+CREATE TRIGGER users_truncated AFTER TRUNCATE ON users
     FOR EACH STATEMENT EXECUTE FUNCTION bump_users_revision();
-CREATE TRIGGER deliveries_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON deliveries
+
+CREATE TRIGGER deliveries_inserted AFTER INSERT ON deliveries REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_deliveries_revision_if_rows();
+CREATE TRIGGER deliveries_updated AFTER UPDATE ON deliveries REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_deliveries_revision_if_rows();
+CREATE TRIGGER deliveries_deleted AFTER DELETE ON deliveries REFERENCING OLD TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_deliveries_revision_if_rows();
+CREATE TRIGGER deliveries_truncated AFTER TRUNCATE ON deliveries
     FOR EACH STATEMENT EXECUTE FUNCTION bump_deliveries_revision();

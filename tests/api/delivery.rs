@@ -356,3 +356,35 @@ async fn real_unicode_text_is_kept_exactly_as_sent() {
         assert_eq!(stored, (recipient.to_owned(), address.to_owned()));
     }
 }
+
+/// Writes that change nothing (a PUT or DELETE of an id that does not exist, a POST whose
+/// reference exists) leave the list's ETag as it was: the client's copy stays valid (304), and
+/// nobody's cache is thrown away for nothing. On both engines.
+#[tokio::test]
+async fn writes_that_change_nothing_leave_the_etag_alone() {
+    let app = spawn_app().await;
+    let etag = header(app.get_all().await.headers(), "etag")
+        .expect("etag")
+        .to_owned();
+    let body = json!({"reference": "DLV-2026-0001", "recipient": "R", "address": "A"});
+    for (method, path, status) in [
+        (Method::PUT, "/delivery/999999", 404),
+        (Method::DELETE, "/delivery/999999", 404),
+        (Method::POST, "/delivery", 409),
+    ] {
+        let res = app
+            .article_request(method.clone(), path, ORIGIN)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), status, "{method} {path}");
+    }
+    let res = app
+        .article_request(Method::GET, "/delivery/all", ORIGIN)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 304, "nothing changed");
+}
