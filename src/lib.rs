@@ -36,11 +36,12 @@ pub mod metrics;
 pub mod routes;
 
 // The data.
-/// SQLite: pool and migrations, deliveries, users, revisions, the cached list. No HTTP.
+/// SQLite or PostgreSQL (one `Db`, chosen by the URL): migrations, deliveries, users, the
+/// revisions that keep caches exact across instances, cached reads, `copy-data`. No HTTP.
 pub mod store;
 
 // Beside the API.
-/// The `user` and `preflight` subcommands.
+/// The `user`, `preflight` and `copy-data` subcommands.
 pub mod cli;
 /// The demo page, served on a second origin.
 pub mod demo_page;
