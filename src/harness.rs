@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::routes::input;
-use crate::store::{Db, on_either, users};
+use crate::store::{self, Db, on_either, users};
 
 /// A temporary directory for one run, removed when dropped.
 #[derive(Debug)]
@@ -99,6 +99,13 @@ pub async fn seed(db: &Db, file: &Path) -> anyhow::Result<()> {
         users.push((name, hash));
     }
 
+    // Still as the migrations left it: else another instance started with --seed on the same new
+    // database (or wrote to it) first, and its data is not replaced. On PostgreSQL the row lock
+    // makes a second seeder wait for the first, then see the revision it left.
+    let revision_now = match db {
+        Db::Sqlite { .. } => "SELECT revision FROM deliveries_revision",
+        Db::Postgres(_) => "SELECT revision FROM deliveries_revision FOR UPDATE",
+    };
     // A new database: no id was ever handed out, so the seed's ids start at 1.
     let reset: &[&str] = match db {
         Db::Sqlite { .. } => &[
@@ -109,6 +116,14 @@ pub async fn seed(db: &Db, file: &Path) -> anyhow::Result<()> {
     };
     on_either!(db, |pool| {
         let mut tx = pool.begin().await?;
+        let revision: i64 = sqlx::query_scalar(revision_now).fetch_one(&mut *tx).await?;
+        if revision != store::NEW_DATABASE_REVISION {
+            anyhow::bail!(
+                "--seed {}: the new database was changed since this start migrated it (another \
+                 instance seeded it first?): not seeding over it",
+                file.display()
+            );
+        }
         for statement in reset {
             sqlx::query(*statement).execute(&mut *tx).await?;
         }

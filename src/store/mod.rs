@@ -201,6 +201,11 @@ impl Location {
     }
 }
 
+/// The deliveries revision the migrations leave on a new database, on both engines (SQLite's
+/// 0006 bumps it once; PostgreSQL's seed is one statement). `--seed` replaces only a database
+/// still at it. (A test checks it on both engines.)
+pub const NEW_DATABASE_REVISION: i64 = 1;
+
 /// The database, connected and migrated.
 pub struct Connected {
     pub db: Db,

@@ -192,3 +192,12 @@ async fn a_seed_is_checked_like_a_post_body_and_never_merged_into_an_existing_da
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("already exists"), "{stderr}");
 }
+
+/// A new database is at `store::NEW_DATABASE_REVISION` (what `--seed` requires), on either engine.
+#[tokio::test]
+async fn a_new_database_is_at_the_revision_seed_expects() {
+    let dir = certs();
+    let db = open_db(&database_url(dir.path()).await).await;
+    let revision = scalar(&db, "SELECT revision FROM deliveries_revision").await;
+    assert_eq!(revision, delivery_api::store::NEW_DATABASE_REVISION);
+}

@@ -512,3 +512,55 @@ async fn under_load_no_request_sent_after_a_password_change_is_accepted_with_the
     }
     assert_eq!(after.load(Ordering::SeqCst), 16 * 8);
 }
+
+/// Two instances started at once with `--seed` on one new database: exactly one seeds it; the
+/// other stops with the reason (it never replaces what the first wrote).
+#[tokio::test]
+#[cfg_attr(
+    not(postgres),
+    ignore = "needs PostgreSQL's server: apt-get install postgresql (.ci/run does), or PG_BIN=DIR"
+)]
+async fn two_instances_seeding_one_new_database_at_once_seed_it_once() {
+    let Some(cluster) = pg::cluster_or_skip("two_instances_seeding…") else {
+        return;
+    };
+    let url = cluster.new_database().await;
+    let dir = certs();
+    let seed = dir.path().join("seed.json");
+    let rows: Vec<_> = (0..50)
+        .map(|i| json!({"reference": format!("SEED-{i}"), "recipient": "R", "address": "A"}))
+        .collect();
+    std::fs::write(&seed, json!({ "deliveries": rows }).to_string()).expect("seed file");
+    let args = || {
+        let mut args = delivery_api::config::ServeArgs::defaults();
+        args.bind = "127.0.0.1:0".parse().expect("addr");
+        args.no_demo_page = true;
+        args.db.database_url = url.clone();
+        args.cert = Some(dir.path().join(delivery_api::tls::dev_ca::SERVER_CERT));
+        args.key = Some(dir.path().join(delivery_api::tls::dev_ca::SERVER_KEY));
+        args.seed = Some(seed.clone());
+        args
+    };
+    let (a, b) = tokio::join!(
+        delivery_api::startup::Application::build(args()),
+        delivery_api::startup::Application::build(args())
+    );
+    let refusal = match (&a, &b) {
+        (Ok(_), Err(e)) | (Err(e), Ok(_)) => format!("{e:#}"),
+        _ => panic!("exactly one seeds: {:?} / {:?}", a.is_ok(), b.is_ok()),
+    };
+    assert!(
+        refusal.contains("already has data") || refusal.contains("not seeding over it"),
+        "{refusal}"
+    );
+    let db = open_db(&url).await;
+    assert_eq!(scalar(&db, "SELECT count(*) FROM deliveries").await, 50);
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM deliveries WHERE reference LIKE 'SEED-%'"
+        )
+        .await,
+        50
+    );
+}
