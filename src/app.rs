@@ -42,6 +42,7 @@ pub fn app(state: AppState) -> App<impl AppFactory> {
 
     App::new()
         .configure(|cfg| state.register(cfg))
+        // ANCHOR: middleware (quoted in README.md and docs/how-it-works.md: tests/api/docs.rs keeps the quotes exact)
         // PROTECTED: every route under /delivery. actix runs middleware outside-in: the LAST
         // `.wrap()` is the OUTERMOST layer and sees the request FIRST.
         .service(
@@ -53,6 +54,7 @@ pub fn app(state: AppState) -> App<impl AppFactory> {
         )
         // PUBLIC: /health, and the 404 for paths outside /delivery. CORS, no auth.
         .service(web::scope("").configure(routes::public).wrap(cors.policy()))
+        // ANCHOR_END: middleware
         .wrap(from_fn(routes::bound_request_body)) // <- 400 for an ambiguous length; a deadline on bodies (408)
         .wrap(Measure(metrics)) //                    <- counts each answer (route pattern, status, which layer answered); never rejects
         .wrap(Recorder(exchanges)) //                 <- notes what the demo page's origin sent and which layer answered; never rejects
