@@ -17,8 +17,6 @@
 
 use std::sync::Arc;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Condition, DefaultHeaders, from_fn};
 use actix_web::{App, web};
 use tracing_actix_web::TracingLogger;
@@ -27,6 +25,7 @@ use crate::auth::{self, Authenticator};
 use crate::cors::CorsConfig;
 use crate::exchanges::{Exchanges, Recorder};
 use crate::metrics::{Measure, Metrics};
+use crate::net::{self, AppFactory};
 use crate::routes;
 use crate::store::Db;
 use crate::store::deliveries::Creator;
@@ -55,7 +54,7 @@ pub fn app(state: AppState) -> App<impl AppFactory> {
         // PUBLIC: /health, and the 404 for paths outside /delivery. CORS, no auth.
         .service(web::scope("").configure(routes::public).wrap(cors.policy()))
         // ANCHOR_END: middleware
-        .wrap(from_fn(routes::bound_request_body)) // <- 400 for an ambiguous length; a deadline on bodies (408)
+        .wrap(from_fn(net::bound_request_body)) // <- 400 for an ambiguous length; a deadline on bodies (408)
         .wrap(Measure(metrics)) //                    <- counts each answer (route pattern, status, which layer answered); never rejects
         .wrap(Recorder(exchanges)) //                 <- notes what the demo page's origin sent and which layer answered; never rejects
         .wrap(security_headers()) //                  <- never rejects anything
@@ -81,7 +80,7 @@ pub struct AppState {
     pub creator: web::Data<Creator>,
     pub cors: CorsConfig,
     pub order: MiddlewareOrder,
-    pub body_timeout: routes::BodyTimeout,
+    pub body_timeout: net::BodyTimeout,
     /// What the demo page's origin sent and which layer answered (`None`: no demo page).
     pub exchanges: Option<Arc<Exchanges>>,
     /// Prometheus counters (`None`: no --metrics-bind).
@@ -113,31 +112,4 @@ fn security_headers() -> DefaultHeaders {
     DefaultHeaders::new()
         .add(("Strict-Transport-Security", "max-age=31536000"))
         .add(("X-Content-Type-Options", "nosniff"))
-}
-
-/// What `App::new()...` is, spelled once so that [`app`]'s signature stays readable.
-pub trait AppFactory:
-    ServiceFactory<
-        ServiceRequest,
-        Config = (),
-        Response = ServiceResponse<Self::Body>,
-        Error = actix_web::Error,
-        InitError = (),
-    >
-{
-    type Body: MessageBody;
-}
-
-impl<T, B> AppFactory for T
-where
-    B: MessageBody,
-    T: ServiceFactory<
-            ServiceRequest,
-            Config = (),
-            Response = ServiceResponse<B>,
-            Error = actix_web::Error,
-            InitError = (),
-        >,
-{
-    type Body = B;
 }

@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use std::process::ExitCode;
 
-use crate::config::{CopyDataArgs, DatabaseArgs, PreflightArgs, UserCommand};
+use crate::config::{CopyDataArgs, PreflightArgs, UserCommand};
 use crate::preflight as doctor;
 use crate::store::{self, users};
 
@@ -22,7 +22,7 @@ pub async fn user(command: UserCommand) -> anyhow::Result<()> {
             let name = users::nfc(&name);
             users::validate_name(&name).map_err(anyhow::Error::msg)?;
             let password = read_password(std::io::stdin().lock())?;
-            let store::Connected { db, location, .. } = store::connect(&db).await?;
+            let store::Connected { db, location, .. } = store::connect(&db.settings()).await?;
             let hash =
                 tokio::task::spawn_blocking(move || users::hash_password(&password)).await??;
             let created = users::upsert(&db, &name, &hash).await?;
@@ -33,7 +33,7 @@ pub async fn user(command: UserCommand) -> anyhow::Result<()> {
             }
         }
         UserCommand::List { db } => {
-            let store::Connected { db, location, .. } = store::connect(&db).await?;
+            let store::Connected { db, location, .. } = store::connect(&db.settings()).await?;
             eprintln!("users in {location}:");
             for name in users::list(&db).await? {
                 println!("{name}");
@@ -41,7 +41,7 @@ pub async fn user(command: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Remove { name, db } => {
             let name = users::nfc(&name);
-            let store::Connected { db, location, .. } = store::connect(&db).await?;
+            let store::Connected { db, location, .. } = store::connect(&db.settings()).await?;
             if !users::remove(&db, &name).await? {
                 bail!("no user named {name:?} in {location}");
             }
@@ -53,9 +53,10 @@ pub async fn user(command: UserCommand) -> anyhow::Result<()> {
 
 /// `delivery-api copy-data --from URL --to URL`: see `store::copy`.
 pub async fn copy_data(args: &CopyDataArgs) -> anyhow::Result<()> {
-    let url = |url: &str| DatabaseArgs {
-        database_url: url.to_owned(),
-        db_busy_timeout_ms: 5000,
+    // No flag for the lock wait here: the target is new, and nothing else should write to it.
+    let url = |url: &str| store::Settings {
+        url: url.to_owned(),
+        busy_timeout: std::time::Duration::from_secs(5),
     };
     let from = store::open_existing(&url(&args.from))
         .await

@@ -188,7 +188,6 @@ mod tests {
     use sqlx::sqlite::SqliteConnectOptions;
 
     use super::*;
-    use crate::config::DatabaseArgs;
     use crate::store::{self, Failure, classify};
 
     /// A database SQLite can only read (a read-only file, mount or connection) answers writes
@@ -198,9 +197,9 @@ mod tests {
     #[tokio::test]
     async fn a_read_only_database_is_unavailable_not_an_internal_error() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let args = DatabaseArgs {
-            database_url: format!("sqlite://{}", dir.path().join("ro.db").display()),
-            db_busy_timeout_ms: 100,
+        let args = store::Settings {
+            url: format!("sqlite://{}", dir.path().join("ro.db").display()),
+            busy_timeout: std::time::Duration::from_millis(100),
         };
         store::connect(&args)
             .await
@@ -208,7 +207,7 @@ mod tests {
             .db
             .close()
             .await;
-        let options = SqliteConnectOptions::from_str(&args.database_url)
+        let options = SqliteConnectOptions::from_str(&args.url)
             .expect("url")
             .read_only(true);
         let pool = SqlitePool::connect_with(options)

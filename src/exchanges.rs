@@ -7,7 +7,7 @@
 //! page reads it back from its own origin (`GET /exchanges` on the demo page's bind, same-origin,
 //! no CORS involved; the API's bind never serves it).
 //!
-//! How "which layer" is known: a layer that answers a request itself puts an [`AnsweredBy`] in the
+//! How "which layer" is known: a layer that answers a request itself puts an `AnsweredBy` in the
 //! request's extensions (the CORS policy for preflights, Basic auth and its login limiter for
 //! their refusals); no marker means the request went through to the routes. [`Recorder`], wrapped
 //! outside every scope in `app.rs`, reads it on the final response, CORS headers included.
@@ -29,48 +29,14 @@ use futures_util::future::{Either, LocalBoxFuture};
 use parking_lot::Mutex;
 use serde::Serialize;
 
+use crate::answered_by::{AnsweredBy, Layer};
+
 /// How many exchanges are kept (the oldest go first).
 pub const CAPACITY: usize = 64;
 /// Longest path, header value or note kept, in bytes (cut on a character boundary).
 pub const MAX_TEXT: usize = 200;
 /// Most CORS response headers kept per exchange.
 pub const MAX_CORS_HEADERS: usize = 10;
-
-/// The layer that answered a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Layer {
-    /// actix-cors answered a preflight itself (passed or refused): nothing inside it ran.
-    CorsPreflight,
-    /// Basic auth refused the request (missing or wrong credentials, or it could not check).
-    BasicAuth,
-    /// Too many failed logins: refused before any password check (429).
-    LoginLimiter,
-    /// It went through to the routes (a handler, or the router's 404/405).
-    Handler,
-}
-
-/// Put in a request's extensions by the layer that answered it instead of passing it on.
-#[derive(Debug, Clone)]
-pub struct AnsweredBy {
-    pub layer: Layer,
-    /// The kind of answer, from a fixed set (`allowed`, `origin`, `missing`, `wrong_credentials`…):
-    /// a metrics label (`metrics.rs`), so never text a client chose.
-    pub reason: &'static str,
-    /// Why, when the layer refused (e.g. a refused preflight's rule); never a credential.
-    pub note: Option<String>,
-}
-
-impl AnsweredBy {
-    /// Marks `req` as answered by `layer`, for `reason`.
-    pub fn mark(req: &impl HttpMessage, layer: Layer, reason: &'static str, note: Option<String>) {
-        req.extensions_mut().insert(Self {
-            layer,
-            reason,
-            note,
-        });
-    }
-}
 
 /// One exchange as the server saw it.
 #[derive(Debug, Clone, Serialize)]

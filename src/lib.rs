@@ -14,8 +14,12 @@ pub mod startup;
 pub mod telemetry;
 
 // A connection arrives.
+/// Which layer answered a request (written by CORS and auth, read by metrics and the demo page).
+pub mod answered_by;
+/// The Fetch standard's CORS rules, shared by the server, the flags, the doctor and the tests.
+pub mod fetch;
 /// From TCP accept to the app: per-client connection caps, TLS, HTTP/1.1 and HTTP/2 limits.
-pub mod server;
+pub mod net;
 /// rustls configuration and the generated dev CA.
 pub mod tls;
 

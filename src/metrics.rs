@@ -33,8 +33,8 @@ use metrics_exporter_prometheus::{
 };
 use parking_lot::RwLock;
 
+use crate::answered_by::{AnsweredBy, Layer};
 use crate::error::ApiError;
-use crate::exchanges::{AnsweredBy, Layer};
 
 const REQUESTS: &str = "http_requests_total";
 const DURATION: &str = "http_request_duration_seconds";

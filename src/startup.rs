@@ -22,7 +22,7 @@ use crate::store::deliveries::Creator;
 use crate::store::read_cache::ReadCache;
 use crate::store::{self, users};
 use crate::tls::TlsFiles;
-use crate::{demo_page, routes, server};
+use crate::{demo_page, net, routes};
 
 pub struct Application {
     addr: SocketAddr,
@@ -130,7 +130,7 @@ impl Application {
             db,
             location,
             created,
-        } = store::connect(&args.db).await?;
+        } = store::connect(&args.db.settings()).await?;
         if let Some(seed) = &args.seed {
             if !created {
                 anyhow::bail!(
@@ -182,7 +182,7 @@ impl Application {
             creator: web::Data::new(Creator::start(db.clone())),
             cors,
             order,
-            body_timeout: routes::BodyTimeout(Duration::from_secs(args.body_timeout)),
+            body_timeout: net::BodyTimeout(Duration::from_secs(args.body_timeout)),
             exchanges: exchanges.clone(),
             metrics: meters.clone(),
             openapi: web::Data::new(routes::openapi::OpenApiJson::new(&api_origin)),
@@ -198,7 +198,7 @@ impl Application {
                 user = users::DEMO_USER
             );
         }
-        let limits = server::Limits {
+        let limits = net::Limits {
             per_client: args.max_connections_per_ip,
             handshakes_per_client: args.max_handshakes_per_ip,
             first_byte: Duration::from_secs(args.tls_first_byte_timeout),
@@ -209,7 +209,7 @@ impl Application {
             h2_header_list: args.h2_max_header_list,
             per_worker: args.max_connections,
         };
-        let server = server::serve(
+        let server = net::serve(
             listeners.api,
             tls,
             move || app::app(state.clone()),

@@ -17,10 +17,17 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, filter};
 
-use crate::config::LogFormat;
-
 /// How often a summarised cause may write a line.
 const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How log lines are written on stderr (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (colours on a terminal).
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON format).
+    Json,
+}
 
 /// Installs the global subscriber once, as text; later calls are no-ops (tests call it per test).
 pub fn init(default_filter: &str) {
@@ -82,6 +89,29 @@ impl Throttle {
         }
         *last = Some(now);
         Some(std::mem::take(held_back))
+    }
+}
+
+/// The suffix of a throttled line: how many like it were held back since the last one.
+pub fn held_back(count: u64) -> String {
+    if count == 0 {
+        String::new()
+    } else {
+        format!(" (and {count} similar not logged since the last such line)")
+    }
+}
+
+/// Longest client-chosen text (a path) put in a log line.
+const MAX_CLIENT_TEXT: usize = 100;
+
+/// Text a client chose (a request path), for a log line: capped, and quoted if it holds anything
+/// but printable ASCII, so it cannot forge a line or a terminal escape.
+pub fn client_text(text: &str) -> String {
+    let text: String = text.chars().take(MAX_CLIENT_TEXT).collect();
+    if text.chars().all(|c| c.is_ascii_graphic()) {
+        text
+    } else {
+        format!("{text:?}")
     }
 }
 

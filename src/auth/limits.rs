@@ -4,7 +4,7 @@
 //! Only attempts that need a password check count: a login already verified and cached
 //! (`credential_cache`) never does. Past a limit the answer is 429 with `Retry-After`, before any
 //! waiting or hashing (see `auth.rs`). A client is an IPv4 address or an IPv6 /64
-//! (`server::ClientKey`).
+//! (`net::ClientKey`).
 //!
 //! The per-user limit would let anyone lock a user out by guessing at the name from many
 //! addresses, for as long as they keep at it. So it applies only to *new* sources: a client that
@@ -22,7 +22,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use hashlink::LruCache;
 
-use crate::server::ClientKey;
+use crate::net::ClientKey;
 
 /// How long a successful login makes its client "known" for that user.
 pub const KNOWN_CLIENT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);

@@ -21,9 +21,11 @@ use actix_web_httpauth::middleware::HttpAuthentication;
 pub use authenticator::{AuthedUser, Authenticator};
 pub use credentials::Credentials;
 
+use crate::answered_by::{AnsweredBy, Layer};
 use crate::error::ApiError;
-use crate::exchanges::{AnsweredBy, Layer};
+use crate::fetch;
 use crate::store::revision::{self, RevisionProbe};
+use crate::telemetry::{self, Throttle};
 
 type Validation =
     Pin<Box<dyn Future<Output = Result<ServiceRequest, (actix_web::Error, ServiceRequest)>>>>;
@@ -40,11 +42,12 @@ pub fn basic() -> HttpAuthentication<Result<Credentials, ApiError>, Validator> {
 pub fn basic_before_cors() -> HttpAuthentication<Result<Credentials, ApiError>, Validator> {
     let validator: Validator = |req, creds| {
         Box::pin(async move {
-            let preflight = crate::cors::is_preflight(&req);
+            let preflight =
+                fetch::is_preflight(req.method().as_str(), |h| req.headers().contains_key(h));
             let result = validate(req, creds).await;
             if let (true, Err((error, req))) = (preflight, &result) {
                 let status = error.as_response_error().status_code();
-                crate::cors::log_preflight_answered_by_auth(req, status.as_u16());
+                log_preflight_answered(req, status.as_u16());
                 if status == StatusCode::UNAUTHORIZED {
                     let reason = "auth_before_cors_preflight";
                     AnsweredBy::mark(req, Layer::BasicAuth, reason, None);
@@ -54,6 +57,19 @@ pub fn basic_before_cors() -> HttpAuthentication<Result<Credentials, ApiError>, 
         })
     };
     HttpAuthentication::with_fn(validator)
+}
+
+/// Says (once a minute) that auth answered a preflight, which never carries credentials.
+fn log_preflight_answered(req: &ServiceRequest, status: u16) {
+    static LOGGED: Throttle = Throttle::per_minute();
+    if let Some(held_back) = LOGGED.admit() {
+        tracing::warn!(
+            "preflight OPTIONS {} answered {status} by Basic auth: auth runs before CORS \
+             (--auth-before-cors){}",
+            telemetry::client_text(req.path()),
+            telemetry::held_back(held_back)
+        );
+    }
 }
 
 async fn validate(

@@ -16,7 +16,7 @@ use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::http::header::HeaderName;
 
 use super::{AllowedOrigin, METHODS};
-use crate::telemetry::Throttles;
+use crate::telemetry::{self, Throttles};
 
 /// Longest origin, method or header name quoted in a log line or a body.
 const MAX_QUOTED: usize = 100;
@@ -34,7 +34,6 @@ enum Kind {
     Headers,
     Malformed,
     NotAPreflight,
-    AuthFirst,
 }
 
 /// A refused preflight: the rule that failed, and what the request asked for (capped).
@@ -179,20 +178,10 @@ impl Refusal {
                 "preflight refused: {}{}{}",
                 self.reason(),
                 self.advice(allowed_origins),
-                suppressed(held_back)
+                telemetry::held_back(held_back)
             );
         }
     }
-}
-
-/// True for what a browser sends as a preflight: OPTIONS with Origin and
-/// Access-Control-Request-Method (Fetch, "CORS-preflight request").
-pub fn is_preflight(req: &ServiceRequest) -> bool {
-    req.method() == Method::OPTIONS
-        && req.headers().contains_key(header::ORIGIN)
-        && req
-            .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 /// actix-cors treats an OPTIONS without a valid Access-Control-Request-Method as an ordinary
@@ -215,40 +204,10 @@ pub fn log_if_not_a_preflight(req: &ServiceRequest) {
         tracing::warn!(
             "not a preflight: OPTIONS {} from origin {:?} has {why}, so it is answered as an \
              ordinary request (a browser's preflight always carries that header){}",
-            path(req),
+            telemetry::client_text(req.path()),
             quoted(headers.get(header::ORIGIN)),
-            suppressed(held_back)
+            telemetry::held_back(held_back)
         );
-    }
-}
-
-/// With `--auth-before-cors`, auth answered a preflight (which never carries credentials).
-pub fn log_preflight_answered_by_auth(req: &ServiceRequest, status: u16) {
-    if let Some(held_back) = LOGGED.admit((Kind::AuthFirst, String::new())) {
-        tracing::warn!(
-            "preflight OPTIONS {} answered {status} by Basic auth: auth runs before CORS \
-             (--auth-before-cors){}",
-            path(req),
-            suppressed(held_back)
-        );
-    }
-}
-
-fn suppressed(held_back: u64) -> String {
-    if held_back == 0 {
-        String::new()
-    } else {
-        format!(" (and {held_back} similar not logged since the last such line)")
-    }
-}
-
-/// The request path for a log line: capped, and quoted if it holds anything unusual.
-fn path(req: &ServiceRequest) -> String {
-    let path: String = req.path().chars().take(MAX_QUOTED).collect();
-    if path.chars().all(|c| c.is_ascii_graphic()) {
-        path
-    } else {
-        format!("{path:?}")
     }
 }
 
@@ -326,9 +285,13 @@ mod tests {
 
     #[test]
     fn a_line_after_a_quiet_interval_says_how_many_were_not_logged() {
-        assert_eq!(suppressed(0), "", "nothing to say on a first line");
         assert_eq!(
-            suppressed(9_999),
+            telemetry::held_back(0),
+            "",
+            "nothing to say on a first line"
+        );
+        assert_eq!(
+            telemetry::held_back(9_999),
             " (and 9999 similar not logged since the last such line)"
         );
     }

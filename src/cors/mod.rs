@@ -8,8 +8,6 @@
 
 mod explain;
 
-pub use explain::{is_preflight, log_preflight_answered_by_auth};
-
 use std::fmt;
 use std::future::{Ready, ready};
 use std::pin::Pin;
@@ -23,8 +21,9 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forwar
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::{Method, header};
 
+use crate::answered_by::{AnsweredBy, Layer};
 use crate::error::ApiError;
-use crate::exchanges::{AnsweredBy, Layer};
+use crate::fetch;
 
 /// Request headers a page may send, named one by one: the `*` wildcard never covers
 /// Authorization (Fetch standard). X-Requested-With: some HTTP clients (older Angular
@@ -103,7 +102,7 @@ impl FromStr for AllowedOrigin {
                 "invalid allowed origin {raw:?}: {why} (expected scheme://host[:port], e.g. http://localhost:4200)"
             ))
         };
-        match crate::preflight::rules::serialized_origin(raw) {
+        match crate::fetch::serialized_origin(raw) {
             Ok(serialized) => Ok(Self::Exact(serialized)),
             Err(why) => bad(&why),
         }
@@ -284,7 +283,9 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         explain::log_if_not_a_preflight(&req);
-        let preflight = is_preflight(&req);
+        let preflight = fetch::is_preflight(req.method().as_str(), |name| {
+            req.headers().contains_key(name)
+        });
         let answer = self.cors.call(req);
         let allowed_origins = self.allowed_origins.clone();
         let allowed_headers = self.allowed_headers.clone();

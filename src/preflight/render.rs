@@ -2,8 +2,8 @@
 
 use std::fmt::Write as _;
 
-use super::rules::Outcome;
 use super::run::{Exchange, Report};
+use crate::fetch::Outcome;
 
 /// The human-readable report.
 pub fn render(report: &Report) -> String {

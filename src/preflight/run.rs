@@ -9,8 +9,8 @@ use anyhow::Context;
 use base64::Engine;
 use serde::Serialize;
 
-use super::rules::{self, Check, CorsRequest, Outcome, SeenResponse};
-use crate::config::PreflightArgs;
+use super::PreflightArgs;
+use crate::fetch::{self as rules, Check, CorsRequest, Outcome, SeenResponse};
 
 const DEFAULT_ACCEPT: &str = "application/json, text/plain, */*";
 const DEFAULT_CONTENT_TYPE: &str = "application/json; charset=utf-8";

@@ -20,8 +20,6 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions as _, Connection as _, SqlSafeStr as _, SqlitePool};
 
-use crate::config::DatabaseArgs;
-
 /// What a store call can fail with, besides the database itself.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -285,18 +283,28 @@ pub fn migrator(engine: Engine) -> Migrator {
     )
 }
 
+/// Which database, and how long a statement waits for another writer's lock before giving up
+/// (then the request is answered 503). Built once from the flags (`--database-url`,
+/// `--db-busy-timeout-ms`) by start-up and by the subcommands.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `sqlite://PATH` (or a bare path) or `postgres://…`.
+    pub url: String,
+    pub busy_timeout: Duration,
+}
+
 /// Opens (creating if needed) and migrates the database. Used by `serve` and by `user ...`.
-pub async fn connect(args: &DatabaseArgs) -> anyhow::Result<Connected> {
-    match Engine::of(&args.database_url)? {
-        Engine::Sqlite => connect_sqlite(args).await,
-        Engine::Postgres => connect_postgres(args).await,
+pub async fn connect(settings: &Settings) -> anyhow::Result<Connected> {
+    match Engine::of(&settings.url)? {
+        Engine::Sqlite => connect_sqlite(settings).await,
+        Engine::Postgres => connect_postgres(settings).await,
     }
 }
 
 /// An existing database as it is: not created, not migrated, SQLite opened read-only. For
 /// `copy-data`'s source, which must not change.
-pub async fn open_existing(args: &DatabaseArgs) -> anyhow::Result<Connected> {
-    let url = &args.database_url;
+pub async fn open_existing(settings: &Settings) -> anyhow::Result<Connected> {
+    let url = &settings.url;
     let (db, location) = match Engine::of(url)? {
         Engine::Sqlite => {
             let options = SqliteConnectOptions::from_str(url)
@@ -315,7 +323,7 @@ pub async fn open_existing(args: &DatabaseArgs) -> anyhow::Result<Connected> {
             (Db::Sqlite { pool, file }, Location::File(path))
         }
         Engine::Postgres => {
-            let (options, location) = postgres_options(args)?;
+            let (options, location) = postgres_options(settings)?;
             let pool = PgPoolOptions::new()
                 .max_connections(1)
                 .connect_with(options)
@@ -350,16 +358,16 @@ pub fn database_path(url: &str) -> anyhow::Result<Option<PathBuf>> {
     Ok(Some(options.get_filename().to_owned()))
 }
 
-async fn connect_sqlite(args: &DatabaseArgs) -> anyhow::Result<Connected> {
-    let options = SqliteConnectOptions::from_str(&args.database_url)
-        .with_context(|| format!("invalid --database-url {:?}", args.database_url))?
+async fn connect_sqlite(settings: &Settings) -> anyhow::Result<Connected> {
+    let options = SqliteConnectOptions::from_str(&settings.url)
+        .with_context(|| format!("invalid --database-url {:?}", settings.url))?
         .create_if_missing(true)
         .foreign_keys(true)
         // WAL lets readers run beside the one writer. synchronous=FULL fsyncs the WAL on every
         // commit, so an acknowledged write survives kill -9 *and* a power cut.
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_millis(args.db_busy_timeout_ms))
+        .busy_timeout(settings.busy_timeout)
         // A statement that waited out the busy timeout is answered 503 and logged once a minute
         // by the API (error.rs); sqlx's own WARN per slow statement would be one line per request.
         .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1))
@@ -403,12 +411,15 @@ async fn connect_sqlite(args: &DatabaseArgs) -> anyhow::Result<Connected> {
 const PG_MAX_CONNECTIONS: u32 = 16;
 const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
-fn postgres_options(args: &DatabaseArgs) -> anyhow::Result<(PgConnectOptions, Location)> {
-    let options = PgConnectOptions::from_str(&args.database_url)
+fn postgres_options(settings: &Settings) -> anyhow::Result<(PgConnectOptions, Location)> {
+    let options = PgConnectOptions::from_str(&settings.url)
         .map_err(|e| anyhow::anyhow!("invalid --database-url (a postgres: URL): {e}"))?
         // A statement waiting on a lock gives up like SQLite's busy timeout: 503, not a hang.
         .options([
-            ("lock_timeout", format!("{}ms", args.db_busy_timeout_ms)),
+            (
+                "lock_timeout",
+                format!("{}ms", settings.busy_timeout.as_millis()),
+            ),
             ("application_name", "delivery-api".to_owned()),
         ])
         .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
@@ -424,8 +435,8 @@ fn postgres_options(args: &DatabaseArgs) -> anyhow::Result<(PgConnectOptions, Lo
     Ok((options, location))
 }
 
-async fn connect_postgres(args: &DatabaseArgs) -> anyhow::Result<Connected> {
-    let (options, location) = postgres_options(args)?;
+async fn connect_postgres(settings: &Settings) -> anyhow::Result<Connected> {
+    let (options, location) = postgres_options(settings)?;
     // One connection first, for its error: the pool would retry until its timeout and then say
     // only "pool timed out", hiding "connection refused" or "password authentication failed".
     options

@@ -11,7 +11,9 @@ use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::{DEFAULT_CERT, DEFAULT_KEY};
+/// The default pair, relative to the working directory (or `--ephemeral`'s directory).
+pub const DEFAULT_CERT: &str = "certs/localhost.crt";
+pub const DEFAULT_KEY: &str = "certs/localhost.key";
 
 /// Where the certificate and key come from.
 pub struct TlsFiles {

@@ -308,7 +308,7 @@ async fn header_flags_replace_or_remove_the_articles_defaults() {
             .any(|(n, v)| n == "content-type" && v == "text/plain")
     );
     assert!(
-        delivery_api::preflight::rules::preflight_reasons(&req).is_empty(),
+        delivery_api::fetch::preflight_reasons(&req).is_empty(),
         "now a simple request"
     );
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use delivery_api::config::ServeArgs;
-use delivery_api::preflight::rules::{self as cors_check, CorsRequest, Outcome};
+use delivery_api::fetch::{self as cors_check, CorsRequest, Outcome};
 use delivery_api::startup::{AppHandle, Application, Listeners};
 use delivery_api::store::Db;
 use delivery_api::tls::dev_ca;
@@ -213,9 +213,9 @@ pub async fn execute(db: &Db, sql: &str) {
 /// Another connection to `url`'s database, as another process would have (migrated, so usable
 /// on a new database too).
 pub async fn open_db(url: &str) -> Db {
-    let args = delivery_api::config::DatabaseArgs {
-        database_url: url.to_owned(),
-        db_busy_timeout_ms: 5000,
+    let args = delivery_api::store::Settings {
+        url: url.to_owned(),
+        busy_timeout: std::time::Duration::from_secs(5),
     };
     delivery_api::store::connect(&args)
         .await

@@ -1,6 +1,8 @@
-//! The browser's side of CORS, as the WHATWG Fetch standard defines it: does a request need a
-//! preflight, and would the browser let the page read a response. Pure functions, no I/O: used by
-//! `delivery-api preflight` and by this project's own integration tests.
+//! The Fetch vocabulary: the browser's side of CORS, as the WHATWG Fetch standard defines it
+//! (serialized origins, forbidden methods, which headers need a preflight, and whether the browser
+//! lets the page read a response). Pure functions, no I/O, and nothing else from this crate: the
+//! server's CORS policy, the flags, the doctor (`delivery-api preflight`) and the tests all judge
+//! by these same rules.
 //!
 //! References are to <https://fetch.spec.whatwg.org/> (section names in the comments).
 //! Over 300 lines on purpose: one cohesive thing (the Fetch CORS checks) and their unit tests.
@@ -37,6 +39,12 @@ pub fn is_forbidden_method(method: &str) -> bool {
     ["CONNECT", "TRACE", "TRACK"]
         .iter()
         .any(|m| m.eq_ignore_ascii_case(method))
+}
+
+/// A CORS-preflight request (Fetch, "CORS-preflight request"): `OPTIONS` with `Origin` and
+/// `Access-Control-Request-Method`. `has_header` answers for a lower-case header name.
+pub fn is_preflight(method: &str, has_header: impl Fn(&str) -> bool) -> bool {
+    method == "OPTIONS" && has_header("origin") && has_header("access-control-request-method")
 }
 
 /// What the page asks `fetch()` / `XMLHttpRequest` to send.

@@ -1,5 +1,7 @@
 //! From TCP accept to the app: what a connection must get through before it may send a request.
-//! (One cohesive chain, a little over 300 lines with its tests.)
+//! (One cohesive chain, about 300 lines with its tests.) Also here, because every connection
+//! meets them: who a client is ([`ClientKey`]), the request-body deadline (`body.rs`), and the
+//! signals that stop the server.
 //!
 //! actix-web's `HttpServer` builds this same chain (actix-server → rustls → actix-http → App), but
 //! offers no place to stand before TLS, and no HTTP/2 limits. Built by hand, each stage bounds
@@ -14,11 +16,11 @@
 //! 3. **HTTP**: the request head within `request_head`; over HTTP/2 at most `h2_streams` streams
 //!    per connection and `h2_header_list` bytes of decoded headers per request (431 past it), so
 //!    HPACK references cannot expand a small header block into megabytes. Bodies have their own
-//!    deadline (`routes::bound_request_body`). `TCP_NODELAY` is on: with Nagle's algorithm an
+//!    deadline ([`bound_request_body`]). `TCP_NODELAY` is on: with Nagle's algorithm an
 //!    HTTP/2 response's HEADERS and DATA frames wait ~40 ms for the client's delayed ACK.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -32,11 +34,19 @@ use actix_server::Server;
 use actix_service::{IntoServiceFactory as _, ServiceFactoryExt as _, fn_service, map_config};
 use actix_tls::accept::rustls_0_23::{Acceptor, TlsStream};
 use actix_web::App;
-use actix_web::dev::AppConfig;
+use actix_web::body::MessageBody;
+use actix_web::dev::{AppConfig, ServiceFactory, ServiceRequest, ServiceResponse};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::app::AppFactory;
+mod body;
+mod client_key;
+mod signals;
+
+pub use body::{BodyTimeout, DRAIN_LIMIT, DRAIN_TIME, bound_request_body};
+pub use client_key::ClientKey;
+use signals::Signals;
+
 use crate::telemetry::Throttle;
 
 /// What one client may hold, and how long each step may take. All are flags (`config.rs`).
@@ -52,23 +62,6 @@ pub struct Limits {
     pub h2_header_list: u32,
     /// Open connections per worker thread (actix-server's cap, over all clients).
     pub per_worker: usize,
-}
-
-/// Who a connection or a login attempt comes from: the TCP peer (never `X-Forwarded-For`, which
-/// the client writes), an IPv6 client by its /64, since one subscriber usually holds a whole /64.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClientKey(IpAddr);
-
-impl ClientKey {
-    pub fn of(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(_) => Self(ip),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Self(IpAddr::V4(v4)),
-                None => Self(IpAddr::V6((u128::from(v6) & !0u128 << 64).into())),
-            },
-        }
-    }
 }
 
 /// Serves `app` on `listener` over TLS, behind the limits above.
@@ -142,7 +135,7 @@ async fn admit(tcp: TcpStream, clients: Arc<Clients>, limits: Limits) -> Result<
         static LOG: Throttle = Throttle::per_minute();
         if let Some(also) = LOG.admit() {
             tracing::warn!(
-                client = ?key.0,
+                client = ?key.ip(),
                 also,
                 "a client is over its open-connection cap: its new connections are closed \
                  (`also` = how many more since the last line)"
@@ -288,60 +281,37 @@ impl ActixStream for Admitted {
     }
 }
 
-/// SIGINT and SIGTERM (Ctrl-C on other systems): both stop the server gracefully.
-struct Signals {
-    #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
+/// What `App::new()...` is (the app `serve` runs on every connection), spelled once so that
+/// `app::app`'s signature stays readable.
+pub trait AppFactory:
+    ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<Self::Body>,
+        Error = actix_web::Error,
+        InitError = (),
+    >
+{
+    type Body: MessageBody;
 }
 
-impl Signals {
-    fn listen() -> std::io::Result<Self> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok(Self {
-                int: signal(SignalKind::interrupt())?,
-                term: signal(SignalKind::terminate())?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Self {})
-    }
-
-    /// On the first signal: stop accepting, give in-flight requests the grace period, stop.
-    async fn stop(mut self, server: actix_server::ServerHandle, grace: u64) {
-        #[cfg(unix)]
-        let name = tokio::select! {
-            _ = self.int.recv() => "SIGINT",
-            _ = self.term.recv() => "SIGTERM",
-        };
-        #[cfg(not(unix))]
-        let name = match tokio::signal::ctrl_c().await {
-            Ok(()) => "Ctrl-C",
-            Err(_) => return,
-        };
-        tracing::info!(
-            "{name} received: no new connections; in-flight requests get up to {grace} s, then \
-             the server stops"
-        );
-        server.stop(true).await;
-    }
+impl<T, B> AppFactory for T
+where
+    B: MessageBody,
+    T: ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        >,
+{
+    type Body = B;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_ipv6_client_is_its_64_and_a_mapped_ipv4_client_its_address() {
-        let key = |s: &str| ClientKey::of(s.parse().expect("ip"));
-        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:ffff::9"));
-        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
-        assert_eq!(key("::ffff:10.0.0.1"), key("10.0.0.1"));
-        assert_ne!(key("10.0.0.1"), key("10.0.0.2"));
-    }
 
     #[test]
     fn a_client_gets_its_cap_and_its_slots_back_when_its_connections_close() {
