@@ -3,10 +3,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::cors::AllowedOrigin;
+use crate::cors::{AllowedOrigin, CorsConfig};
 
 pub use crate::preflight::{PREFLIGHT_EXIT_CODES, PreflightArgs};
 pub use crate::telemetry::LogFormat;
@@ -24,6 +25,8 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once at start-up: the size of a variant costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Serve the HTTPS API (the default).
     Serve(ServeArgs),
@@ -51,12 +54,56 @@ pub struct CopyDataArgs {
     pub to: String,
 }
 
+/// The `serve` flags (also `delivery-api` with no subcommand), grouped by the layer each one
+/// configures; `--help` shows them under the same headings.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to serve HTTPS on. Plain HTTP is not offered.
     #[arg(long, env = "DELIVERY_API_BIND", default_value = "127.0.0.1:8443")]
     pub bind: SocketAddr,
 
+    /// TEACHING ONLY: put Basic auth in front of CORS, which reproduces the classic bug
+    /// (the credential-less preflight gets 401 and the browser blocks the request).
+    #[arg(long, env = "DELIVERY_API_AUTH_BEFORE_CORS")]
+    pub auth_before_cors: bool,
+
+    /// Worker threads (default: one per CPU core).
+    #[arg(long, env = "DELIVERY_API_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Seconds to finish in-flight requests after SIGTERM/SIGINT.
+    #[arg(long, env = "DELIVERY_API_SHUTDOWN_GRACE", default_value_t = 10)]
+    pub shutdown_grace: u64,
+
+    #[command(flatten)]
+    pub cors: CorsArgs,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
+
+    #[command(flatten)]
+    pub demo: DemoPageArgs,
+
+    #[command(flatten)]
+    pub operating: OperatingArgs,
+
+    #[command(flatten)]
+    pub harness: HarnessArgs,
+}
+
+/// What a browser's cross-origin requests are checked against (`cors::CorsConfig`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "CORS: what browsers may send and read")]
+pub struct CorsArgs {
     /// A browser origin allowed to call the API (scheme://host[:port], exact match). Repeatable.
     /// The demo page's own origin is always allowed as well (see --demo-page-bind).
     #[arg(
@@ -101,54 +148,12 @@ pub struct ServeArgs {
     /// How long (seconds) a browser may cache a successful preflight. Chromium caps it at 7200.
     #[arg(long, env = "DELIVERY_API_CORS_MAX_AGE", default_value_t = 600)]
     pub cors_max_age: usize,
+}
 
-    #[command(flatten)]
-    pub db: DatabaseArgs,
-
-    /// PEM certificate chain. Default: certs/localhost.crt, generated with a dev CA when missing.
-    #[arg(long, env = "DELIVERY_API_TLS_CERT", requires = "key")]
-    pub cert: Option<PathBuf>,
-
-    /// PEM private key for --cert. Default: certs/localhost.key, generated when missing.
-    #[arg(long, env = "DELIVERY_API_TLS_KEY", requires = "cert")]
-    pub key: Option<PathBuf>,
-
-    /// TEACHING ONLY: put Basic auth in front of CORS, which reproduces the classic bug
-    /// (the credential-less preflight gets 401 and the browser blocks the request).
-    #[arg(long, env = "DELIVERY_API_AUTH_BEFORE_CORS")]
-    pub auth_before_cors: bool,
-
-    /// Where to serve the demo page: a second origin (plain HTTP) that calls the API from a browser.
-    /// Its own origin (http://localhost:PORT on a loopback address) is always allowed, so moving
-    /// it (e.g. 127.0.0.1:9711 when 4200 is taken) keeps working; opened as another origin
-    /// (http://127.0.0.1:PORT) it is refused, as any unlisted origin is.
-    #[arg(
-        long,
-        env = "DELIVERY_API_DEMO_PAGE_BIND",
-        default_value = "127.0.0.1:4200"
-    )]
-    pub demo_page_bind: SocketAddr,
-
-    /// Do not serve the demo page.
-    #[arg(long, env = "DELIVERY_API_NO_DEMO_PAGE")]
-    pub no_demo_page: bool,
-
-    /// Once serving, also write the ready line (the JSON object printed on stdout: api URL, demo
-    /// page, metrics URL, CA certificate, database) to this file; removed at exit. For test harnesses.
-    #[arg(long, env = "DELIVERY_API_READY_FILE")]
-    pub ready_file: Option<PathBuf>,
-
-    /// Run on a throwaway database (and throwaway dev certificates unless --cert is given) in a
-    /// new temporary directory, removed at exit. Overrides --database-url / DATABASE_URL.
-    #[arg(long, env = "DELIVERY_API_EPHEMERAL")]
-    pub ephemeral: bool,
-
-    /// Load deliveries (and users, with their passwords) from this JSON file into a new database
-    /// instead of the built-in sample: {"deliveries": [{"reference", "recipient", "address",
-    /// "status"?}], "users": [{"name", "password"}]}. Without "users" the demo user stays.
-    #[arg(long, env = "DELIVERY_API_SEED")]
-    pub seed: Option<PathBuf>,
-
+/// Basic auth's remembered logins and its limits on password checks (`auth::Settings`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Basic auth: remembered logins and login limits")]
+pub struct AuthArgs {
     /// Seconds a successful login is remembered, so argon2 does not run on every request. Any change
     /// to users (even from `delivery-api user` in another process) drops all of them at once: the
     /// next request sees it.
@@ -179,19 +184,25 @@ pub struct ServeArgs {
         default_value_t = 1
     )]
     pub max_concurrent_verifications: usize,
+}
 
-    /// Seconds a client has to send a complete request head; slower clients get 408 and are cut.
-    #[arg(long, env = "DELIVERY_API_REQUEST_TIMEOUT", default_value_t = 5)]
-    pub request_timeout: u64,
+/// The certificate served (`tls::TlsFiles`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "TLS")]
+pub struct TlsArgs {
+    /// PEM certificate chain. Default: certs/localhost.crt, generated with a dev CA when missing.
+    #[arg(long, env = "DELIVERY_API_TLS_CERT", requires = "key")]
+    pub cert: Option<PathBuf>,
 
-    /// Seconds an idle keep-alive connection stays open.
-    #[arg(long, env = "DELIVERY_API_KEEP_ALIVE", default_value_t = 5)]
-    pub keep_alive: u64,
+    /// PEM private key for --cert. Default: certs/localhost.key, generated when missing.
+    #[arg(long, env = "DELIVERY_API_TLS_KEY", requires = "cert")]
+    pub key: Option<PathBuf>,
+}
 
-    /// Seconds a client has to finish the TLS handshake.
-    #[arg(long, env = "DELIVERY_API_TLS_HANDSHAKE_TIMEOUT", default_value_t = 3)]
-    pub tls_handshake_timeout: u64,
-
+/// What one connection and one client may hold, and for how long (`net::Limits`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Connections: what one client may hold, and for how long")]
+pub struct ConnectionArgs {
     /// Open connections per worker thread; further clients wait in the listen queue.
     #[arg(long, env = "DELIVERY_API_MAX_CONNECTIONS", default_value_t = 2048)]
     pub max_connections: usize,
@@ -212,10 +223,22 @@ pub struct ServeArgs {
     #[arg(long, env = "DELIVERY_API_TLS_FIRST_BYTE_TIMEOUT", default_value_t = 2)]
     pub tls_first_byte_timeout: u64,
 
+    /// Seconds a client has to finish the TLS handshake.
+    #[arg(long, env = "DELIVERY_API_TLS_HANDSHAKE_TIMEOUT", default_value_t = 3)]
+    pub tls_handshake_timeout: u64,
+
+    /// Seconds a client has to send a complete request head; slower clients get 408 and are cut.
+    #[arg(long, env = "DELIVERY_API_REQUEST_TIMEOUT", default_value_t = 5)]
+    pub request_timeout: u64,
+
     /// Seconds a request body has to arrive in full, from the end of the request head; slower
     /// bodies get 408 and the connection (or HTTP/2 stream) is closed.
     #[arg(long, env = "DELIVERY_API_BODY_TIMEOUT", default_value_t = 10)]
     pub body_timeout: u64,
+
+    /// Seconds an idle keep-alive connection stays open.
+    #[arg(long, env = "DELIVERY_API_KEEP_ALIVE", default_value_t = 5)]
+    pub keep_alive: u64,
 
     /// HTTP/2 streams a client may have open at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS).
     #[arg(long, env = "DELIVERY_API_H2_MAX_STREAMS", default_value_t = 128)]
@@ -229,7 +252,32 @@ pub struct ServeArgs {
         default_value_t = 65_536
     )]
     pub h2_max_header_list: u32,
+}
 
+/// The demo page, a second origin that calls the API from a browser.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Demo page")]
+pub struct DemoPageArgs {
+    /// Where to serve the demo page: a second origin (plain HTTP) that calls the API from a browser.
+    /// Its own origin (http://localhost:PORT on a loopback address) is always allowed, so moving
+    /// it (e.g. 127.0.0.1:9711 when 4200 is taken) keeps working; opened as another origin
+    /// (http://127.0.0.1:PORT) it is refused, as any unlisted origin is.
+    #[arg(
+        long,
+        env = "DELIVERY_API_DEMO_PAGE_BIND",
+        default_value = "127.0.0.1:4200"
+    )]
+    pub demo_page_bind: SocketAddr,
+
+    /// Do not serve the demo page.
+    #[arg(long, env = "DELIVERY_API_NO_DEMO_PAGE")]
+    pub no_demo_page: bool,
+}
+
+/// Logs and metrics.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Logs and metrics")]
+pub struct OperatingArgs {
     /// How log lines are written on stderr: `text` for people, `json` (one JSON object per line)
     /// for a log pipeline. The ready line on stdout is JSON either way.
     #[arg(long, env = "DELIVERY_API_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -244,17 +292,31 @@ pub struct ServeArgs {
     /// no authentication: keep it behind a firewall or on a scraper-only network.
     #[arg(long, env = "DELIVERY_API_METRICS_PUBLIC", requires = "metrics_bind")]
     pub metrics_public: bool,
+}
 
-    /// Worker threads (default: one per CPU core).
-    #[arg(long, env = "DELIVERY_API_WORKERS")]
-    pub workers: Option<usize>,
+/// Starting under a test harness: the ready file, a throwaway database, your own data.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Under a test harness")]
+pub struct HarnessArgs {
+    /// Once serving, also write the ready line (the JSON object printed on stdout: api URL, demo
+    /// page, metrics URL, CA certificate, database) to this file; removed at exit. For test harnesses.
+    #[arg(long, env = "DELIVERY_API_READY_FILE")]
+    pub ready_file: Option<PathBuf>,
 
-    /// Seconds to finish in-flight requests after SIGTERM/SIGINT.
-    #[arg(long, env = "DELIVERY_API_SHUTDOWN_GRACE", default_value_t = 10)]
-    pub shutdown_grace: u64,
+    /// Run on a throwaway database (and throwaway dev certificates unless --cert is given) in a
+    /// new temporary directory, removed at exit. Overrides --database-url / DATABASE_URL.
+    #[arg(long, env = "DELIVERY_API_EPHEMERAL")]
+    pub ephemeral: bool,
+
+    /// Load deliveries (and users, with their passwords) from this JSON file into a new database
+    /// instead of the built-in sample: {"deliveries": [{"reference", "recipient", "address",
+    /// "status"?}], "users": [{"name", "password"}]}. Without "users" the demo user stays.
+    #[arg(long, env = "DELIVERY_API_SEED")]
+    pub seed: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Database")]
 pub struct DatabaseArgs {
     /// The database: `sqlite://PATH` (created and migrated on first start) or
     /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (migrated on start; shared by several instances).
@@ -279,6 +341,59 @@ impl DatabaseArgs {
             url: self.database_url.clone(),
             busy_timeout: std::time::Duration::from_millis(self.db_busy_timeout_ms),
         }
+    }
+}
+
+impl CorsArgs {
+    /// The CORS layer's settings: these origins, plus the demo page's own (`demo_origin`) unless
+    /// `*` already covers it or it is listed.
+    pub fn settings(&self, demo_origin: Option<&str>) -> CorsConfig {
+        let mut origins = self.allowed_origins.clone();
+        if let Some(demo) = demo_origin {
+            let demo = AllowedOrigin::Exact(demo.to_owned());
+            if !origins.contains(&AllowedOrigin::Any) && !origins.contains(&demo) {
+                origins.push(demo);
+            }
+        }
+        CorsConfig {
+            origins,
+            allow_credentials: self.allow_credentials,
+            max_age_secs: self.cors_max_age,
+            allow_headers: self.allow_headers.clone(),
+            expose_headers: self.expose_headers.clone(),
+        }
+    }
+}
+
+impl AuthArgs {
+    pub fn settings(&self) -> crate::auth::Settings {
+        crate::auth::Settings {
+            cache_ttl: Duration::from_secs(self.auth_cache_ttl),
+            cache_size: self.auth_cache_size,
+            attempts_per_ip: self.login_attempts_per_ip,
+            attempts_per_user: self.login_attempts_per_user,
+            max_concurrent_verifications: self.max_concurrent_verifications,
+        }
+    }
+}
+
+impl ConnectionArgs {
+    pub fn limits(&self) -> crate::net::Limits {
+        crate::net::Limits {
+            per_client: self.max_connections_per_ip,
+            handshakes_per_client: self.max_handshakes_per_ip,
+            first_byte: Duration::from_secs(self.tls_first_byte_timeout),
+            handshake: Duration::from_secs(self.tls_handshake_timeout),
+            request_head: Duration::from_secs(self.request_timeout),
+            keep_alive: Duration::from_secs(self.keep_alive),
+            h2_streams: self.h2_max_streams,
+            h2_header_list: self.h2_max_header_list,
+            per_worker: self.max_connections,
+        }
+    }
+
+    pub fn body_timeout(&self) -> crate::net::BodyTimeout {
+        crate::net::BodyTimeout(Duration::from_secs(self.body_timeout))
     }
 }
 
@@ -341,6 +456,6 @@ mod tests {
             std::env::remove_var("DELIVERY_API_BODY_TIMEOUT");
         }
         assert_eq!(args.bind, "127.0.0.1:8443".parse().expect("addr"));
-        assert_eq!(args.body_timeout, 10);
+        assert_eq!(args.connections.body_timeout, 10);
     }
 }

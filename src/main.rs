@@ -6,8 +6,8 @@ use delivery_api::{cli, startup::Application, telemetry};
 async fn main() -> std::process::ExitCode {
     let args = Cli::parse();
     let log_format = match &args.command {
-        Some(Command::Serve(serve)) => serve.log_format,
-        None => args.serve.log_format,
+        Some(Command::Serve(serve)) => serve.operating.log_format,
+        None => args.serve.operating.log_format,
         Some(_) => LogFormat::Text,
     };
     telemetry::init_as(log_format, "info,sqlx=warn");

@@ -4,6 +4,7 @@
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -64,7 +65,32 @@ enum Outcome {
 /// How many recent check durations are kept to replay for unknown user names.
 const DURATIONS_KEPT: usize = 64;
 
+/// What the flags decide about logins (`config::AuthArgs`, converted once by start-up).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a successful login is remembered, and how many are.
+    pub cache_ttl: Duration,
+    pub cache_size: usize,
+    /// Password checks per client (IP or IPv6 /64) and per user name, per minute.
+    pub attempts_per_ip: NonZeroU32,
+    pub attempts_per_user: NonZeroU32,
+    /// argon2 checks allowed to run at once.
+    pub max_concurrent_verifications: usize,
+}
+
 impl Authenticator {
+    /// The authenticator for `db`, as `settings` say.
+    pub fn with_settings(db: Db, settings: &Settings) -> anyhow::Result<Self> {
+        let cache = CredentialCache::new(settings.cache_size, settings.cache_ttl)?;
+        let limits = LoginLimits::new(settings.attempts_per_ip, settings.attempts_per_user);
+        Ok(Self::new(
+            db,
+            settings.max_concurrent_verifications,
+            cache,
+            limits,
+        ))
+    }
+
     pub fn new(
         db: Db,
         max_concurrent_verifications: usize,

@@ -7,6 +7,7 @@ pub mod copy;
 pub mod deliveries;
 pub mod read_cache;
 pub mod revision;
+pub mod seed;
 pub mod users;
 
 use std::fmt;

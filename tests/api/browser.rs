@@ -373,7 +373,7 @@ async fn app_with_page_at(page_port: u16, allow_page: bool, auth_before_cors: bo
             args.bind = "127.0.0.1:8443".parse().expect("addr");
         }
         if allow_page {
-            args.allowed_origins = vec![page_origin.parse().expect("origin")];
+            args.cors.allowed_origins = vec![page_origin.parse().expect("origin")];
         }
         args.auth_before_cors = auth_before_cors;
     })

@@ -89,11 +89,11 @@ async fn a_taken_demo_page_port_leaves_the_api_running_without_the_page() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let mut args = delivery_api::config::ServeArgs::defaults();
     args.bind = "127.0.0.1:0".parse().expect("addr");
-    args.demo_page_bind = taken.local_addr().expect("addr");
+    args.demo.demo_page_bind = taken.local_addr().expect("addr");
     args.shutdown_grace = 1;
     args.db.database_url = format!("sqlite://{}", dir.path().join("t.db").display());
-    args.cert = Some(dir.path().join("localhost.crt"));
-    args.key = Some(dir.path().join("localhost.key"));
+    args.tls.cert = Some(dir.path().join("localhost.crt"));
+    args.tls.key = Some(dir.path().join("localhost.key"));
 
     let app = delivery_api::startup::Application::build(args)
         .await

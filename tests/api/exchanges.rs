@@ -57,7 +57,7 @@ fn summary(record: &Value) -> Vec<(String, String, u64)> {
 #[tokio::test]
 async fn each_exchange_names_the_layer_that_answered_it() {
     let app = spawn_app_with_page(|args, _| {
-        args.login_attempts_per_ip = 3.try_into().expect("non-zero");
+        args.auth.login_attempts_per_ip = 3.try_into().expect("non-zero");
     })
     .await;
     let page = app.page_origin();

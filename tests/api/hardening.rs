@@ -101,7 +101,7 @@ async fn hostile_headers_get_a_clear_4xx_and_the_service_keeps_running() {
 
 #[tokio::test]
 async fn a_client_that_never_finishes_the_tls_handshake_is_cut() {
-    let app = spawn_app_with(|args| args.tls_handshake_timeout = 1).await;
+    let app = spawn_app_with(|args| args.connections.tls_handshake_timeout = 1).await;
     let mut stream = tokio::net::TcpStream::connect(app.addr)
         .await
         .expect("connect");

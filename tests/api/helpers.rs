@@ -257,8 +257,8 @@ async fn start(
     let mut args = ServeArgs::defaults();
     args.bind = "127.0.0.1:0".parse().expect("addr");
     args.db.database_url = database_url(dir.path()).await;
-    args.cert = Some(dir.path().join(dev_ca::SERVER_CERT));
-    args.key = Some(dir.path().join(dev_ca::SERVER_KEY));
+    args.tls.cert = Some(dir.path().join(dev_ca::SERVER_CERT));
+    args.tls.key = Some(dir.path().join(dev_ca::SERVER_KEY));
     args.workers = Some(2);
     args.shutdown_grace = 2;
     configure(&mut args);
@@ -454,10 +454,10 @@ impl TestApp {
     pub fn args_on(&self, bind: &str) -> ServeArgs {
         let mut args = ServeArgs::defaults();
         args.bind = bind.parse().expect("addr");
-        args.no_demo_page = true;
+        args.demo.no_demo_page = true;
         args.db.database_url = self.db_url.clone();
-        args.cert = Some(self.dir.path().join(dev_ca::SERVER_CERT));
-        args.key = Some(self.dir.path().join(dev_ca::SERVER_KEY));
+        args.tls.cert = Some(self.dir.path().join(dev_ca::SERVER_CERT));
+        args.tls.key = Some(self.dir.path().join(dev_ca::SERVER_KEY));
         args
     }
 

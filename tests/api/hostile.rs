@@ -55,7 +55,7 @@ async fn closed_by_server(tcp: &mut TcpStream) -> bool {
 
 #[tokio::test]
 async fn a_client_over_its_connection_cap_is_closed_at_once_and_others_are_served() {
-    let app = spawn_app_with(|args| args.max_connections_per_ip = 4).await;
+    let app = spawn_app_with(|args| args.connections.max_connections_per_ip = 4).await;
     let mut held = Vec::new();
     for _ in 0..4 {
         let tcp = connect_from(&app, [127, 0, 0, 2]).await;
@@ -95,8 +95,8 @@ async fn a_client_over_its_connection_cap_is_closed_at_once_and_others_are_serve
 #[tokio::test]
 async fn connections_that_never_send_a_client_hello_cannot_hold_up_other_clients() {
     let app = spawn_app_with(|args| {
-        args.max_handshakes_per_ip = 3;
-        args.tls_first_byte_timeout = 2;
+        args.connections.max_handshakes_per_ip = 3;
+        args.connections.tls_first_byte_timeout = 2;
     })
     .await;
     // Four silent connections from one client: three hold its handshake slots, one queues.
@@ -129,8 +129,8 @@ async fn a_burst_of_connections_from_one_client_queues_for_handshakes_instead_of
     // A page, a NAT or a test harness opening many connections at once: more than the
     // client's handshake slots, all served.
     let app = spawn_app_with(|args| {
-        args.max_handshakes_per_ip = 2;
-        args.tls_first_byte_timeout = 60; // the queue, not its deadline, is under test
+        args.connections.max_handshakes_per_ip = 2;
+        args.connections.tls_first_byte_timeout = 60; // the queue, not its deadline, is under test
     })
     .await;
     let burst = (0..24).map(|_| async {
@@ -149,7 +149,7 @@ async fn a_burst_of_connections_from_one_client_queues_for_handshakes_instead_of
 
 #[tokio::test]
 async fn a_body_that_trickles_in_gets_408_and_its_connection_is_closed() {
-    let app = spawn_app_with(|args| args.body_timeout = 1).await;
+    let app = spawn_app_with(|args| args.connections.body_timeout = 1).await;
     let before = app.snapshot().await;
     let tcp = connect_from(&app, [127, 0, 0, 6]).await;
     let mut tls = handshake(&app, tcp, &[b"http/1.1"])

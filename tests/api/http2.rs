@@ -187,7 +187,7 @@ async fn past_one_mib_the_stream_may_be_reset_but_the_connection_and_server_keep
 /// below is for a broken build, far under the 60 s body deadline set here.
 #[tokio::test]
 async fn a_client_that_stops_sending_after_an_early_answer_is_reset_soon() {
-    let app = spawn_app_with(|args| args.body_timeout = 60).await;
+    let app = spawn_app_with(|args| args.connections.body_timeout = 60).await;
     let (client, connection) = h2_client(&app).await;
     tokio::spawn(connection);
     let req = http::Request::post(format!("https://localhost:{}/delivery", app.addr.port()))

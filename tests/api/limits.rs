@@ -22,7 +22,8 @@ async fn login(client: &reqwest::Client, app: &TestApp, user: &str, password: &s
 #[tokio::test]
 async fn a_guessing_ip_gets_429_with_retry_after_while_other_clients_log_in() {
     let app =
-        spawn_app_with(|args| args.login_attempts_per_ip = NonZeroU32::new(3).expect("3")).await;
+        spawn_app_with(|args| args.auth.login_attempts_per_ip = NonZeroU32::new(3).expect("3"))
+            .await;
     let attacker = app.client_from(ATTACKER);
     // Signed in before the attack (cached): never limited.
     assert_eq!(login(&attacker, &app, USER, PASSWORD).await.status(), 200);
@@ -72,7 +73,8 @@ async fn a_guessing_ip_gets_429_with_retry_after_while_other_clients_log_in() {
 #[tokio::test]
 async fn guesses_at_one_user_name_from_many_ips_are_limited_too() {
     let app =
-        spawn_app_with(|args| args.login_attempts_per_user = NonZeroU32::new(3).expect("3")).await;
+        spawn_app_with(|args| args.auth.login_attempts_per_user = NonZeroU32::new(3).expect("3"))
+            .await;
     for last in 2..5 {
         let client = app.client_from([127, 0, 0, last]);
         assert_eq!(login(&client, &app, USER, "guess").await.status(), 401);
@@ -88,8 +90,8 @@ async fn guesses_at_one_user_name_from_many_ips_are_limited_too() {
 async fn guessing_from_many_addresses_cannot_lock_out_a_client_that_logged_in_before() {
     // No remembered logins (TTL 0), so every request needs a password check and meets the limits.
     let app = spawn_app_with(|args| {
-        args.login_attempts_per_user = NonZeroU32::new(3).expect("3");
-        args.auth_cache_ttl = 0;
+        args.auth.login_attempts_per_user = NonZeroU32::new(3).expect("3");
+        args.auth.auth_cache_ttl = 0;
     })
     .await;
     let real = app.client_from([127, 0, 0, 20]);
@@ -150,7 +152,8 @@ async fn an_unknown_user_name_costs_no_argon2_and_gets_the_same_refusal_as_a_wro
 #[tokio::test]
 async fn a_pages_parallel_first_requests_are_checked_once_and_count_once() {
     let app =
-        spawn_app_with(|args| args.login_attempts_per_ip = NonZeroU32::new(2).expect("2")).await;
+        spawn_app_with(|args| args.auth.login_attempts_per_ip = NonZeroU32::new(2).expect("2"))
+            .await;
     let page = app.client_from([127, 0, 0, 31]);
 
     let requests = (0..8).map(|_| login(&page, &app, USER, PASSWORD));

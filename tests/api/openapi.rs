@@ -447,7 +447,7 @@ async fn the_responses_to_every_route_validate_against_the_document() {
 #[tokio::test]
 async fn the_limiters_429_and_a_full_disks_507_validate_against_the_document() {
     let app = spawn_app_with(|args| {
-        args.login_attempts_per_user = std::num::NonZeroU32::new(2).expect("2");
+        args.auth.login_attempts_per_user = std::num::NonZeroU32::new(2).expect("2");
     })
     .await;
     let api = app.openapi().await;

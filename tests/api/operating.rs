@@ -141,7 +141,8 @@ fn series(scrape: &str) -> usize {
 }
 
 async fn spawn_app_with_metrics() -> TestApp {
-    spawn_app_with(|args| args.metrics_bind = Some("127.0.0.1:0".parse().expect("addr"))).await
+    spawn_app_with(|args| args.operating.metrics_bind = Some("127.0.0.1:0".parse().expect("addr")))
+        .await
 }
 
 #[tokio::test]
@@ -276,7 +277,7 @@ async fn metrics_count_each_answer_by_route_pattern_status_and_the_layer_that_ga
 #[tokio::test]
 async fn auth_before_cors_counts_the_preflights_it_rejects() {
     let app = spawn_app_with(|args| {
-        args.metrics_bind = Some("127.0.0.1:0".parse().expect("addr"));
+        args.operating.metrics_bind = Some("127.0.0.1:0".parse().expect("addr"));
         args.auth_before_cors = true;
     })
     .await;
@@ -392,7 +393,7 @@ async fn metrics_are_served_on_their_own_bind_only() {
 async fn a_metrics_bind_other_machines_can_reach_needs_metrics_public() {
     let app = spawn_app().await;
     let mut args = app.args_on("127.0.0.1:0");
-    args.metrics_bind = Some("0.0.0.0:0".parse().expect("addr"));
+    args.operating.metrics_bind = Some("0.0.0.0:0".parse().expect("addr"));
 
     let refused = Application::build(args.clone())
         .await
@@ -409,7 +410,7 @@ async fn a_metrics_bind_other_machines_can_reach_needs_metrics_public() {
         message.contains("--metrics-public"),
         "names the flag: {message}"
     );
-    args.metrics_public = true;
+    args.operating.metrics_public = true;
     let public = Application::build(args)
         .await
         .expect("starts with --metrics-public");

@@ -534,11 +534,11 @@ async fn two_instances_seeding_one_new_database_at_once_seed_it_once() {
     let args = || {
         let mut args = delivery_api::config::ServeArgs::defaults();
         args.bind = "127.0.0.1:0".parse().expect("addr");
-        args.no_demo_page = true;
+        args.demo.no_demo_page = true;
         args.db.database_url = url.clone();
-        args.cert = Some(dir.path().join(delivery_api::tls::dev_ca::SERVER_CERT));
-        args.key = Some(dir.path().join(delivery_api::tls::dev_ca::SERVER_KEY));
-        args.seed = Some(seed.clone());
+        args.tls.cert = Some(dir.path().join(delivery_api::tls::dev_ca::SERVER_CERT));
+        args.tls.key = Some(dir.path().join(delivery_api::tls::dev_ca::SERVER_KEY));
+        args.harness.seed = Some(seed.clone());
         args
     };
     let (a, b) = tokio::join!(

@@ -159,7 +159,7 @@ async fn origins_that_only_look_like_the_allowed_one_get_no_cors_headers() {
 async fn several_origins_can_be_allowed_and_each_gets_its_own_echo() {
     let other = "https://app.example.com";
     let app = spawn_app_with(|args| {
-        args.allowed_origins = vec![
+        args.cors.allowed_origins = vec![
             ORIGIN.parse().expect("origin"),
             other.parse().expect("origin"),
         ];
@@ -277,7 +277,7 @@ async fn allow_header_adds_request_headers_a_page_may_send_and_no_others() {
     .await;
 
     let app = spawn_app_with(|args| {
-        args.allow_headers = ["X-Request-Id", "x-xsrf-token"]
+        args.cors.allow_headers = ["X-Request-Id", "x-xsrf-token"]
             .map(|h| delivery_api::cors::HeaderRule::parse(h).expect("name"))
             .to_vec();
     })
@@ -303,7 +303,8 @@ async fn allow_header_adds_request_headers_a_page_may_send_and_no_others() {
 #[tokio::test]
 async fn x_total_count_and_expose_header_are_readable_by_the_page() {
     let app = spawn_app_with(|args| {
-        args.expose_headers = vec![delivery_api::cors::HeaderRule::parse("X-Trace").expect("name")];
+        args.cors.expose_headers =
+            vec![delivery_api::cors::HeaderRule::parse("X-Trace").expect("name")];
     })
     .await;
     for path in ["/delivery/all", "/delivery/all?limit=5&offset=5"] {
@@ -343,9 +344,9 @@ async fn a_star_for_headers_with_credentials_is_refused_at_start_up_with_the_rea
         let mut args = app.args_on("127.0.0.1:0");
         let star = vec![delivery_api::cors::HeaderRule::Any];
         if flag == "allow" {
-            args.allow_headers = star;
+            args.cors.allow_headers = star;
         } else {
-            args.expose_headers = star;
+            args.cors.expose_headers = star;
         }
         let err = delivery_api::startup::Application::build(args)
             .await

@@ -60,8 +60,8 @@ async fn a_missing_certificate_stops_start_up_with_a_clear_message() {
     let mut args = delivery_api::config::ServeArgs::defaults();
     args.bind = "127.0.0.1:0".parse().expect("addr");
     args.db.database_url = format!("sqlite://{}", dir.path().join("t.db").display());
-    args.cert = Some(dir.path().join("missing.crt"));
-    args.key = Some(dir.path().join("missing.key"));
+    args.tls.cert = Some(dir.path().join("missing.crt"));
+    args.tls.key = Some(dir.path().join("missing.key"));
 
     let err = Application::build(args)
         .await

@@ -1,0 +1,377 @@
+//! Builds the server from its flags, in named steps (`build_on` reads as the list): bind what
+//! can be refused early, turn each group of flags into its layer's settings, open the database,
+//! build the app's state, serve, announce. `main` and the tests both go through
+//! [`Application::build`], so the tests serve exactly what users run.
+
+mod ephemeral;
+mod ready;
+mod seed;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::web;
+use anyhow::Context;
+
+use crate::app::{self, AppState, MiddlewareOrder};
+use crate::auth::Authenticator;
+use crate::config::ServeArgs;
+use crate::cors::CorsConfig;
+use crate::exchanges::Exchanges;
+use crate::metrics::{self, Metrics};
+use crate::store::deliveries::Creator;
+use crate::store::read_cache::ReadCache;
+use crate::store::{self, Db, users};
+use crate::tls::TlsFiles;
+use crate::{demo_page, net, routes};
+use ephemeral::Ephemeral;
+
+pub struct Application {
+    addr: SocketAddr,
+    server: Server,
+    demo: Option<(SocketAddr, Server)>,
+    /// `--metrics-bind`: the plain-HTTP server of `GET /metrics`.
+    metrics: Option<(SocketAddr, Server)>,
+    db: Db,
+    authenticator: web::Data<Authenticator>,
+    /// What the ready line says (`ready.rs`), and where else to write it.
+    ready: serde_json::Value,
+    ready_file: Option<std::path::PathBuf>,
+    /// `--ephemeral`: removed when the application is dropped, after the servers stop.
+    _ephemeral: Option<Ephemeral>,
+}
+
+/// The sockets to serve on, bound before anything else so that tests can pick free ports.
+pub struct Listeners {
+    pub api: TcpListener,
+    pub demo_page: Option<TcpListener>,
+}
+
+impl Listeners {
+    pub fn bind(args: &ServeArgs) -> anyhow::Result<Self> {
+        let api = TcpListener::bind(args.bind)
+            .with_context(|| format!("cannot listen on {}", args.bind))?;
+        let demo_page = if args.demo.no_demo_page {
+            None
+        } else {
+            demo_page::bind(args.demo.demo_page_bind)
+        };
+        Ok(Self { api, demo_page })
+    }
+}
+
+/// Stops both servers (the API and the demo page).
+#[derive(Clone)]
+pub struct AppHandle {
+    servers: Vec<ServerHandle>,
+}
+
+impl AppHandle {
+    pub async fn stop(&self, graceful: bool) {
+        for server in &self.servers {
+            server.stop(graceful).await;
+        }
+    }
+}
+
+impl Application {
+    pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
+        let listeners = Listeners::bind(&args)?;
+        Self::build_on(args, listeners).await
+    }
+
+    /// Like [`Application::build`], on sockets the caller has already bound. Each step is one
+    /// function below; a refusal in any of them leaves nothing behind.
+    pub async fn build_on(args: ServeArgs, listeners: Listeners) -> anyhow::Result<Self> {
+        if let Some(path) = &args.harness.ready_file {
+            // A harness polling for it must not read a previous run's.
+            let _ = std::fs::remove_file(path);
+        }
+        // Checked (and bound) first: a refusal leaves nothing behind.
+        let metrics_listener = args
+            .operating
+            .metrics_bind
+            .map(|addr| metrics::bind(addr, args.operating.metrics_public))
+            .transpose()?;
+        let ephemeral = args.harness.ephemeral.then(Ephemeral::create).transpose()?;
+        let pages = DemoOrigins::of(&listeners)?;
+        let cors = args.cors.settings(pages.origin.as_deref());
+        cors.validate().map_err(anyhow::Error::msg)?;
+        let base = ephemeral.as_ref().map_or(Path::new(""), Ephemeral::dir);
+        let tls_files = TlsFiles::resolve(base, args.tls.cert.as_deref(), args.tls.key.as_deref())?;
+        let tls = tls_files.server_config()?;
+        let mut database = args.db.settings();
+        if let Some(ephemeral) = &ephemeral {
+            database.url = ephemeral.database_url();
+        }
+        let (db, location) = open_database(&database, args.harness.seed.as_deref()).await?;
+
+        let addr = listeners.api.local_addr()?;
+        let demo_default = refuse_a_public_bind_with_the_published_password(&db, addr).await?;
+        let authenticator = web::Data::new(Authenticator::with_settings(
+            db.clone(),
+            &args.auth.settings(),
+        )?);
+        authenticator.calibrate().await;
+        let meters = metrics_listener
+            .as_ref()
+            .map(|_| Metrics::new())
+            .transpose()?;
+        // The origin the API is announced as (the name in the dev certificate): the demo page
+        // and the OpenAPI document's `servers` both call it so.
+        let api_origin = format!("https://localhost:{}", addr.port());
+        let state = AppState {
+            db: db.clone(),
+            authenticator: authenticator.clone(),
+            read_cache: web::Data::new(ReadCache::default()),
+            creator: web::Data::new(Creator::start(db.clone())),
+            cors: cors.clone(),
+            order: middleware_order(args.auth_before_cors),
+            body_timeout: args.connections.body_timeout(),
+            exchanges: pages.exchanges.clone(),
+            metrics: meters.clone(),
+            openapi: web::Data::new(routes::openapi::OpenApiJson::new(&api_origin)),
+        };
+
+        let server = net::serve(
+            listeners.api,
+            tls,
+            move || app::app(state.clone()),
+            workers(args.workers),
+            args.shutdown_grace,
+            args.connections.limits(),
+        )?;
+        let demo = serve_demo_page(listeners.demo_page, pages.exchanges, &api_origin, &cors)?;
+        let metrics = match (metrics_listener, &meters) {
+            (Some(listener), Some(meters)) => {
+                Some((listener.local_addr()?, metrics::serve(listener, meters)?))
+            }
+            _ => None,
+        };
+
+        let served = ready::Served {
+            api: addr,
+            demo_page: demo.as_ref().map(|(a, _)| *a),
+            metrics: metrics.as_ref().map(|(a, _)| *a),
+            tls: &tls_files,
+            database: &location,
+            allowed_origins: &args.cors.allowed_origins,
+            demo_default,
+        };
+        served.log();
+        Ok(Self {
+            addr,
+            server,
+            demo,
+            metrics,
+            db,
+            authenticator,
+            ready: served.ready_line(),
+            ready_file: args.harness.ready_file.clone(),
+            _ephemeral: ephemeral,
+        })
+    }
+
+    /// The ready line: one JSON object (`ready.rs`).
+    pub fn ready_line(&self) -> String {
+        self.ready.to_string()
+    }
+
+    /// Says the server is ready: the ready line on stdout, and in `--ready-file` if given.
+    pub fn announce_ready(&self) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        let line = self.ready_line();
+        // The file first: whoever read the stdout line may look for the file next.
+        if let Some(path) = &self.ready_file {
+            ready::write_ready_file(path, &line)?;
+        }
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}").and_then(|()| out.flush())?;
+        Ok(())
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The server's database (tests use it to arrange data and inspect what was written).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The Basic-auth checker (tests read how many argon2 verifications ran).
+    pub fn authenticator(&self) -> web::Data<Authenticator> {
+        self.authenticator.clone()
+    }
+
+    /// Where the demo page is served, if it is.
+    pub fn demo_page_addr(&self) -> Option<SocketAddr> {
+        self.demo.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// Where `GET /metrics` is served, if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// Stops the servers from outside (tests restart them on the same database).
+    pub fn handle(&self) -> AppHandle {
+        let mut servers = vec![self.server.handle()];
+        servers.extend(self.side_servers().map(Server::handle));
+        AppHandle { servers }
+    }
+
+    /// The plain-HTTP servers beside the API: the demo page, the metrics.
+    fn side_servers(&self) -> impl Iterator<Item = &Server> {
+        let demo = self.demo.as_ref().map(|(_, server)| server);
+        demo.into_iter()
+            .chain(self.metrics.as_ref().map(|(_, server)| server))
+    }
+
+    /// Serves until SIGINT/SIGTERM (in-flight requests get the grace period), then closes the pool.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let side = self
+            .demo
+            .into_iter()
+            .chain(self.metrics)
+            .map(|(_, server)| server);
+        let side = futures_util::future::try_join_all(side);
+        let result = tokio::try_join!(self.server, side).map(|_| ());
+        self.db.close().await;
+        if let Some(path) = &self.ready_file {
+            let _ = std::fs::remove_file(path);
+        }
+        result
+    }
+}
+
+/// The demo page's origin (what it is announced as) and the record of what the API saw of its
+/// requests (under every name the page can be opened as); both `None` without a demo page.
+struct DemoOrigins {
+    origin: Option<String>,
+    exchanges: Option<Arc<Exchanges>>,
+}
+
+impl DemoOrigins {
+    fn of(listeners: &Listeners) -> anyhow::Result<Self> {
+        let Some(listener) = &listeners.demo_page else {
+            return Ok(Self {
+                origin: None,
+                exchanges: None,
+            });
+        };
+        let addr = listener.local_addr()?;
+        Ok(Self {
+            origin: Some(demo_page::origin(addr)),
+            exchanges: Some(Exchanges::new(demo_page::origins(addr))),
+        })
+    }
+}
+
+/// Opens (creating and migrating) the database, and loads `--seed` into it. A seed goes only into
+/// a new database: an existing file is refused before anything is opened.
+async fn open_database(
+    settings: &store::Settings,
+    seed: Option<&Path>,
+) -> anyhow::Result<(Db, store::Location)> {
+    if let (Some(seed), Some(path)) = (seed, store::database_path(&settings.url)?)
+        && path.exists()
+    {
+        anyhow::bail!(
+            "--seed {} loads a new database, and {} already exists: remove it, give another \
+             --database-url, or use --ephemeral",
+            seed.display(),
+            store::shown_path(&path).display()
+        );
+    }
+    let store::Connected {
+        db,
+        location,
+        created,
+    } = store::connect(settings).await?;
+    if let Some(seed) = seed {
+        if !created {
+            anyhow::bail!(
+                "--seed {} loads a new database, and the {location} already has data: give \
+                 an empty database, or use --ephemeral",
+                seed.display()
+            );
+        }
+        seed::seed(&db, seed).await?;
+    }
+    Ok((db, location))
+}
+
+/// `--auth-before-cors` swaps the layers, loudly.
+fn middleware_order(auth_before_cors: bool) -> MiddlewareOrder {
+    if !auth_before_cors {
+        return MiddlewareOrder::CorsBeforeAuth;
+    }
+    tracing::warn!(
+        "!!! --auth-before-cors: Basic auth now runs BEFORE CORS. Browsers' preflights carry \
+         no credentials, so they get 401 and every cross-origin call fails with status 0. \
+         This reproduces the classic bug on purpose; never run it like this. !!!"
+    );
+    MiddlewareOrder::AuthBeforeCors
+}
+
+fn workers(flag: Option<usize>) -> usize {
+    flag.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+    })
+}
+
+/// Refuses to serve other machines while the demo user still has its published password; says
+/// whether it has (one argon2, at start-up). An error is an error, not "no": it must not let a
+/// public bind through unchecked.
+async fn refuse_a_public_bind_with_the_published_password(
+    db: &Db,
+    addr: SocketAddr,
+) -> anyhow::Result<bool> {
+    let hash = users::password_hash(db, users::DEMO_USER)
+        .await
+        .context("cannot check whether user `demo` still has its default password")?;
+    let demo_default = match hash {
+        None => false,
+        Some(hash) => tokio::task::spawn_blocking(move || {
+            users::verify_password(Some(&hash), &users::DEMO_PASSWORD.into())
+        })
+        .await
+        .context("the default-password check failed")?,
+    };
+    if demo_default && !addr.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to listen on {addr}, reachable from other machines, while user `{user}` \
+             still has its published default password. Change it first:\n  \
+             printf '%s\\n' \"$NEW_PASSWORD\" | delivery-api user add {user} --password-stdin\n\
+             or remove it (delivery-api user remove {user}), or --bind 127.0.0.1:PORT",
+            user = users::DEMO_USER
+        );
+    }
+    Ok(demo_default)
+}
+
+/// The demo page on its own bind, calling the API at `api_origin`.
+fn serve_demo_page(
+    listener: Option<TcpListener>,
+    exchanges: Option<Arc<Exchanges>>,
+    api_origin: &str,
+    cors: &CorsConfig,
+) -> anyhow::Result<Option<(SocketAddr, Server)>> {
+    let (Some(listener), Some(exchanges)) = (listener, exchanges) else {
+        return Ok(None);
+    };
+    let addr = listener.local_addr()?;
+    let page = demo_page::Page {
+        api_base: api_origin.to_owned(),
+        allowed_origins: cors.origins.iter().map(ToString::to_string).collect(),
+        exchanges,
+    };
+    Ok(Some((addr, demo_page::serve(listener, page)?)))
+}
