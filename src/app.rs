@@ -27,9 +27,9 @@ use crate::exchanges::{Exchanges, Recorder};
 use crate::metrics::{Measure, Metrics};
 use crate::net::{self, AppFactory};
 use crate::routes;
+use crate::routes::delivery::cache::ReadCache;
 use crate::store::Db;
 use crate::store::deliveries::Creator;
-use crate::store::read_cache::ReadCache;
 use crate::store::revision::RevisionProbe;
 
 /// The application, as `startup.rs` (and so every test) serves it.

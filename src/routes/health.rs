@@ -1,7 +1,8 @@
 //! `GET /health`: public, and honest: it asks the database, so a dead database reads 503.
 
 use actix_web::{HttpResponse, web};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::Result;
 use crate::store::Db;
@@ -21,13 +22,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     path = "/health",
     tag = "meta",
     responses(
-        (status = 200, description = "The database answers.", body = super::openapi::schemas::Health),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 503, response = super::openapi::Unavailable),
-        (status = 500, response = super::openapi::Internal),
+        (status = 200, description = "The database answers.", body = Health),
+        (status = 400, response = super::problems::BadRequest),
+        (status = 503, response = super::problems::Unavailable),
+        (status = 500, response = super::problems::Internal),
     )
 )]
 pub(super) async fn health(db: web::Data<Db>) -> Result<HttpResponse> {
     db.ping().await?;
-    Ok(HttpResponse::Ok().json(json!({ "status": "ok" })))
+    Ok(HttpResponse::Ok().json(Health {
+        status: "ok".into(),
+    }))
+}
+
+/// `GET /health`'s body.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: String,
 }

@@ -4,8 +4,8 @@
 
 pub mod delivery;
 pub mod health;
-pub mod input;
 pub mod openapi;
+pub mod problems;
 
 use actix_web::error::{JsonPayloadError, PathError, PayloadError};
 use actix_web::{HttpRequest, HttpResponse, web};

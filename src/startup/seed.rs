@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::routes::input;
+use crate::routes::delivery::input;
 use crate::store::{self, Db, users};
 
 /// `{"deliveries": [{reference, recipient, address, status?}], "users": [{name, password}]}`.

@@ -1,5 +1,5 @@
-//! The delivery resource: its types and its queries. (What a client may send is decided in
-//! `routes/input.rs`.)
+//! Deliveries as the database holds them: the row, the values a new one is made of, and the
+//! queries. (The wire format and what a client may send: `routes/delivery/`.)
 //!
 //! A write returns only once the database has committed it, so a 201/200/204 always means "on
 //! disk". PostgreSQL commits each autocommit statement before it answers, so the rest of this
@@ -13,17 +13,14 @@
 //! connection keeps the write lock: every other writer waits out the busy timeout.)
 
 use std::collections::HashMap;
-use std::fmt;
 
-use serde::de::{self, Unexpected, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Db, Failure, StoreError, on_either};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Stored as its name (`as_str`); the migrations' CHECK constraint keeps it one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Pending,
     InTransit,
@@ -53,27 +50,8 @@ impl Status {
     }
 }
 
-/// By hand rather than derived: serde_json reports a derived enum given `null`, `5`, `[]` or `{}`
-/// as a *syntax* error ("expected value"), which would be a 400 "malformed JSON" for a body that
-/// is valid JSON with a wrong value (422). As a string visitor, every wrong value is a data error.
-impl<'de> Deserialize<'de> for Status {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct StatusName;
-        impl Visitor<'_> for StatusName {
-            type Value = Status;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("one of \"pending\", \"in_transit\", \"delivered\", \"cancelled\"")
-            }
-            fn visit_str<E: de::Error>(self, value: &str) -> Result<Status, E> {
-                Status::from_name(value)
-                    .ok_or_else(|| E::invalid_value(Unexpected::Str(value), &self))
-            }
-        }
-        deserializer.deserialize_str(StatusName)
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One row of `deliveries`.
+#[derive(Debug, Clone)]
 pub struct Delivery {
     pub id: i64,
     pub reference: String,
@@ -172,19 +150,13 @@ pub(super) fn sql(db: &Db) -> &'static Sql {
     }
 }
 
-/// The body of `POST /delivery`; `PUT /delivery/{id}` takes the same fields, status included.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// What a new delivery (or a replacement) is made of, already checked (`routes/delivery/input.rs`).
+#[derive(Debug, Clone)]
 pub struct NewDelivery {
     pub reference: String,
     pub recipient: String,
     pub address: String,
-    #[serde(default = "default_status")]
     pub status: Status,
-}
-
-fn default_status() -> Status {
-    Status::Pending
 }
 
 pub async fn all(db: &Db) -> sqlx::Result<Vec<Delivery>> {

@@ -1,11 +1,10 @@
 //! The data: SQLite or PostgreSQL through sqlx ([`Db`]: one pool per engine, migrations embedded
 //! in the binary and applied at start), the deliveries and users in it, the revisions that keep
-//! the caches exact (across instances, on PostgreSQL), the cached reads, and `copy-data`. No HTTP here: a failure is a [`StoreError`] (or a `sqlx::Error`) with a
+//! the caches exact (across instances, on PostgreSQL), `--seed`, and `copy-data`. No HTTP here: a failure is a [`StoreError`] (or a `sqlx::Error`) with a
 //! [`Failure`] kind, and the API layer (`error.rs`) decides what status it is.
 
 pub mod copy;
 pub mod deliveries;
-pub mod read_cache;
 pub mod revision;
 pub mod seed;
 pub mod users;

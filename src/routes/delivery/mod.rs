@@ -1,5 +1,7 @@
-//! `/delivery/**`: list, read, create, replace, delete. Mounted in the `/delivery` scope, behind
-//! Basic auth (see app.rs): every handler here runs only for an authenticated user.
+//! The delivery resource, in one place: `/delivery/**` (list, read, create, replace, delete)
+//! here; its wire types (`wire.rs`), what a body must be (`input.rs`), and the cache of
+//! serialized bodies (`cache.rs`) beside. Mounted in the `/delivery` scope, behind Basic auth
+//! (see app.rs): every handler here runs only for an authenticated user.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, EntityTag};
@@ -7,16 +9,21 @@ use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, mime, web};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::error::{ApiError, Result};
-use crate::routes::openapi::schemas::{Delivery, NewDelivery};
-use crate::routes::openapi::{
+pub mod cache;
+pub mod input;
+pub mod wire;
+
+use cache::ReadCache;
+use wire::{Delivery, NewDelivery, Status};
+
+use super::method_not_allowed;
+use super::problems::{
     BadRequest, Conflict, InsufficientStorage, Internal, NotFound, PayloadTooLarge, RequestTimeout,
     TooManyRequests, Unauthorized, Unavailable, Unprocessable, UnsupportedMediaType,
 };
-use crate::routes::{input, method_not_allowed};
+use crate::error::{ApiError, Result};
 use crate::store::Db;
 use crate::store::deliveries;
-use crate::store::read_cache::ReadCache;
 use crate::store::revision::{self, Revisions};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -46,7 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     paths(list, create, read, replace, delete),
-    components(schemas(Delivery, NewDelivery))
+    components(schemas(Delivery, NewDelivery, Status))
 )]
 pub struct DeliveryApi;
 
@@ -133,6 +140,7 @@ async fn list(
     if !links.is_empty() {
         res.insert_header((header::LINK, links.join(", ")));
     }
+    let items: Vec<Delivery> = items.into_iter().map(Delivery::from).collect();
     Ok(res.json(items))
 }
 
@@ -247,7 +255,7 @@ async fn create(
     let delivery = creator.create(new).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/delivery/{}", delivery.id)))
-        .json(delivery))
+        .json(Delivery::from(delivery)))
 }
 
 /// Replaces a delivery (all fields; `status` defaults to `pending`).
@@ -285,7 +293,7 @@ async fn replace(
     let delivery = deliveries::replace(&db, *id, &new)
         .await?
         .ok_or_else(|| not_found(*id))?;
-    Ok(HttpResponse::Ok().json(delivery))
+    Ok(HttpResponse::Ok().json(Delivery::from(delivery)))
 }
 
 /// Deletes a delivery.

@@ -1,4 +1,4 @@
-//! Serialized read responses, kept while the data has not changed: the `GET /delivery/all` body,
+//! Serialized read responses (the HTTP side of the store's reads), kept while the data has not changed: the `GET /delivery/all` body,
 //! and the bodies of recently read single deliveries (`GET /delivery/{id}`, at most
 //! [`MAX_ITEMS`]).
 //!
@@ -13,8 +13,9 @@ use hashlink::LruCache;
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use super::deliveries;
-use super::{Db, StoreError};
+use super::wire::Delivery;
+use crate::store::deliveries;
+use crate::store::{Db, StoreError};
 
 /// Single deliveries kept per revision (a few hundred bytes each).
 pub const MAX_ITEMS: usize = 4096;
@@ -53,7 +54,9 @@ impl ReadCache {
             return Ok((body.clone(), *count));
         }
         let rows = deliveries::all(db).await?;
-        let (body, count) = (to_json(&rows)?, rows.len());
+        let count = rows.len();
+        let rows: Vec<Delivery> = rows.into_iter().map(Delivery::from).collect();
+        let body = to_json(&rows)?;
         let mut list = self.list.lock();
         // Keep the newest revision seen, whichever request finishes first.
         if list.as_ref().is_none_or(|(rev, ..)| *rev <= revision) {
@@ -87,7 +90,7 @@ impl ReadCache {
         let Some(delivery) = deliveries::one(db, id).await? else {
             return Ok(None);
         };
-        let body = to_json(&delivery)?;
+        let body = to_json(&Delivery::from(delivery))?;
         let mut items = self.items.lock();
         if items.revision < revision {
             items.revision = revision;

@@ -3,13 +3,14 @@
 
 use serde_json::value::RawValue;
 
+use super::wire::NewDelivery;
 use crate::error::{ApiError, Result};
-use crate::store::deliveries::NewDelivery;
+use crate::store::deliveries as store;
 
 /// A POST/PUT body. The JSON extractor has already refused malformed JSON (400), a wrong
 /// Content-Type (415) and oversized bodies (413); what is left is valid JSON, so any mismatch
 /// with a delivery is a 422 that names the field at fault.
-pub fn delivery_from(body: &RawValue) -> Result<NewDelivery> {
+pub fn delivery_from(body: &RawValue) -> Result<store::NewDelivery> {
     // serde also reads a struct from an array, by position (`["R-1", "Ana", "Rua 1"]`): refused.
     if !body.get().trim_start().starts_with('{') {
         return Err(ApiError::Unprocessable(
@@ -25,7 +26,7 @@ pub fn delivery_from(body: &RawValue) -> Result<NewDelivery> {
             format!("invalid delivery: `{field}`: {}", e.inner())
         })
     })?;
-    validated(new)
+    validated(new).map(store::NewDelivery::from)
 }
 
 const MAX_LEN: usize = 500;

@@ -1,0 +1,127 @@
+//! The delivery resource on the wire: what `GET` answers and what `POST`/`PUT` take, declared
+//! once, with serde (the JSON) and utoipa (the OpenAPI schema) on the same types. The store
+//! speaks rows and domain values (`store::deliveries`); these convert from and into them.
+
+use std::fmt;
+
+use serde::de::{self, Unexpected, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+use crate::store::deliveries as store;
+
+/// Where a delivery is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    #[default]
+    Pending,
+    InTransit,
+    Delivered,
+    Cancelled,
+}
+
+/// By hand rather than derived: serde_json reports a derived enum given `null`, `5`, `[]` or `{}`
+/// as a *syntax* error ("expected value"), which would be a 400 "malformed JSON" for a body that
+/// is valid JSON with a wrong value (422). As a string visitor, every wrong value is a data error.
+impl<'de> Deserialize<'de> for Status {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StatusName;
+        impl Visitor<'_> for StatusName {
+            type Value = Status;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("one of \"pending\", \"in_transit\", \"delivered\", \"cancelled\"")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Status, E> {
+                store::Status::from_name(value)
+                    .map(Status::from)
+                    .ok_or_else(|| E::invalid_value(Unexpected::Str(value), &self))
+            }
+        }
+        deserializer.deserialize_str(StatusName)
+    }
+}
+
+impl From<store::Status> for Status {
+    fn from(status: store::Status) -> Self {
+        match status {
+            store::Status::Pending => Self::Pending,
+            store::Status::InTransit => Self::InTransit,
+            store::Status::Delivered => Self::Delivered,
+            store::Status::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+impl From<Status> for store::Status {
+    fn from(status: Status) -> Self {
+        match status {
+            Status::Pending => Self::Pending,
+            Status::InTransit => Self::InTransit,
+            Status::Delivered => Self::Delivered,
+            Status::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+/// A stored delivery.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Delivery {
+    pub id: i64,
+    pub reference: String,
+    pub recipient: String,
+    pub address: String,
+    pub status: Status,
+    /// RFC 3339, UTC, e.g. `2026-01-31T09:30:00.000Z`.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+impl From<store::Delivery> for Delivery {
+    fn from(row: store::Delivery) -> Self {
+        Self {
+            id: row.id,
+            reference: row.reference,
+            recipient: row.recipient,
+            address: row.address,
+            status: row.status.into(),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// The body of `POST /delivery` and `PUT /delivery/{id}`. Text is trimmed; empty values (once
+/// spaces and invisible characters are set aside), control characters, and line breaks outside
+/// `address` are refused with 422 (`input.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDelivery {
+    #[schema(min_length = 1, max_length = 500, example = "R-1001")]
+    pub reference: String,
+    #[schema(min_length = 1, max_length = 500, example = "Ana Silva")]
+    pub recipient: String,
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        example = "Rua das Flores 12, Lisboa"
+    )]
+    pub address: String,
+    /// Defaults to `pending` (`null` is refused).
+    #[serde(default)]
+    pub status: Status,
+}
+
+impl From<NewDelivery> for store::NewDelivery {
+    fn from(new: NewDelivery) -> Self {
+        Self {
+            reference: new.reference,
+            recipient: new.recipient,
+            address: new.address,
+            status: new.status.into(),
+        }
+    }
+}
