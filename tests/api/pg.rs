@@ -79,13 +79,27 @@ pub struct PgCluster {
     pub port: u16,
     bin: PathBuf,
     server: Mutex<Option<Child>>,
+    /// Reached only through its Unix socket, in its own directory: no TCP port at all.
+    socket_only: bool,
     /// Its closing (this struct dropped, or this process gone) tells the reaper to clean up.
     _reaper: ChildStdin,
 }
 
 impl PgCluster {
-    /// A new cluster of its own (tests that stop and restart the server use one).
+    /// A new cluster, on a free TCP port (the shared one).
     pub fn start(bin: PathBuf) -> Self {
+        Self::create(bin, false)
+    }
+
+    /// A new cluster of its own that listens on a Unix socket in its own directory only. For
+    /// tests that stop and restart the server: a TCP port freed by the stop could be taken by
+    /// another test's listener (every test binds port 0) before the restart, which then fails.
+    /// A socket file in a private directory cannot be taken.
+    pub fn start_private(bin: PathBuf) -> Self {
+        Self::create(bin, true)
+    }
+
+    fn create(bin: PathBuf, socket_only: bool) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("delivery-api-pg-")
             .tempdir()
@@ -122,9 +136,11 @@ impl PgCluster {
             port: 0,
             bin,
             server: Mutex::new(None),
+            socket_only,
             _reaper: reaper,
         };
-        cluster.port = cluster.launch(None);
+        // A socket-only cluster's port only names its socket file (`.s.PGSQL.5432`).
+        cluster.port = cluster.launch(socket_only.then_some(5432));
         cluster
     }
 
@@ -140,7 +156,11 @@ impl PgCluster {
                 .arg(self.dir.path())
                 .args([
                     "-c",
-                    "listen_addresses=127.0.0.1",
+                    if self.socket_only {
+                        "listen_addresses="
+                    } else {
+                        "listen_addresses=127.0.0.1"
+                    },
                     // Throwaway data: the server's own crash safety is not under test here (the
                     // app's is: an acknowledged write is committed, whatever happens to the app).
                     "-c",
@@ -200,8 +220,15 @@ impl PgCluster {
         self.launch(Some(self.port));
     }
 
-    /// `postgres://postgres@127.0.0.1:PORT/NAME`
+    /// `postgres://postgres@127.0.0.1:PORT/NAME`, or through the socket for a private cluster.
     pub fn url(&self, database: &str) -> String {
+        if self.socket_only {
+            let dir = self.dir.path().display();
+            return format!(
+                "postgres://postgres@localhost/{database}?host={dir}&port={}",
+                self.port
+            );
+        }
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 

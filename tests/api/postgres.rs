@@ -248,7 +248,7 @@ async fn postgres_going_away_is_a_readable_503_and_the_server_recovers_when_it_i
     else {
         return;
     };
-    let cluster = pg::PgCluster::start(bin); // its own: this test stops it
+    let cluster = pg::PgCluster::start_private(bin); // its own: this test stops it
     let url = cluster.new_database().await;
     let app = spawn_app_with(|args| args.db.database_url = url.clone()).await;
     assert_eq!(app.get_all().await.status(), 200);
