@@ -1084,10 +1084,16 @@ fn regenerate(mut expected: impl FnMut(&str) -> Option<Result<String, String>>) 
                 lines.splice(block.open + 1..block.close, new);
                 changed = true;
             } else {
+                let have = dedent(&have);
+                let first = (0..have.len().max(want.len()))
+                    .find(|&i| have.get(i) != want.get(i))
+                    .unwrap_or(0);
+                let line = |lines: &[String]| lines.get(first).cloned().unwrap_or_default();
                 stale.push(format!(
-                    "{at} ({marker})\n-- the page has:\n{}\n-- the code has:\n{}\n",
-                    block.body.join("\n"),
-                    want.join("\n")
+                    "{at} ({marker}): line {} of the block differs\n  page: {}\n  code: {}",
+                    first + 1,
+                    line(&have),
+                    line(&want)
                 ));
             }
         }
