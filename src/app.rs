@@ -17,6 +17,7 @@
 
 use std::sync::Arc;
 
+use actix_web::http::header;
 use actix_web::middleware::{Condition, DefaultHeaders, from_fn};
 use actix_web::{App, web};
 use tracing_actix_web::TracingLogger;
@@ -111,5 +112,5 @@ impl AppState {
 fn security_headers() -> DefaultHeaders {
     DefaultHeaders::new()
         .add(("Strict-Transport-Security", "max-age=31536000"))
-        .add(("X-Content-Type-Options", "nosniff"))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
 }

@@ -1,7 +1,6 @@
 //! Whether a username and password are right: the credential cache, the guessing limits, and
 //! argon2 on the blocking pool (`Authenticator::verify`). No HTTP here beyond the error it returns.
 
-use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -216,8 +215,10 @@ impl Authenticator {
     /// spread as the real ones, not just the same mean.
     fn typical_check(&self) -> Duration {
         let durations = self.durations.lock();
-        let pick = std::hash::BuildHasher::hash_one(&RandomState::new(), Instant::now());
-        let index = (pick % durations.len().max(1) as u64) as usize;
+        let mut pick = [0u8; 8];
+        // ring's system random source (a failure only makes the pick the first entry).
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut pick);
+        let index = (u64::from_le_bytes(pick) % durations.len().max(1) as u64) as usize;
         durations.get(index).copied().unwrap_or(FALLBACK_CHECK)
     }
 

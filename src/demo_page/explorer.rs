@@ -90,7 +90,6 @@ async fn page(explorer: web::Data<Explorer>) -> HttpResponse {
         .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::CONTENT_SECURITY_POLICY, explorer.csp.clone()))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
         .body(PAGE)
 }
 
@@ -110,6 +109,5 @@ fn asset_owned(
         .insert_header((header::CONTENT_TYPE, content_type))
         // The same binary always serves the same bytes; the port in init.js changes per run.
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
         .body(body)
 }

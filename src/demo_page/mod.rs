@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::http::header;
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpResponse, HttpServer, web};
+use base64::Engine as _;
 use serde::Deserialize;
 
 use crate::exchanges::Exchanges;
@@ -76,15 +78,20 @@ pub struct Page {
 
 /// Serves the page and, same-origin for it, the record of what the API saw of its requests.
 pub fn serve(listener: TcpListener, page: Page) -> std::io::Result<Server> {
-    let html = web::Data::new(
-        PAGE.replace("__API_BASE__", &page.api_base)
-            .replace("__ALLOWED_ORIGINS__", &page.allowed_origins.join(" ")),
-    );
+    let html = PAGE
+        .replace("__API_BASE__", &page.api_base)
+        .replace("__ALLOWED_ORIGINS__", &page.allowed_origins.join(" "));
+    let served_page = web::Data::new(Index {
+        csp: csp_for(&html, &page.api_base),
+        html,
+    });
     let exchanges = web::Data::from(page.exchanges);
     let explorer = web::Data::new(explorer::Explorer::new(&page.api_base));
     Ok(HttpServer::new(move || {
         App::new()
-            .app_data(html.clone())
+            // Every answer of this origin: no MIME sniffing.
+            .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
+            .app_data(served_page.clone())
             .app_data(exchanges.clone())
             .app_data(explorer.clone())
             .configure(explorer::configure)
@@ -98,12 +105,41 @@ pub fn serve(listener: TcpListener, page: Page) -> std::io::Result<Server> {
     .run())
 }
 
-async fn index(page: web::Data<String>) -> HttpResponse {
+/// The page as served, and its Content-Security-Policy.
+struct Index {
+    html: String,
+    csp: String,
+}
+
+/// Only the page's own inline script and style run (by hash: the page has one of each), it may
+/// call only itself and the API, and no other page may frame it (clickjacking).
+fn csp_for(html: &str, api_base: &str) -> String {
+    let hash = |open: &str, close: &str| {
+        let inline = html
+            .split_once(open)
+            .and_then(|(_, rest)| rest.split_once(close))
+            .map_or("", |(inline, _)| inline);
+        let digest = ring::digest::digest(&ring::digest::SHA256, inline.as_bytes());
+        format!(
+            "'sha256-{}'",
+            base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+        )
+    };
+    format!(
+        "default-src 'none'; script-src {}; style-src {}; img-src 'self' data:; \
+         connect-src 'self' {api_base}; base-uri 'none'; form-action 'none'; \
+         frame-ancestors 'none'",
+        hash("<script>", "</script>"),
+        hash("<style>", "</style>"),
+    )
+}
+
+async fn index(page: web::Data<Index>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
-        .body(page.get_ref().clone())
+        .insert_header((header::CONTENT_SECURITY_POLICY, page.csp.clone()))
+        .body(page.html.clone())
 }
 
 #[derive(Deserialize)]
@@ -118,7 +154,6 @@ async fn recorded(exchanges: web::Data<Exchanges>, query: web::Query<After>) -> 
     let last = exchanges.last_seq();
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
         .json(serde_json::json!({ "last": last, "exchanges": exchanges.since(query.after) }))
 }
 

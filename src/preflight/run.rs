@@ -2,7 +2,6 @@
 //! actual request) and judges each response with the Fetch rules (`rules.rs`). One cohesive
 //! client, a little over 300 lines with its tests.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -250,7 +249,7 @@ async fn exchange(
     if let Some(body) = body {
         request = request.body(body.to_owned());
     }
-    let res = request.send().await.map_err(|e| describe_error(&e))?;
+    let res = request.send().await.map_err(describe_error)?;
     Ok(seen(&res))
 }
 
@@ -296,18 +295,15 @@ fn finish(
 }
 
 /// A transport failure, in the words a frontend developer needs (the page would see status 0).
-fn describe_error(e: &reqwest::Error) -> String {
-    let mut chain = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let _ = write!(chain, ": {s}");
-        source = s.source();
-    }
+fn describe_error(e: reqwest::Error) -> String {
+    let (connect, timeout) = (e.is_connect(), e.is_timeout());
+    // The whole chain, "outer: inner: …", as anyhow's alternate form prints it.
+    let chain = format!("{:#}", anyhow::Error::from(e));
     let hint = if chain.contains("certificate") || chain.contains("UnknownIssuer") {
         " (the certificate is not trusted: a browser shows this as status 0 too; pass --cacert certs/dev-ca.crt, or trust the CA)"
-    } else if e.is_connect() {
+    } else if connect {
         " (nothing answers there: is the server running on that port?)"
-    } else if e.is_timeout() {
+    } else if timeout {
         " (no answer within 15 s)"
     } else {
         ""

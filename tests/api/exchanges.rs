@@ -252,3 +252,48 @@ async fn other_origins_are_not_recorded_and_the_record_is_not_served_by_the_api(
         assert_problem(res, 404, path).await;
     }
 }
+
+/// The demo page runs only its own inline script and style (by hash), may call only itself and
+/// the API, cannot be framed by another page, and nothing on its origin is MIME-sniffed.
+#[tokio::test]
+async fn the_demo_page_runs_only_its_own_script_and_cannot_be_framed() {
+    let app = spawn_app_with_page(|_, _| {}).await;
+    let page = app.page.clone().expect("page");
+
+    let res = app.client.get(page.clone()).send().await.expect("sent");
+
+    assert_eq!(res.status(), 200);
+    let csp = header(res.headers(), "content-security-policy")
+        .expect("a CSP on the index")
+        .to_owned();
+    assert_eq!(
+        header(res.headers(), "x-content-type-options"),
+        Some("nosniff")
+    );
+    for part in [
+        "default-src 'none'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        &format!("connect-src 'self' {}", app.base),
+    ] {
+        assert!(csp.contains(part), "{part} in {csp}");
+    }
+    let script = csp
+        .split(';')
+        .find_map(|d| d.trim().strip_prefix("script-src "))
+        .expect("script-src");
+    assert!(
+        script.starts_with("'sha256-") && !script.contains("unsafe"),
+        "only the page's own script, by hash: {script}"
+    );
+    let recorded = app
+        .client
+        .get(format!("{page}exchanges"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        header(recorded.headers(), "x-content-type-options"),
+        Some("nosniff")
+    );
+}
