@@ -102,6 +102,15 @@ impl FromStr for AllowedOrigin {
                 "invalid allowed origin {raw:?}: {why} (expected scheme://host[:port], e.g. http://localhost:4200)"
             ))
         };
+        if raw.contains('*') {
+            // `http://*.example.com` would parse as a host literally named `*.example.com`,
+            // which no page has: the Fetch standard matches origins byte for byte, and
+            // actix-cors has no patterns. Refused, so it is not silently never matched.
+            return bad(
+                "`*` is allowed only alone (any origin); wildcard subdomains are not supported: \
+                 list each origin",
+            );
+        }
         match crate::fetch::serialized_origin(raw) {
             Ok(serialized) => Ok(Self::Exact(serialized)),
             Err(why) => bad(&why),
@@ -330,6 +339,22 @@ mod tests {
 
     fn exact(s: &str) -> AllowedOrigin {
         AllowedOrigin::Exact(s.to_owned())
+    }
+
+    #[test]
+    fn a_wildcard_inside_an_origin_is_refused_with_the_reason() {
+        for raw in [
+            "http://*.example.com",
+            "https://app.*.com",
+            "*://localhost:4200",
+        ] {
+            let err = raw.parse::<AllowedOrigin>().expect_err(raw);
+            assert!(
+                err.contains("wildcard subdomains are not supported"),
+                "{raw}: {err}"
+            );
+        }
+        assert_eq!("*".parse::<AllowedOrigin>(), Ok(AllowedOrigin::Any));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! `--ephemeral`: the database, and the dev certificates unless `--cert` is given, live in a new
-//! private temporary directory (0700, from `tempfile`), removed at exit (not after `kill -9`:
+//! private temporary directory (0700), removed at exit (not after `kill -9`:
 //! nothing can do that).
 
 use std::path::Path;
@@ -14,8 +14,15 @@ pub struct Ephemeral {
 
 impl Ephemeral {
     pub fn create() -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("delivery-api-")
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("delivery-api-");
+        #[cfg(unix)]
+        {
+            // It will hold the database and the dev CA's private key: this user only.
+            use std::os::unix::fs::PermissionsExt as _;
+            builder.permissions(std::fs::Permissions::from_mode(0o700));
+        }
+        let dir = builder
             .tempdir()
             .context("cannot create a temporary directory for --ephemeral")?;
         Ok(Self { dir: Some(dir) })

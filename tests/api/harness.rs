@@ -86,6 +86,18 @@ async fn ephemeral_and_seeded_it_says_where_it_is_serves_the_seed_and_leaves_not
     );
     assert!(ca.exists(), "{ca:?}");
     let run_dir = database.parent().expect("dir").to_owned();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&run_dir)
+            .expect("dir")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o700,
+            "the database and the CA's key are for this user only"
+        );
+    }
 
     // HTTP/1.1: actix-http closes idle HTTP/1.1 connections at a graceful stop, while an idle
     // HTTP/2 one holds it for the grace period (no GOAWAY; see README).
@@ -200,4 +212,46 @@ async fn a_new_database_is_at_the_revision_seed_expects() {
     let db = open_db(&database_url(dir.path()).await).await;
     let revision = scalar(&db, "SELECT revision FROM deliveries_revision").await;
     assert_eq!(revision, delivery_api::store::NEW_DATABASE_REVISION);
+}
+
+/// A local user who can write to the ready file's directory cannot make the server overwrite
+/// another file: the ready file goes through a new temporary file created exclusively under a
+/// random name, never through a name planted in advance.
+#[tokio::test]
+async fn the_ready_file_is_never_written_through_a_planted_link() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let victim = cwd.path().join("victim");
+    std::fs::write(&victim, "precious").expect("victim");
+    for planted in ["ready.partial", "ready.json.partial", ".ready.json.tmp"] {
+        std::os::unix::fs::symlink(&victim, cwd.path().join(planted)).expect("symlink");
+    }
+    let mut child = binary(
+        cwd.path(),
+        &[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--no-demo-page",
+            "--ephemeral",
+            "--ready-file",
+            "ready.json",
+        ],
+    )
+    .spawn()
+    .expect("the binary runs");
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let ready = ready_line(&mut stdout).await;
+
+    let file = std::fs::read_to_string(cwd.path().join("ready.json")).expect("ready file");
+    let file: Value = serde_json::from_str(&file).expect("JSON");
+    assert_eq!(file, ready);
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("victim"),
+        "precious",
+        "the planted links were not followed"
+    );
+    let pid = ready["pid"].as_u64().expect("pid") as i32;
+    // SAFETY: signalling the child this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert!(child.wait().await.expect("exit").success());
 }
