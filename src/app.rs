@@ -108,7 +108,7 @@ impl AppState {
 
 /// On every response, preflights included. HSTS without includeSubDomains: browsers ignore it
 /// for IP literals, and Chromium (132+) and Firefox for `localhost` too (Safari does not yet: it
-/// would upgrade http://localhost:4200 as well; see README).
+/// would upgrade http://localhost:4200 as well; see docs/security.md).
 fn security_headers() -> DefaultHeaders {
     DefaultHeaders::new()
         .add(("Strict-Transport-Security", "max-age=31536000"))

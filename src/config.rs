@@ -9,6 +9,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::cors::{AllowedOrigin, CorsConfig};
 
+/// The origin an Angular dev server (`ng serve`) runs on, allowed unless `--allowed-origin` says otherwise.
+pub const DEFAULT_ORIGIN: &str = "http://localhost:4200";
+
 pub use crate::preflight::{PREFLIGHT_EXIT_CODES, PreflightArgs};
 pub use crate::telemetry::LogFormat;
 
@@ -110,7 +113,7 @@ pub struct CorsArgs {
         long = "allowed-origin",
         env = "DELIVERY_API_ALLOWED_ORIGINS",
         value_delimiter = ',',
-        default_value = "http://localhost:4200"
+        default_value = DEFAULT_ORIGIN
     )]
     pub allowed_origins: Vec<AllowedOrigin>,
 
@@ -215,7 +218,8 @@ pub struct ConnectionArgs {
     )]
     pub max_connections_per_ip: u32,
 
-    /// Connections per client that have not finished their TLS handshake; more are closed at once.
+    /// TLS handshakes one client may have in progress at once; its further connections wait
+    /// their turn (within --tls-first-byte-timeout), then are closed.
     #[arg(long, env = "DELIVERY_API_MAX_HANDSHAKES_PER_IP", default_value_t = 8)]
     pub max_handshakes_per_ip: u32,
 

@@ -90,9 +90,7 @@ impl Application {
             let _ = std::fs::remove_file(path);
         }
         // Checked (and bound) first: a refusal leaves nothing behind.
-        let metrics_listener = args
-            .operating
-            .metrics_bind
+        let metrics_listener = (args.operating.metrics_bind)
             .map(|addr| metrics::bind(addr, args.operating.metrics_public))
             .transpose()?;
         let ephemeral = args.harness.ephemeral.then(Ephemeral::create).transpose()?;
@@ -144,12 +142,7 @@ impl Application {
             args.connections.limits(),
         )?;
         let demo = serve_demo_page(listeners.demo_page, pages.exchanges, &api_origin, &cors)?;
-        let metrics = match (metrics_listener, &meters) {
-            (Some(listener), Some(meters)) => {
-                Some((listener.local_addr()?, metrics::serve(listener, meters)?))
-            }
-            _ => None,
-        };
+        let metrics = serve_metrics(metrics_listener, meters.as_ref())?;
 
         let served = ready::Served {
             api: addr,
@@ -355,6 +348,20 @@ async fn refuse_a_public_bind_with_the_published_password(
         );
     }
     Ok(demo_default)
+}
+
+/// `GET /metrics` on its own bind, if asked for.
+fn serve_metrics(
+    listener: Option<TcpListener>,
+    meters: Option<&Arc<Metrics>>,
+) -> anyhow::Result<Option<(SocketAddr, Server)>> {
+    let (Some(listener), Some(meters)) = (listener, meters) else {
+        return Ok(None);
+    };
+    Ok(Some((
+        listener.local_addr()?,
+        metrics::serve(listener, meters)?,
+    )))
 }
 
 /// The demo page on its own bind, calling the API at `api_origin`.

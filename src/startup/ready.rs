@@ -8,10 +8,14 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use crate::config::DEFAULT_ORIGIN;
 use crate::cors::AllowedOrigin;
 use crate::demo_page;
 use crate::store::{Location, users};
 use crate::tls::TlsFiles;
+
+/// The start-up lines keep the target they always had (`RUST_LOG=delivery_api::startup=…`).
+const TARGET: &str = "delivery_api::startup";
 
 /// What is being served, as the announcements tell it.
 pub struct Served<'a> {
@@ -35,6 +39,12 @@ impl Served<'_> {
             .iter()
             .map(ToString::to_string)
             .collect();
+        // Name the flag as the way to change the list, not as if someone had passed it.
+        let flag = if origins == [DEFAULT_ORIGIN] {
+            "the default; change it with --allowed-origin"
+        } else {
+            "--allowed-origin"
+        };
         let page = match self.demo_page {
             Some(addr) => format!(
                 "{} (always allowed: it is this program's page; opened as another origin, \
@@ -45,9 +55,10 @@ impl Served<'_> {
         };
         // One block: what a browser's requests will be checked against, and with what.
         tracing::info!(
+            target: TARGET,
             "serving https://{addr} (try: curl --cacert certs/dev-ca.crt https://localhost:{}/health)\n  \
              browsers are checked against:\n    \
-             allowed origins:  {} (--allowed-origin)\n    \
+             allowed origins:  {} ({flag})\n    \
              demo page origin: {page}\n    \
              database:         {}\n    \
              certificate:      {}",
@@ -59,25 +70,28 @@ impl Served<'_> {
         );
         if let Some(addr) = self.demo_page {
             tracing::info!(
+            target: TARGET,
                 "demo page: {0}/ (a second origin; open it in a browser); API explorer: {0}/explorer/",
                 demo_page::origin(addr)
             );
         }
         if let Some(addr) = self.metrics {
             tracing::info!(
+            target: TARGET,
                 "metrics: http://{}/metrics (Prometheus text format)",
                 dialable(addr)
             );
         }
         if self.demo_default {
             tracing::info!(
+            target: TARGET,
                 "log in with user `{}` and password `{}` (change it: delivery-api user add {} --password-stdin)",
                 users::DEMO_USER,
                 users::DEMO_PASSWORD,
                 users::DEMO_USER
             );
         } else {
-            tracing::info!("log in with a user from `delivery-api user list`");
+            tracing::info!(target: TARGET, "log in with a user from `delivery-api user list`");
         }
     }
 
