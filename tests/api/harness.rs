@@ -23,6 +23,17 @@ fn binary(cwd: &Path, args: &[&str]) -> tokio::process::Command {
     command
 }
 
+/// `delivery-api serve --bind 127.0.0.1:0 ARGS…` in `cwd`, and its ready line once it serves.
+async fn started(cwd: &Path, args: &[&str]) -> (tokio::process::Child, Value) {
+    let mut all = vec!["serve", "--bind", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let mut child = binary(cwd, &all).spawn().expect("the binary runs");
+    // The first line on stdout is the ready line (logs go to stderr).
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let ready = ready_line(&mut stdout).await;
+    (child, ready)
+}
+
 fn entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("dir")
@@ -44,12 +55,9 @@ async fn ephemeral_and_seeded_it_says_where_it_is_serves_the_seed_and_leaves_not
     });
     std::fs::write(cwd.path().join("seed.json"), seed.to_string()).expect("seed file");
     let ready_file = cwd.path().join("ready.json");
-    let mut child = binary(
+    let (mut child, ready) = started(
         cwd.path(),
         &[
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
             "--no-demo-page",
             "--ephemeral",
             "--seed",
@@ -58,12 +66,7 @@ async fn ephemeral_and_seeded_it_says_where_it_is_serves_the_seed_and_leaves_not
             "ready.json",
         ],
     )
-    .spawn()
-    .expect("the binary runs");
-
-    // The first line on stdout is the ready line (logs go to stderr).
-    let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let ready = ready_line(&mut stdout).await;
+    .await;
     assert_eq!(ready["demo_page"], Value::Null, "--no-demo-page");
     let file: Value =
         serde_json::from_str(&std::fs::read_to_string(&ready_file).expect("ready file"))
@@ -225,22 +228,16 @@ async fn the_ready_file_is_never_written_through_a_planted_link() {
     for planted in ["ready.partial", "ready.json.partial", ".ready.json.tmp"] {
         std::os::unix::fs::symlink(&victim, cwd.path().join(planted)).expect("symlink");
     }
-    let mut child = binary(
+    let (mut child, ready) = started(
         cwd.path(),
         &[
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
             "--no-demo-page",
             "--ephemeral",
             "--ready-file",
             "ready.json",
         ],
     )
-    .spawn()
-    .expect("the binary runs");
-    let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let ready = ready_line(&mut stdout).await;
+    .await;
 
     let file = std::fs::read_to_string(cwd.path().join("ready.json")).expect("ready file");
     let file: Value = serde_json::from_str(&file).expect("JSON");

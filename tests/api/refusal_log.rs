@@ -257,7 +257,9 @@ async fn start_up_says_what_browsers_are_checked_against() {
     };
     for expected in [
         "browsers are checked against:".to_owned(),
-        "allowed origins:  http://localhost:4200 (--allowed-origin)".to_owned(),
+        // Nobody passed the flag: the line says it is the default, and how to change it.
+        "allowed origins:  http://localhost:4200 (the default; change it with --allowed-origin)"
+            .to_owned(),
         "demo page origin: off".to_owned(),
         format!("database:         {db}"),
     ] {
