@@ -65,7 +65,7 @@ pub struct Delivery {
 /// By hand (sqlx's derives need its proc macros, which cost a first build a second, host-side
 /// build of sqlx and SQLite), once for both engines' rows. The status is stored as its name; the
 /// CHECK constraint in the migrations keeps it one of the four. Timestamps arrive as RFC 3339
-/// text on both engines (PostgreSQL's `timestamptz` is formatted by the query, see [`SQL`]).
+/// text on both engines (PostgreSQL's `timestamptz` is formatted by the query, see `sql.rs`).
 impl<'r, R> sqlx::FromRow<'r, R> for Delivery
 where
     R: Row,
@@ -91,65 +91,6 @@ where
     }
 }
 
-/// Each engine's queries, where they differ: how a timestamp is read and written. (`$1`, `$2`…
-/// are positional parameters on both.)
-pub(super) struct Sql {
-    /// The columns of a [`Delivery`], for SELECT and RETURNING.
-    columns: &'static str,
-    pub(super) all: &'static str,
-    page: &'static str,
-    one: &'static str,
-    insert: &'static str,
-    replace: &'static str,
-}
-
-macro_rules! engine_sql {
-    (columns: $columns:expr, now: $now:expr) => {
-        Sql {
-            columns: $columns,
-            all: concat!("SELECT ", $columns, " FROM deliveries ORDER BY id"),
-            page: concat!(
-                "SELECT ",
-                $columns,
-                " FROM deliveries ORDER BY id LIMIT $1 OFFSET $2"
-            ),
-            one: concat!("SELECT ", $columns, " FROM deliveries WHERE id = $1"),
-            insert: concat!(
-                "INSERT INTO deliveries (reference, recipient, address, status) \
-                 VALUES ($1, $2, $3, $4) RETURNING ",
-                $columns
-            ),
-            replace: concat!(
-                "UPDATE deliveries SET reference = $1, recipient = $2, address = $3, \
-                 status = $4, updated_at = ",
-                $now,
-                " WHERE id = $5 RETURNING ",
-                $columns
-            ),
-        }
-    };
-}
-
-const SQLITE: Sql = engine_sql!(
-    columns: "id, reference, recipient, address, status, created_at, updated_at",
-    now: "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
-);
-
-/// `timestamptz` as SQLite stores it: UTC, RFC 3339, milliseconds.
-const POSTGRES: Sql = engine_sql!(
-    columns: "id, reference, recipient, address, status, \
-              to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS created_at, \
-              to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS updated_at",
-    now: "now()"
-);
-
-pub(super) fn sql(db: &Db) -> &'static Sql {
-    match db {
-        Db::Sqlite { .. } => &SQLITE,
-        Db::Postgres(_) => &POSTGRES,
-    }
-}
-
 /// What a new delivery (or a replacement) is made of, already checked (`routes/delivery/input.rs`).
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
@@ -160,7 +101,7 @@ pub struct NewDelivery {
 }
 
 pub async fn all(db: &Db) -> sqlx::Result<Vec<Delivery>> {
-    let sql = sql(db).all;
+    let sql = db.sql().deliveries.all;
     on_either!(timed db, |pool| sqlx::query_as(sql).fetch_all(pool).await)
 }
 
@@ -176,7 +117,7 @@ pub async fn count(db: &Db) -> sqlx::Result<usize> {
 
 /// One page of the list, ordered by id.
 pub async fn page(db: &Db, limit: u32, offset: u32) -> sqlx::Result<Vec<Delivery>> {
-    let sql = sql(db).page;
+    let sql = db.sql().deliveries.page;
     let (limit, offset) = (i64::from(limit), i64::from(offset));
     on_either!(timed db, |pool| sqlx::query_as(sql)
         .bind(limit)
@@ -186,7 +127,7 @@ pub async fn page(db: &Db, limit: u32, offset: u32) -> sqlx::Result<Vec<Delivery
 }
 
 pub async fn one(db: &Db, id: i64) -> sqlx::Result<Option<Delivery>> {
-    let sql = sql(db).one;
+    let sql = db.sql().deliveries.one;
     on_either!(timed db, |pool| sqlx::query_as(sql)
         .bind(id)
         .fetch_optional(pool)
@@ -194,7 +135,7 @@ pub async fn one(db: &Db, id: i64) -> sqlx::Result<Option<Delivery>> {
 }
 
 pub async fn create(db: &Db, new: &NewDelivery) -> Result<Delivery, StoreError> {
-    let sql = sql(db).insert;
+    let sql = db.sql().deliveries.insert;
     let created: Vec<Delivery> = on_either!(timed db, |pool| sqlx::query_as(sql)
         .bind(&new.reference)
         .bind(&new.recipient)
@@ -274,7 +215,7 @@ async fn write_batch(db: &Db, batch: Vec<Creation>) {
             "INSERT INTO deliveries (reference, recipient, address, status) VALUES {values}
              ON CONFLICT (reference) DO NOTHING
              RETURNING {}",
-            sql(db).columns
+            db.sql().deliveries.columns
         );
         // Only placeholders vary; every value is bound.
         let inserted: sqlx::Result<Vec<Delivery>> = on_either!(timed db, |pool| {
@@ -331,7 +272,7 @@ impl Delivery {
 }
 
 pub async fn replace(db: &Db, id: i64, new: &NewDelivery) -> Result<Option<Delivery>, StoreError> {
-    let sql = sql(db).replace;
+    let sql = db.sql().deliveries.replace;
     let replaced: Vec<Delivery> = on_either!(timed db, |pool| sqlx::query_as(sql)
         .bind(&new.reference)
         .bind(&new.recipient)

@@ -10,6 +10,7 @@ mod failure;
 mod file;
 pub mod revision;
 pub mod seed;
+mod sql;
 pub mod users;
 
 pub use connect::{

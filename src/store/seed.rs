@@ -5,26 +5,6 @@ use anyhow::Context;
 use super::deliveries::NewDelivery;
 use super::{Db, NEW_DATABASE_REVISION, on_either};
 
-/// Each engine's statements: lock the revision row, and empty the sample (no id was ever handed
-/// out on a new database, so the seed's ids start at 1).
-struct Sql {
-    revision_now: &'static str,
-    reset: &'static [&'static str],
-}
-
-const SQLITE: Sql = Sql {
-    revision_now: "SELECT revision FROM deliveries_revision",
-    reset: &[
-        "DELETE FROM deliveries",
-        "DELETE FROM sqlite_sequence WHERE name = 'deliveries'",
-    ],
-};
-
-const POSTGRES: Sql = Sql {
-    revision_now: "SELECT revision FROM deliveries_revision FOR UPDATE",
-    reset: &["TRUNCATE deliveries RESTART IDENTITY"],
-};
-
 /// Replaces the deliveries (and, if `users` is not empty, the users: name and argon2 hash) of a
 /// database still as the migrations left it. Else another instance seeded it (or wrote to it)
 /// first, and its data is not replaced. On PostgreSQL the row lock makes a second seeder wait for
@@ -34,13 +14,10 @@ pub async fn replace_sample(
     deliveries: &[NewDelivery],
     users: &[(String, String)],
 ) -> anyhow::Result<()> {
-    let sql = match db {
-        Db::Sqlite { .. } => &SQLITE,
-        Db::Postgres(_) => &POSTGRES,
-    };
+    let sql = db.sql();
     on_either!(db, |pool| {
         let mut tx = pool.begin().await?;
-        let revision: i64 = sqlx::query_scalar(sql.revision_now)
+        let revision: i64 = sqlx::query_scalar(sql.seed_revision)
             .fetch_one(&mut *tx)
             .await?;
         if revision != NEW_DATABASE_REVISION {
@@ -49,7 +26,7 @@ pub async fn replace_sample(
                  seeded it first?): not seeding over it"
             );
         }
-        for statement in sql.reset {
+        for statement in sql.seed_reset {
             sqlx::query(*statement).execute(&mut *tx).await?;
         }
         for new in deliveries {

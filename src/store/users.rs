@@ -97,18 +97,7 @@ pub async fn password_hash_at_revision(db: &Db, name: &str) -> sqlx::Result<(u64
 /// Creates the user or replaces its password. Returns true when the user was new.
 pub async fn upsert(db: &Db, name: &str, hash: &str) -> sqlx::Result<bool> {
     let existed = password_hash(db, name).await?.is_some();
-    let sql = match db {
-        Db::Sqlite { .. } => {
-            "INSERT INTO users (name, password_hash) VALUES ($1, $2)
-             ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash,
-                                               updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
-        }
-        Db::Postgres(_) => {
-            "INSERT INTO users (name, password_hash) VALUES ($1, $2)
-             ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash,
-                                               updated_at = now()"
-        }
-    };
+    let sql = db.sql().upsert_user;
     on_either!(timed db, |pool| sqlx::query(sql)
         .bind(name)
         .bind(hash)
