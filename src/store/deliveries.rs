@@ -100,9 +100,21 @@ pub struct NewDelivery {
     pub status: Status,
 }
 
-pub async fn all(db: &Db) -> sqlx::Result<Vec<Delivery>> {
+/// Every delivery in id order, handed to `each` as it is read, so that the rows are never all in
+/// memory at once (a list of tens of thousands of large rows is hundreds of MB as values).
+/// Returns how many there were.
+pub async fn for_each(db: &Db, mut each: impl FnMut(Delivery)) -> sqlx::Result<usize> {
+    use futures_util::TryStreamExt as _;
     let sql = db.sql().deliveries.all;
-    on_either!(timed db, |pool| sqlx::query_as(sql).fetch_all(pool).await)
+    on_either!(timed db, |pool| {
+        let mut rows = sqlx::query_as::<_, Delivery>(sql).fetch(pool);
+        let mut count = 0;
+        while let Some(row) = rows.try_next().await? {
+            each(row);
+            count += 1;
+        }
+        Ok::<_, sqlx::Error>(count)
+    })
 }
 
 /// How many deliveries there are.

@@ -18,6 +18,7 @@ mod hostile;
 mod http2;
 mod layout;
 mod limits;
+mod memory;
 mod openapi;
 mod operating;
 mod pg;

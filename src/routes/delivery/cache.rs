@@ -1,6 +1,10 @@
-//! Serialized read responses (the HTTP side of the store's reads), kept while the data has not changed: the `GET /delivery/all` body,
-//! and the bodies of recently read single deliveries (`GET /delivery/{id}`, at most
-//! [`MAX_ITEMS`]).
+//! Serialized read responses (the HTTP side of the store's reads), kept while the data has not
+//! changed: the `GET /delivery/all` body, and the bodies of recently read single deliveries
+//! (`GET /delivery/{id}`, at most [`MAX_ITEMS`]).
+//!
+//! Memory is bounded by construction: one list body exists per revision, built by one request at
+//! a time (the others wait for it, then share it), serialized row by row as the rows are read,
+//! and sent as slices of that one buffer ([`Sliced`]), never copied whole into a connection.
 //!
 //! Correctness rests on the database, not on timing: every request reads `deliveries_revision`
 //! (bumped by a trigger on any write, by any process; see `revision.rs`) and a body is reused
@@ -23,6 +27,9 @@ pub const MAX_ITEMS: usize = 4096;
 pub struct ReadCache {
     /// (revision, body, number of deliveries)
     list: Mutex<Option<(u64, Bytes, usize)>>,
+    /// Held while a list body is built: concurrent misses wait and share it, instead of each
+    /// building its own copy (8 requests at once were 8 copies of a 97 MB list).
+    building: tokio::sync::Mutex<()>,
     items: Mutex<Items>,
 }
 
@@ -36,6 +43,7 @@ impl Default for ReadCache {
     fn default() -> Self {
         Self {
             list: Mutex::default(),
+            building: tokio::sync::Mutex::new(()),
             items: Mutex::new(Items {
                 revision: 0,
                 bodies: LruCache::new(MAX_ITEMS),
@@ -48,21 +56,43 @@ impl ReadCache {
     /// The whole list as JSON at `revision` (the cached body if it was built at that revision,
     /// otherwise read and serialized again), and the number of deliveries in it.
     pub async fn list(&self, db: &Db, revision: u64) -> Result<(Bytes, usize), StoreError> {
-        if let Some((rev, body, count)) = self.list.lock().as_ref()
-            && *rev == revision
-        {
-            return Ok((body.clone(), *count));
+        if let Some(cached) = self.cached_list(revision) {
+            return Ok(cached);
         }
-        let rows = deliveries::all(db).await?;
-        let count = rows.len();
-        let rows: Vec<Delivery> = rows.into_iter().map(Delivery::from).collect();
-        let body = to_json(&rows)?;
+        let _turn = self.building.lock().await;
+        if let Some(cached) = self.cached_list(revision) {
+            return Ok(cached); // built by the request this one waited for
+        }
+        let mut json = Vec::with_capacity(2);
+        json.push(b'[');
+        let mut failed = None;
+        let count = deliveries::for_each(db, |row| {
+            if json.len() > 1 {
+                json.push(b',');
+            }
+            if let Err(e) = serde_json::to_writer(&mut json, &Delivery::from(row)) {
+                failed.get_or_insert(e);
+            }
+        })
+        .await?;
+        if let Some(e) = failed {
+            return Err(StoreError::Other(e.into()));
+        }
+        json.push(b']');
+        json.shrink_to_fit(); // the growth's slack would stay for as long as the body does
+        let body = Bytes::from(json);
         let mut list = self.list.lock();
         // Keep the newest revision seen, whichever request finishes first.
         if list.as_ref().is_none_or(|(rev, ..)| *rev <= revision) {
             *list = Some((revision, body.clone(), count));
         }
         Ok((body, count))
+    }
+
+    fn cached_list(&self, revision: u64) -> Option<(Bytes, usize)> {
+        let list = self.list.lock();
+        let (rev, body, count) = list.as_ref()?;
+        (*rev == revision).then(|| (body.clone(), *count))
     }
 
     /// The number of deliveries at `revision`: from the cached list if it is current, else
@@ -107,4 +137,32 @@ fn to_json(value: &impl Serialize) -> Result<Bytes, StoreError> {
     serde_json::to_vec(value)
         .map(Bytes::from)
         .map_err(|e| StoreError::Other(e.into()))
+}
+
+/// A cached body as a response: sent in slices of the one shared buffer (each a reference, not a
+/// copy), so a connection holds at most a slice or two of it in its write buffer. As one piece,
+/// actix-http's HTTP/1.1 writer would copy the whole body into the connection's buffer, and a
+/// client that never reads would keep that copy alive.
+pub struct Sliced(pub Bytes);
+
+/// Large enough for few wake-ups, small beside the socket's own buffers.
+const SLICE: usize = 64 * 1024;
+
+impl actix_web::body::MessageBody for Sliced {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        actix_web::body::BodySize::Sized(self.0.len() as u64)
+    }
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Bytes, Self::Error>>> {
+        if self.0.is_empty() {
+            return std::task::Poll::Ready(None);
+        }
+        let n = self.0.len().min(SLICE);
+        std::task::Poll::Ready(Some(Ok(self.0.split_to(n))))
+    }
 }

@@ -164,7 +164,7 @@ async fn whole_list(req: &HttpRequest, db: &Db, cache: &ReadCache) -> Result<Htt
     Ok(res
         .insert_header((TOTAL_COUNT, total))
         .content_type(mime::APPLICATION_JSON)
-        .body(list))
+        .body(cache::Sliced(list)))
 }
 
 /// The deliveries' revision for this request: read by the auth layer (revision.rs), or here if
