@@ -589,6 +589,14 @@ pub async fn cli_with(
     cli_program(program, args, db, stdin, setup).await
 }
 
+/// Standard output and standard error of a run, as text.
+pub fn output_text(out: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// [`cli_with`], running `program` (a copy of the binary another user can reach).
 pub async fn cli_program(
     program: &Path,

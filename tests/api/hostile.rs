@@ -1,14 +1,12 @@
 //! One client cannot take the server from the others: per-client connection and handshake caps,
-//! connections that never speak TLS, bodies that trickle in, HTTP/2 stream and header floods.
-//! Every wait here is for a condition; the bounds are for a broken build, not the pass criterion.
+//! handshakes and bodies that never finish, HTTP/2 stream and header floods, malformed requests
+//! that would flood the log. Every wait here is for a condition; the bounds are for a broken build.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-
 use crate::helpers::*;
 
 type Tls = tokio_rustls::client::TlsStream<TcpStream>;
@@ -263,4 +261,85 @@ where
         response.as_mut().poll(cx)
     })
     .await
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_the_tls_handshake_is_cut() {
+    let app = spawn_app_with(|args| args.connections.tls_handshake_timeout = 1).await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    // The first byte of a ClientHello (a handshake record), then nothing.
+    stream.write_all(&[22]).await.expect("write");
+    let mut buf = [0u8; 16];
+    // The bound is for a broken build; the handshake timeout is 1 s.
+    let read = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the server closed the connection: {read:?}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_http1_requests_are_summarised_in_the_log_not_one_error_line_each() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().expect("tempdir");
+    delivery_api::tls::dev_ca::generate(dir.path()).expect("certs");
+    let mut served = serve_binary(dir.path(), "info", &[]).await;
+    let tls = std::sync::Arc::new(tls_trusting(&dir.path().join("dev-ca.crt"), &[b"http/1.1"]));
+
+    let port = served.port;
+    let malformed = async |bytes: &[u8]| {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let mut stream = tokio_rustls::TlsConnector::from(tls.clone())
+            .connect(name, tcp)
+            .await
+            .expect("handshake");
+        stream.write_all(bytes).await.expect("write");
+        let mut reply = Vec::new();
+        let _ = stream.read_to_end(&mut reply).await; // the server closes after its 400
+        assert!(
+            reply.starts_with(b"HTTP/1.1 400"),
+            "{:?}",
+            String::from_utf8_lossy(&reply)
+        );
+    };
+    malformed(b"GARBAGE\r\n\r\n").await;
+    // The first one is logged once, at WARN, with what actix-http said...
+    let summary = served
+        .wait_for_log_line(|line| line.contains("HTTP/1.1 connection ended in error"))
+        .await;
+    assert!(summary.contains("WARN"), "{summary}");
+    // ... and the next ones only counted.
+    for i in 0..50 {
+        let bytes = format!("GET /health HTTP/1.1\r\nHost: localhost\r\nBad Header {i}\r\n\r\n");
+        malformed(bytes.as_bytes()).await;
+    }
+    let res = served
+        .client(dir.path())
+        .get(served.url("/health"))
+        .send()
+        .await
+        .expect("still serving");
+    assert_eq!(res.status(), 200);
+
+    served.child.start_kill().expect("kill");
+    served.child.wait().await.expect("dead");
+    let log = served.drain_log().await;
+    let lines: Vec<_> = log
+        .lines()
+        .filter(|l| l.contains("connection ended in error"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "one summary line for 51 bad requests:\n{log}"
+    );
+    assert!(
+        !log.contains("ERROR"),
+        "no ERROR line per bad request:\n{log}"
+    );
 }

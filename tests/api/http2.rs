@@ -1,11 +1,11 @@
 //! HTTP/2 as browsers and curl speak it: an answer given before the request body has all arrived
 //! (401, 404, 405, 413, 415) reaches the client as a response, not as a reset stream. The server
 //! reads and discards the rest of a body up to 1 MiB (routes::bound_request_body); past that, the
-//! reset RFC 9113 §8.1 allows is fine, and the connection keeps serving.
+//! reset RFC 9113 §8.1 allows is fine, and the connection keeps serving. What HTTP/1.1 refuses
+//! (conflicting Content-Length) is refused over HTTP/2 too.
 
 use base64::Engine as _;
 use bytes::Bytes;
-
 use crate::helpers::*;
 
 const CHUNK: usize = 16 * 1024;
@@ -210,4 +210,52 @@ async fn a_client_that_stops_sending_after_an_early_answer_is_reset_soon() {
     .expect("reset long before the body deadline")
     .expect("a reset, not an error");
     assert_eq!(reset, h2::Reason::NO_ERROR);
+}
+
+#[tokio::test]
+async fn conflicting_content_lengths_are_refused_over_http2_as_over_http1() {
+    let app = spawn_app().await;
+    let before = app.snapshot().await;
+    let body = r#"{"reference":"CL-1","recipient":"A","address":"B"}"#;
+    let len = body.len().to_string();
+    let shorter = (body.len() - 10).to_string();
+    // HTTP/1.1: actix-http's parser refuses them (hyper would merge the headers, so raw bytes).
+    let request = format!(
+        "POST /delivery HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Authorization: Basic ZGVtbzpkZW1vLXBhc3N3b3Jk\r\nContent-Type: application/json\r\n\
+         Content-Length: {len}\r\nContent-Length: {shorter}\r\n\r\n{body}"
+    );
+    let reply = app.raw_http1(request.as_bytes()).await;
+    assert!(reply.starts_with("HTTP/1.1 400"), "HTTP/1.1: {reply}");
+    // HTTP/2: h2 would use the first value; the app refuses.
+    let headers = [
+        ("authorization", "Basic ZGVtbzpkZW1vLXBhc3N3b3Jk"),
+        ("content-type", "application/json"),
+        ("content-length", len.as_str()),
+        ("content-length", shorter.as_str()),
+    ];
+    match app
+        .raw(Http::Two, "POST", "/delivery", &headers, body)
+        .await
+    {
+        Ok(res) => assert_eq!(res.status, 400, "HTTP/2: {}", res.body),
+        Err(e) => panic!("HTTP/2: a 400, not a reset stream: {e}"),
+    }
+    // Same value twice is merely redundant (RFC 9110 §8.6) and is accepted.
+    let headers = [
+        ("authorization", "Basic ZGVtbzpkZW1vLXBhc3N3b3Jk"),
+        ("content-type", "application/json"),
+        ("content-length", len.as_str()),
+        ("content-length", len.as_str()),
+    ];
+    let res = app
+        .raw(Http::Two, "POST", "/delivery", &headers, body)
+        .await
+        .expect("a response");
+    assert_eq!(res.status, 201, "{}", res.body);
+    assert_eq!(
+        app.snapshot().await.len(),
+        before.len() + 1,
+        "only that one was stored"
+    );
 }

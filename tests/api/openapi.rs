@@ -7,7 +7,6 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-
 use crate::helpers::*;
 
 const META_SCHEMA: &str = include_str!("openapi/schema-2022-10-07.json");
@@ -452,7 +451,7 @@ async fn the_limiters_429_and_a_full_disks_507_validate_against_the_document() {
     .await;
     let api = app.openapi().await;
 
-    if let Some(full) = crate::full_disk::fill_the_database(&app).await {
+    if let Some(full) = crate::database_failures::fill_the_database(&app).await {
         let (status, _, _) = api.checked("POST", "/delivery", full).await;
         assert_eq!(status, 507);
     }
@@ -470,47 +469,4 @@ async fn the_limiters_429_and_a_full_disks_507_validate_against_the_document() {
     let (status, headers, _) = last.expect("three tries");
     assert_eq!(status, 429);
     assert!(headers.contains_key("retry-after"));
-}
-
-#[tokio::test]
-async fn the_explorer_is_served_from_the_binary_on_the_page_origin_within_a_csp() {
-    let app = spawn_app_with_page(|_, _| {}).await;
-    let page = app.page.clone().expect("page");
-    let get = |path: &str| app.client.get(format!("{page}{path}")).send();
-
-    let res = get("explorer/").await.expect("sent");
-    assert_eq!(res.status(), 200);
-    let csp = header(res.headers(), "content-security-policy")
-        .expect("a CSP")
-        .to_owned();
-    assert!(csp.contains(&format!("connect-src {};", app.base)), "{csp}");
-    assert!(
-        csp.contains("script-src 'self';"),
-        "no inline or remote script: {csp}"
-    );
-    let html = res.text().await.expect("html");
-    assert!(!html.contains("//cdn") && !html.contains("unpkg"), "{html}");
-
-    let init = get("explorer/init.js").await.expect("sent");
-    let init = init.text().await.expect("js");
-    assert!(
-        init.contains(&format!("{}/openapi.json", app.base)),
-        "{init}"
-    );
-    for (asset, kind) in [
-        ("explorer/swagger-ui-bundle.js", "text/javascript"),
-        ("explorer/swagger-ui.css", "text/css"),
-    ] {
-        let res = get(asset).await.expect("sent");
-        assert_eq!(res.status(), 200, "{asset}");
-        assert!(
-            header(res.headers(), "content-type").is_some_and(|t| t.starts_with(kind)),
-            "{asset}"
-        );
-    }
-    let index = get("").await.expect("sent").text().await.expect("html");
-    assert!(
-        index.contains(r#"href="/explorer/""#),
-        "linked from the demo page"
-    );
 }

@@ -1,6 +1,6 @@
-//! HTTPS only, with certificates that verify against the generated dev CA.
+//! HTTPS only: certificates that verify against the generated dev CA, no plain HTTP, and HSTS
+//! (and nosniff) on every answer, preflights included.
 
-use delivery_api::startup::Application;
 use reqwest::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -55,19 +55,27 @@ async fn plain_http_is_not_offered() {
 }
 
 #[tokio::test]
-async fn a_missing_certificate_stops_start_up_with_a_clear_message() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut args = delivery_api::config::ServeArgs::defaults();
-    args.bind = "127.0.0.1:0".parse().expect("addr");
-    args.db.database_url = format!("sqlite://{}", dir.path().join("t.db").display());
-    args.tls.cert = Some(dir.path().join("missing.crt"));
-    args.tls.key = Some(dir.path().join("missing.key"));
-
-    let err = Application::build(args)
-        .await
-        .err()
-        .expect("start-up fails");
-
-    let message = format!("{err:#}");
-    assert!(message.contains("missing.crt"), "names the file: {message}");
+async fn every_response_carries_hsts_and_nosniff_preflights_included() {
+    let app = spawn_app().await;
+    let responses = [
+        app.preflight("/delivery/all", "GET", ORIGIN).await,
+        app.get_all().await,
+        app.get_without_credentials("/delivery/all").await,
+        app.get_without_credentials("/nowhere").await,
+    ];
+    for res in responses {
+        let h = res.headers();
+        assert_eq!(
+            header(h, "strict-transport-security"),
+            Some("max-age=31536000"),
+            "{}",
+            res.status()
+        );
+        assert_eq!(
+            header(h, "x-content-type-options"),
+            Some("nosniff"),
+            "{}",
+            res.status()
+        );
+    }
 }

@@ -1,11 +1,184 @@
-//! The demo page's record of what the server saw (`GET /exchanges` on the page's bind): which
-//! layer answered each request from the page's origin, never an Authorization value, bounded.
+//! The demo page on its own origin: allowed by the API wherever it is moved, only its own script
+//! (a CSP; the API explorer too), optional (a taken port leaves the API running), and its record of
+//! what the server saw (`GET /exchanges`): which layer answered, never an Authorization value.
 
 use base64::Engine;
 use reqwest::Method;
 use serde_json::Value;
 
 use crate::helpers::*;
+
+#[tokio::test]
+async fn the_demo_page_origin_is_allowed_wherever_the_page_is_moved() {
+    // The page on a random port (as `--demo-page-bind 127.0.0.1:9711` moves it), not listed.
+    let app = spawn_app_with_page(|_, _| {}).await;
+    let page = app.page.clone().expect("the demo page");
+    let page_origin = page.trim_end_matches('/');
+    assert_ne!(page_origin, ORIGIN, "the page is not on the default port");
+
+    let res = app.preflight("/delivery/all", "GET", page_origin).await;
+
+    assert_eq!(res.status(), 200, "the page's own origin passes");
+    assert_eq!(
+        header(res.headers(), "access-control-allow-origin"),
+        Some(page_origin)
+    );
+    // Still allowed too: the configured origin. Not allowed: the page opened as 127.0.0.1.
+    let res = app.preflight("/delivery/all", "GET", ORIGIN).await;
+    assert_eq!(res.status(), 200, "{ORIGIN}");
+    let other = page_origin.replace("localhost", "127.0.0.1");
+    let res = app.preflight("/delivery/all", "GET", &other).await;
+    assert_eq!(res.status(), 400, "{other} is another origin");
+}
+
+#[tokio::test]
+async fn the_demo_page_answers_head_like_get() {
+    let app = spawn_app_with_page(|_, _| {}).await;
+    let page = app.page.clone().expect("the page is served");
+    let client = &app.client; // plain HTTP here: its TLS settings do not matter
+
+    let get = client.get(&page).send().await.expect("GET");
+    let head = client.head(&page).send().await.expect("HEAD");
+
+    assert_eq!(get.status(), 200);
+    assert_eq!(
+        head.status(),
+        200,
+        "HEAD answers like GET (RFC 9110 §9.3.2)"
+    );
+    assert_eq!(
+        header(head.headers(), "content-type"),
+        header(get.headers(), "content-type")
+    );
+    assert!(
+        head.text().await.expect("body").is_empty(),
+        "HEAD has no body"
+    );
+}
+
+/// The demo page runs only its own inline script and style (by hash), may call only itself and
+/// the API, cannot be framed by another page, and nothing on its origin is MIME-sniffed.
+#[tokio::test]
+async fn the_demo_page_runs_only_its_own_script_and_cannot_be_framed() {
+    let app = spawn_app_with_page(|_, _| {}).await;
+    let page = app.page.clone().expect("page");
+
+    let res = app.client.get(page.clone()).send().await.expect("sent");
+
+    assert_eq!(res.status(), 200);
+    let csp = header(res.headers(), "content-security-policy")
+        .expect("a CSP on the index")
+        .to_owned();
+    assert_eq!(
+        header(res.headers(), "x-content-type-options"),
+        Some("nosniff")
+    );
+    for part in [
+        "default-src 'none'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        &format!("connect-src 'self' {}", app.base),
+    ] {
+        assert!(csp.contains(part), "{part} in {csp}");
+    }
+    let script = csp
+        .split(';')
+        .find_map(|d| d.trim().strip_prefix("script-src "))
+        .expect("script-src");
+    assert!(
+        script.starts_with("'sha256-") && !script.contains("unsafe"),
+        "only the page's own script, by hash: {script}"
+    );
+    let recorded = app
+        .client
+        .get(format!("{page}exchanges"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        header(recorded.headers(), "x-content-type-options"),
+        Some("nosniff")
+    );
+}
+
+#[tokio::test]
+async fn the_explorer_is_served_from_the_binary_on_the_page_origin_within_a_csp() {
+    let app = spawn_app_with_page(|_, _| {}).await;
+    let page = app.page.clone().expect("page");
+    let get = |path: &str| app.client.get(format!("{page}{path}")).send();
+
+    let res = get("explorer/").await.expect("sent");
+    assert_eq!(res.status(), 200);
+    let csp = header(res.headers(), "content-security-policy")
+        .expect("a CSP")
+        .to_owned();
+    assert!(csp.contains(&format!("connect-src {};", app.base)), "{csp}");
+    assert!(
+        csp.contains("script-src 'self';"),
+        "no inline or remote script: {csp}"
+    );
+    let html = res.text().await.expect("html");
+    assert!(!html.contains("//cdn") && !html.contains("unpkg"), "{html}");
+
+    let init = get("explorer/init.js").await.expect("sent");
+    let init = init.text().await.expect("js");
+    assert!(
+        init.contains(&format!("{}/openapi.json", app.base)),
+        "{init}"
+    );
+    for (asset, kind) in [
+        ("explorer/swagger-ui-bundle.js", "text/javascript"),
+        ("explorer/swagger-ui.css", "text/css"),
+    ] {
+        let res = get(asset).await.expect("sent");
+        assert_eq!(res.status(), 200, "{asset}");
+        assert!(
+            header(res.headers(), "content-type").is_some_and(|t| t.starts_with(kind)),
+            "{asset}"
+        );
+    }
+    let index = get("").await.expect("sent").text().await.expect("html");
+    assert!(
+        index.contains(r#"href="/explorer/""#),
+        "linked from the demo page"
+    );
+}
+
+#[tokio::test]
+async fn a_taken_demo_page_port_leaves_the_api_running_without_the_page() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    delivery_api::tls::dev_ca::generate(dir.path()).expect("certs");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut args = delivery_api::config::ServeArgs::defaults();
+    args.bind = "127.0.0.1:0".parse().expect("addr");
+    args.demo.demo_page_bind = taken.local_addr().expect("addr");
+    args.shutdown_grace = 1;
+    args.db.database_url = format!("sqlite://{}", dir.path().join("t.db").display());
+    args.tls.cert = Some(dir.path().join("localhost.crt"));
+    args.tls.key = Some(dir.path().join("localhost.key"));
+
+    let app = delivery_api::startup::Application::build(args)
+        .await
+        .expect("the API starts anyway");
+
+    assert_eq!(app.demo_page_addr(), None);
+    let addr = app.addr();
+    let client = client_trusting(&dir.path().join("dev-ca.crt"), addr);
+    let handle = app.handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    let res = client
+        .get(format!("https://localhost:{}/health", addr.port()))
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(res.status(), 200);
+    drop(client);
+    handle.stop(true).await;
+    server.await.expect("task").expect("stopped cleanly");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The record of what the server saw (`GET /exchanges` on the page's bind), bounded.
 
 impl TestApp {
     /// The demo page's origin, `http://localhost:PORT`.
@@ -251,49 +424,4 @@ async fn other_origins_are_not_recorded_and_the_record_is_not_served_by_the_api(
         let res = app.get_without_credentials(path).await;
         assert_problem(res, 404, path).await;
     }
-}
-
-/// The demo page runs only its own inline script and style (by hash), may call only itself and
-/// the API, cannot be framed by another page, and nothing on its origin is MIME-sniffed.
-#[tokio::test]
-async fn the_demo_page_runs_only_its_own_script_and_cannot_be_framed() {
-    let app = spawn_app_with_page(|_, _| {}).await;
-    let page = app.page.clone().expect("page");
-
-    let res = app.client.get(page.clone()).send().await.expect("sent");
-
-    assert_eq!(res.status(), 200);
-    let csp = header(res.headers(), "content-security-policy")
-        .expect("a CSP on the index")
-        .to_owned();
-    assert_eq!(
-        header(res.headers(), "x-content-type-options"),
-        Some("nosniff")
-    );
-    for part in [
-        "default-src 'none'",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-        &format!("connect-src 'self' {}", app.base),
-    ] {
-        assert!(csp.contains(part), "{part} in {csp}");
-    }
-    let script = csp
-        .split(';')
-        .find_map(|d| d.trim().strip_prefix("script-src "))
-        .expect("script-src");
-    assert!(
-        script.starts_with("'sha256-") && !script.contains("unsafe"),
-        "only the page's own script, by hash: {script}"
-    );
-    let recorded = app
-        .client
-        .get(format!("{page}exchanges"))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(
-        header(recorded.headers(), "x-content-type-options"),
-        Some("nosniff")
-    );
 }

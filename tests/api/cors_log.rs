@@ -1,5 +1,5 @@
-//! The server log says why a preflight failed, once per cause, with the fix (issue 13): read from
-//! the real binary's log, since that is what a developer reads.
+//! The server log says why a preflight was refused, once per cause, with the fix: read from the
+//! real binary's log, since that is what a developer reads.
 
 use std::path::Path;
 
@@ -209,68 +209,5 @@ async fn a_flood_of_bad_preflights_writes_a_bounded_number_of_lines() {
     assert!(
         (1..=5).contains(&lines),
         "{FLOOD} refusals for one cause wrote {lines} lines"
-    );
-}
-
-#[tokio::test]
-async fn the_demo_page_origin_is_allowed_wherever_the_page_is_moved() {
-    // The page on a random port (as `--demo-page-bind 127.0.0.1:9711` moves it), not listed.
-    let app = spawn_app_with_page(|_, _| {}).await;
-    let page = app.page.clone().expect("the demo page");
-    let page_origin = page.trim_end_matches('/');
-    assert_ne!(page_origin, ORIGIN, "the page is not on the default port");
-
-    let res = app.preflight("/delivery/all", "GET", page_origin).await;
-
-    assert_eq!(res.status(), 200, "the page's own origin passes");
-    assert_eq!(
-        header(res.headers(), "access-control-allow-origin"),
-        Some(page_origin)
-    );
-    // Still allowed too: the configured origin. Not allowed: the page opened as 127.0.0.1.
-    let res = app.preflight("/delivery/all", "GET", ORIGIN).await;
-    assert_eq!(res.status(), 200, "{ORIGIN}");
-    let other = page_origin.replace("localhost", "127.0.0.1");
-    let res = app.preflight("/delivery/all", "GET", &other).await;
-    assert_eq!(res.status(), 400, "{other} is another origin");
-}
-
-#[tokio::test]
-async fn start_up_says_what_browsers_are_checked_against() {
-    let dir = certs();
-    let (mut served, _) = served(dir.path(), &[]).await;
-    let line = served
-        .wait_for_log_line(|l| l.trim_start().starts_with("certificate:"))
-        .await;
-    let log = &served.log;
-
-    let db = if crate::pg::on_postgres() {
-        let url = database_url(dir.path()).await;
-        let (port, name) = url
-            .rsplit_once(':')
-            .and_then(|(_, rest)| rest.split_once('/'))
-            .expect("port/name");
-        format!("PostgreSQL database {name:?} on 127.0.0.1:{port}")
-    } else {
-        let db = std::fs::canonicalize(dir.path().join("test.db")).expect("the database exists");
-        db.display().to_string()
-    };
-    for expected in [
-        "browsers are checked against:".to_owned(),
-        // Nobody passed the flag: the line says it is the default, and how to change it.
-        "allowed origins:  http://localhost:4200 (the default; change it with --allowed-origin)"
-            .to_owned(),
-        "demo page origin: off".to_owned(),
-        format!("database:         {db}"),
-    ] {
-        assert!(log.contains(&expected), "{expected:?} in\n{log}");
-    }
-    let cert = dir.path().join("localhost.crt");
-    assert!(
-        line.contains(&format!(
-            "{} (the generated dev certificate",
-            cert.display()
-        )),
-        "{line}"
     );
 }

@@ -1,53 +1,13 @@
-//! The real binary: `user add|list|remove`, and start-up refusing bad configuration.
+//! Start-up refuses an unsafe or invalid configuration, saying why and creating nothing: a public
+//! bind with the demo password, a public metrics bind, `*` with credentials, a bad origin, a
+//! certificate or a database it cannot use. When it does start, it says what browsers are checked
+//! against.
 
-use reqwest::Method;
+use std::process::Stdio;
+
+use delivery_api::startup::Application;
 
 use crate::helpers::*;
-
-#[tokio::test]
-async fn a_user_added_from_the_cli_can_log_in_and_its_password_is_only_hashed() {
-    let app = spawn_app().await;
-    let db = app.db_url.clone();
-
-    let out = cli(
-        &["user", "add", "alice", "--password-stdin"],
-        &db,
-        "correct horse battery\n",
-    )
-    .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = cli(&["user", "list"], &db, "").await;
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "alice\ndemo\n");
-
-    let stored: String = on_db!(&app.db, |pool| sqlx::query_scalar(
-        "SELECT password_hash FROM users WHERE name = 'alice'"
-    )
-    .fetch_one(pool)
-    .await)
-    .expect("row");
-    assert!(stored.starts_with("$argon2id$"), "{stored}");
-    assert!(!stored.contains("correct horse"));
-
-    let res = app
-        .request(Method::GET, "/delivery/all", ORIGIN)
-        .basic_auth("alice", Some("correct horse battery"))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(res.status(), 200);
-
-    let out = cli(&["user", "remove", "alice"], &db, "").await;
-    assert!(out.status.success());
-    let out = cli(&["user", "remove", "alice"], &db, "").await;
-    assert!(
-        !out.status.success(),
-        "removing twice says there is no such user"
-    );
-}
 
 #[tokio::test]
 async fn an_invalid_origin_stops_start_up_naming_it() {
@@ -74,105 +34,145 @@ async fn an_invalid_origin_stops_start_up_naming_it() {
 }
 
 #[tokio::test]
-async fn an_empty_password_is_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("sqlite://{}", dir.path().join("t.db").display());
-    let out = cli(&["user", "add", "bob", "--password-stdin"], &db, "\n").await;
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
-}
-
-#[tokio::test]
-async fn a_taken_demo_page_port_leaves_the_api_running_without_the_page() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    delivery_api::tls::dev_ca::generate(dir.path()).expect("certs");
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let mut args = delivery_api::config::ServeArgs::defaults();
-    args.bind = "127.0.0.1:0".parse().expect("addr");
-    args.demo.demo_page_bind = taken.local_addr().expect("addr");
-    args.shutdown_grace = 1;
-    args.db.database_url = format!("sqlite://{}", dir.path().join("t.db").display());
-    args.tls.cert = Some(dir.path().join("localhost.crt"));
-    args.tls.key = Some(dir.path().join("localhost.key"));
-
-    let app = delivery_api::startup::Application::build(args)
-        .await
-        .expect("the API starts anyway");
-
-    assert_eq!(app.demo_page_addr(), None);
-    let addr = app.addr();
-    let client = client_trusting(&dir.path().join("dev-ca.crt"), addr);
-    let handle = app.handle();
-    let server = tokio::spawn(app.run_until_stopped());
-    let res = client
-        .get(format!("https://localhost:{}/health", addr.port()))
-        .send()
-        .await
-        .expect("the API answers");
-    assert_eq!(res.status(), 200);
-    drop(client);
-    handle.stop(true).await;
-    server.await.expect("task").expect("stopped cleanly");
-}
-
-/// Secrets never reach the log, even at debug level: run the real binary, log in right and wrong,
-/// and search everything it printed.
-#[tokio::test]
-async fn neither_passwords_nor_the_authorization_header_reach_the_log() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    delivery_api::tls::dev_ca::generate(dir.path()).expect("certs");
-    let mut served = serve_binary(dir.path(), "debug", &["--shutdown-grace", "1"]).await;
-    let client = served.client(dir.path());
-    let url = served.url("/delivery/all");
-    for password in ["demo-password", "a-wrong-secret"] {
-        let res = client
-            .get(&url)
-            .basic_auth("demo", Some(password))
-            .send()
+async fn a_star_for_headers_with_credentials_is_refused_at_start_up_with_the_reason() {
+    let app = spawn_app().await;
+    for flag in ["allow", "expose"] {
+        let mut args = app.args_on("127.0.0.1:0");
+        let star = vec![delivery_api::cors::HeaderRule::Any];
+        if flag == "allow" {
+            args.cors.allow_headers = star;
+        } else {
+            args.cors.expose_headers = star;
+        }
+        let err = delivery_api::startup::Application::build(args)
             .await
-            .expect("sent");
-        assert!(res.status() == 200 || res.status() == 401);
-    }
-    drop(client);
-    served.child.start_kill().expect("kill");
-    let log = served.drain_log().await.to_owned();
-
-    assert!(log.contains("DEBUG"), "the log ran at debug level:\n{log}");
-    for secret in [
-        "a-wrong-secret",
-        "ZGVtbzpkZW1vLXBhc3N3b3Jk",     // base64("demo:demo-password")
-        "ZGVtbzphLXdyb25nLXNlY3JldA==", // base64("demo:a-wrong-secret")
-    ] {
+            .err()
+            .expect("refused");
+        let message = format!("{err:#}");
         assert!(
-            !log.contains(secret),
-            "{secret} leaked into the log:\n{log}"
+            message.contains(&format!("--{flag}-header *")) && message.contains("Authorization"),
+            "{message}"
         );
     }
 }
 
 #[tokio::test]
-async fn the_demo_page_answers_head_like_get() {
-    let app = spawn_app_with_page(|_, _| {}).await;
-    let page = app.page.clone().expect("the page is served");
-    let client = &app.client; // plain HTTP here: its TLS settings do not matter
+async fn a_public_bind_is_refused_while_the_demo_password_is_the_default() {
+    let app = spawn_app().await;
+    let db = app.db_url.clone();
+    let args = |bind: &str| app.args_on(bind);
 
-    let get = client.get(&page).send().await.expect("GET");
-    let head = client.head(&page).send().await.expect("HEAD");
-
-    assert_eq!(get.status(), 200);
-    assert_eq!(
-        head.status(),
-        200,
-        "HEAD answers like GET (RFC 9110 §9.3.2)"
-    );
-    assert_eq!(
-        header(head.headers(), "content-type"),
-        header(get.headers(), "content-type")
-    );
+    let err = Application::build(args("0.0.0.0:0"))
+        .await
+        .err()
+        .expect("refused");
+    let message = format!("{err:#}");
     assert!(
-        head.text().await.expect("body").is_empty(),
-        "HEAD has no body"
+        message.contains("default password") && message.contains("user add demo"),
+        "{message}"
     );
+
+    // Once the password is changed, the same bind is accepted.
+    let out = cli(
+        &["user", "add", "demo", "--password-stdin"],
+        &db,
+        "a-better-password\n",
+    )
+    .await;
+    assert!(out.status.success());
+    let app2 = Application::build(args("0.0.0.0:0"))
+        .await
+        .expect("accepted");
+    assert!(!app2.addr().ip().is_loopback());
+}
+
+#[tokio::test]
+async fn a_public_bind_is_refused_when_the_default_password_cannot_be_checked() {
+    let app = spawn_app().await;
+    // A database whose users cannot be read: the check errs, and an error is not a "no".
+    app.execute("ALTER TABLE users RENAME TO users_elsewhere")
+        .await;
+    let err = Application::build(app.args_on("0.0.0.0:0"))
+        .await
+        .err()
+        .expect("refused");
+
+    let message = format!("{err:#}");
+    assert!(message.contains("cannot check"), "{message}");
+}
+
+#[tokio::test]
+async fn a_metrics_bind_other_machines_can_reach_needs_metrics_public() {
+    let app = spawn_app().await;
+    let mut args = app.args_on("127.0.0.1:0");
+    args.operating.metrics_bind = Some("0.0.0.0:0".parse().expect("addr"));
+
+    let refused = Application::build(args.clone())
+        .await
+        .err()
+        .expect("refused");
+
+    let message = format!("{refused:#}");
+    assert!(
+        message.contains("0.0.0.0:0"),
+        "names the address: {message}"
+    );
+    assert!(message.contains("no authentication"), "says why: {message}");
+    assert!(
+        message.contains("--metrics-public"),
+        "names the flag: {message}"
+    );
+    args.operating.metrics_public = true;
+    let public = Application::build(args)
+        .await
+        .expect("starts with --metrics-public");
+    let addr = public.metrics_addr().expect("serves metrics");
+    assert!(addr.ip().is_unspecified(), "{addr}");
+}
+
+#[tokio::test]
+async fn the_binary_refuses_a_public_metrics_bind_and_says_why() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"))
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--no-demo-page",
+            "--ephemeral",
+        ])
+        .env("DELIVERY_API_METRICS_BIND", "0.0.0.0:0")
+        .current_dir(cwd.path())
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("refusing to serve metrics on 0.0.0.0:0"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no ready line: {:?}", out.stdout);
+}
+
+#[tokio::test]
+async fn a_missing_certificate_stops_start_up_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut args = delivery_api::config::ServeArgs::defaults();
+    args.bind = "127.0.0.1:0".parse().expect("addr");
+    args.db.database_url = format!("sqlite://{}", dir.path().join("t.db").display());
+    args.tls.cert = Some(dir.path().join("missing.crt"));
+    args.tls.key = Some(dir.path().join("missing.key"));
+
+    let err = Application::build(args)
+        .await
+        .err()
+        .expect("start-up fails");
+
+    let message = format!("{err:#}");
+    assert!(message.contains("missing.crt"), "names the file: {message}");
 }
 
 #[tokio::test]
@@ -275,67 +275,6 @@ fn assert_nothing_created(dir: &std::path::Path, args: &[&str]) {
     assert!(left.is_empty(), "{args:?} created {left:?}");
 }
 
-/// Standard output and standard error of a run, as text.
-fn lines(out: &std::process::Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// A relative `--database-url` (the default, `sqlite://data/delivery.db`, is one) depends on the
-/// directory the command runs in: every `user` subcommand names the absolute file it used.
-#[tokio::test]
-async fn user_commands_name_the_absolute_database_file_they_changed() {
-    let cwd = tempfile::tempdir().expect("tempdir");
-    let abs = std::fs::canonicalize(cwd.path())
-        .expect("canonical")
-        .join("data/delivery.db");
-    let abs = abs.display();
-    let in_cwd = |c: &mut tokio::process::Command| {
-        c.current_dir(cwd.path());
-    };
-    let db = "sqlite://data/delivery.db";
-    let add = ["user", "add", "bob", "--password-stdin"];
-
-    let out = cli_with(&add, db, "correct horse battery\n", in_cwd)
-        .await
-        .expect("runs");
-    assert!(out.status.success(), "{:?}", lines(&out));
-    assert_eq!(lines(&out).0, format!("user \"bob\" added to {abs}\n"));
-
-    let out = cli_with(&add, db, "another good password\n", in_cwd)
-        .await
-        .expect("runs");
-    assert_eq!(
-        lines(&out).0,
-        format!("user \"bob\" updated (new password) in {abs}\n")
-    );
-
-    let out = cli_with(&["user", "list"], db, "", in_cwd)
-        .await
-        .expect("runs");
-    let (stdout, stderr) = lines(&out);
-    assert_eq!(
-        stdout, "bob\ndemo\n",
-        "standard output stays one name a line"
-    );
-    assert!(stderr.contains(&format!("users in {abs}")), "{stderr}");
-
-    let remove = ["user", "remove", "bob"];
-    let out = cli_with(&remove, db, "", in_cwd).await.expect("runs");
-    assert_eq!(lines(&out).0, format!("user \"bob\" removed from {abs}\n"));
-    let out = cli_with(&remove, db, "", in_cwd).await.expect("runs");
-    assert!(!out.status.success());
-    assert!(
-        lines(&out)
-            .1
-            .contains(&format!("no user named \"bob\" in {abs}")),
-        "{:?}",
-        lines(&out)
-    );
-}
-
 /// `sqlite://notes.txt/delivery.db` where notes.txt is a file: the message names the directory
 /// that could not be created and the file in its way, for `user` and for `serve`.
 #[tokio::test]
@@ -356,7 +295,7 @@ async fn a_database_path_under_a_regular_file_names_the_file_in_the_way() {
             })
             .await
             .expect("runs");
-            let stderr = lines(&out).1;
+            let stderr = output_text(&out).1;
             assert!(!out.status.success(), "{db} {args:?}: {stderr}");
             assert!(
                 stderr.contains(&format!(
@@ -396,7 +335,7 @@ async fn a_database_directory_that_cannot_be_written_is_named() {
     )
     .await
     .expect("runs");
-    assert!(out.status.success(), "{:?}", lines(&out));
+    assert!(out.status.success(), "{:?}", output_text(&out));
     // A database that is there and writable, in a directory that is not: its -wal and -shm
     // files cannot be created.
     mode(&existing.join("delivery.db"), 0o666);
@@ -445,7 +384,7 @@ async fn a_database_directory_that_cannot_be_written_is_named() {
         })
         .await
         .expect("the binary runs");
-        let (stdout, stderr) = lines(&out);
+        let (stdout, stderr) = output_text(&out);
         assert!(!out.status.success(), "{db}: {stdout} {stderr}");
         assert!(stderr.contains(&message), "{db}: {stderr}");
     }
@@ -453,40 +392,42 @@ async fn a_database_directory_that_cannot_be_written_is_named() {
     assert!(left.is_empty(), "nothing is left in {locked:?}: {left:?}");
 }
 
-/// A `postgres://` URL in DATABASE_URL carries a password: no `--help` prints it.
 #[tokio::test]
-async fn help_never_prints_the_database_password_from_the_environment() {
-    for args in [
-        &["--help"][..],
-        &["serve", "--help"][..],
-        &["user", "list", "--help"][..],
-        &["user", "add", "--help"][..],
-        &["copy-data", "--help"][..],
+async fn start_up_says_what_browsers_are_checked_against() {
+    let dir = certs();
+    let mut served = serve_binary(dir.path(), "warn", &[]).await;
+    let line = served
+        .wait_for_log_line(|l| l.trim_start().starts_with("certificate:"))
+        .await;
+    let log = &served.log;
+
+    let db = if crate::pg::on_postgres() {
+        let url = database_url(dir.path()).await;
+        let (port, name) = url
+            .rsplit_once(':')
+            .and_then(|(_, rest)| rest.split_once('/'))
+            .expect("port/name");
+        format!("PostgreSQL database {name:?} on 127.0.0.1:{port}")
+    } else {
+        let db = std::fs::canonicalize(dir.path().join("test.db")).expect("the database exists");
+        db.display().to_string()
+    };
+    for expected in [
+        "browsers are checked against:".to_owned(),
+        // Nobody passed the flag: the line says it is the default, and how to change it.
+        "allowed origins:  http://localhost:4200 (the default; change it with --allowed-origin)"
+            .to_owned(),
+        "demo page origin: off".to_owned(),
+        format!("database:         {db}"),
     ] {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"))
-            .args(args)
-            .env(
-                "DATABASE_URL",
-                "postgres://app:s3cret-pw@db.example:5432/deliveries",
-            )
-            .env(
-                "DELIVERY_API_COPY_FROM",
-                "postgres://old:0ther-pw@db.example/old",
-            )
-            .output()
-            .await
-            .expect("the binary runs");
-        let (stdout, stderr) = lines(&out);
-        assert!(out.status.success(), "{args:?}: {stderr}");
-        assert!(
-            stdout.contains("DATABASE_URL"),
-            "{args:?}: names the variable"
-        );
-        for secret in ["s3cret-pw", "0ther-pw"] {
-            assert!(
-                !stdout.contains(secret) && !stderr.contains(secret),
-                "{args:?}: {stdout}"
-            );
-        }
+        assert!(log.contains(&expected), "{expected:?} in\n{log}");
     }
+    let cert = dir.path().join("localhost.crt");
+    assert!(
+        line.contains(&format!(
+            "{} (the generated dev certificate",
+            cert.display()
+        )),
+        "{line}"
+    );
 }
