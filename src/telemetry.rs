@@ -39,7 +39,20 @@ pub fn init(default_filter: &str) {
 pub fn init_as(format: LogFormat, default_filter: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(layers(format, std::io::stderr))
+        .try_init();
+}
+
+/// The output, minus what a client can make the libraries write at will, plus the summaries
+/// that replace it. (Separate from [`init_as`] so that a test can write into a buffer.)
+fn layers<S, W>(format: LogFormat, writer: W) -> impl Layer<S>
+where
+    S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
     let output = match format {
         LogFormat::Text => {
             let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -49,11 +62,14 @@ pub fn init_as(format: LogFormat, default_filter: &str) {
         // timestamp, level, target and the request's span (method, route, status…).
         LogFormat::Json => fmt.json().flatten_event(true).boxed(),
     };
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(output.with_filter(filter::filter_fn(|meta| !is_connection_error(meta))))
-        .with(ConnectionErrorSummary)
-        .try_init();
+    output
+        .with_filter(filter::filter_fn(|meta| {
+            !is_connection_error(meta) && library(meta).is_none()
+        }))
+        .and_then(ConnectionErrorSummary)
+        .and_then(LibrarySummary {
+            throttles: Throttles::per_minute(LIBRARIES.len()),
+        })
 }
 
 /// At most one log line per interval for one cause. `admit` says whether this occurrence may be
@@ -205,6 +221,60 @@ impl<S: Subscriber> Layer<S> for ConnectionErrorSummary {
     }
 }
 
+/// Libraries whose warnings and errors a client can cause at will (one per reset HTTP/2 stream,
+/// per failed handshake, per refused accept): each library gets at most one line per minute,
+/// with the count of the ones held back. (actix-http's HTTP/1.1 errors have their own summary.)
+const LIBRARIES: [&str; 5] = ["h2", "rustls", "actix_server", "actix_http", "actix_tls"];
+
+/// The library a WARN or ERROR line comes from, if it is one of [`LIBRARIES`].
+fn library(meta: &Metadata<'_>) -> Option<&'static str> {
+    if *meta.level() > Level::WARN || is_connection_error(meta) {
+        return None;
+    }
+    let target = meta.target();
+    LIBRARIES.into_iter().find(|library| {
+        target
+            .strip_prefix(library)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
+}
+
+/// Lets each library's first warning of the minute through, as one of ours, and counts the rest.
+struct LibrarySummary {
+    throttles: Throttles<&'static str>,
+}
+
+impl<S: Subscriber> Layer<S> for LibrarySummary {
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        let Some(library) = library(event.metadata()) else {
+            return;
+        };
+        let Some(held_back) = self.throttles.admit(library) else {
+            return;
+        };
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        tracing::warn!(
+            target: "delivery_api::libraries",
+            library,
+            "{} {}: {}{}",
+            event.metadata().level(),
+            event.metadata().target(),
+            message.0.trim_matches('"'),
+            held_back_per_minute(held_back)
+        );
+    }
+}
+
+/// The suffix of a library's summarised line.
+fn held_back_per_minute(count: u64) -> String {
+    if count == 0 {
+        " (this library's further warnings are counted, and one is logged a minute)".to_owned()
+    } else {
+        format!(" (and {count} more from this library since the last such line)")
+    }
+}
+
 struct Message(String);
 
 impl Visit for Message {
@@ -218,6 +288,56 @@ impl Visit for Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A writer the test reads back.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_flood_of_library_warnings_writes_one_line_a_minute_per_library() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(EnvFilter::new("info"))
+            .with(layers(LogFormat::Text, move || writer.clone()));
+        // Global, as in the binary: a scoped subscriber drops the events a layer emits while
+        // it handles one (tracing's re-entrancy guard), which is how the summary is written.
+        // The only test in this binary that installs one.
+        tracing::subscriber::set_global_default(subscriber).expect("no subscriber yet");
+        {
+            for _ in 0..1000 {
+                tracing::warn!(
+                    target: "h2::proto::streams::recv",
+                    "recv_reset; remotely-reset pending-accept streams reached limit"
+                );
+                tracing::warn!(target: "rustls::conn", "Sending fatal alert BadCertificate");
+            }
+            tracing::warn!(target: "delivery_api::cors", "one of ours");
+            tracing::info!(target: "actix_server::builder", "starting 2 workers");
+        }
+        let text = String::from_utf8(captured.0.lock().clone()).expect("UTF-8");
+        let lines: Vec<&str> = text.lines().collect();
+        let count = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();
+        assert_eq!(count("recv_reset"), 1, "{text}");
+        assert_eq!(count("BadCertificate"), 1, "{text}");
+        assert_eq!(count("one of ours"), 1, "our own lines are not summarised");
+        assert_eq!(
+            count("starting 2 workers"),
+            1,
+            "information is not summarised"
+        );
+        assert_eq!(count("pending-accept streams"), 1, "{text}");
+    }
 
     #[test]
     fn a_throttle_admits_one_per_interval_and_counts_the_rest() {
