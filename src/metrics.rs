@@ -335,6 +335,8 @@ pub fn serve(listener: TcpListener, metrics: &Arc<Metrics>) -> std::io::Result<S
     })
     .workers(1)
     .listen(listener)?
+    // Stopped with the API, by the same signal handling (`net::signals`).
+    .disable_signals()
     .run())
 }
 

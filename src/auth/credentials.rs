@@ -58,7 +58,7 @@ impl Credentials {
         let user = users::nfc(user);
         // No user can have such a name (`delivery-api user add` refuses it), so it is refused
         // here, before the database: PostgreSQL refuses a NUL in text with an error, not a "no".
-        if users::validate_name(&user).is_err() {
+        if !users::possible_name(&user) {
             return Err(unauthorized("no user can have this name"));
         }
         Ok(Self {

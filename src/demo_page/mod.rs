@@ -102,6 +102,8 @@ pub fn serve(listener: TcpListener, page: Page) -> std::io::Result<Server> {
     })
     .workers(1)
     .listen(listener)?
+    // Stopped with the API, by the same signal handling (`net::signals`).
+    .disable_signals()
     .run())
 }
 

@@ -41,11 +41,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 mod body;
 mod client_key;
-mod signals;
+pub mod signals;
 
 pub use body::{BodyTimeout, DRAIN_LIMIT, DRAIN_TIME, bound_request_body};
 pub use client_key::ClientKey;
-use signals::Signals;
 
 use crate::telemetry::Throttle;
 
@@ -90,7 +89,7 @@ where
         .max_concurrent_connections(limits.per_worker)
         .shutdown_timeout(shutdown_grace)
         // actix-server treats SIGINT (Ctrl-C) as a forced stop; here both SIGINT and SIGTERM
-        // finish in-flight requests first (see `Signals`).
+        // finish in-flight requests first (see `signals.rs`, which start-up wires to every server).
         .disable_signals()
         .listen("delivery-api", listener, move || {
             let (clients, limits) = (clients.clone(), limits.clone());
@@ -121,9 +120,6 @@ where
                 .and_then(http.map_err(|_| ()))
         })?
         .run();
-    // Registered now, before start-up reports "serving": a signal from then on is handled.
-    let signals = Signals::listen()?;
-    tokio::spawn(signals.stop(server.handle(), shutdown_grace));
     Ok(server)
 }
 

@@ -1,33 +1,53 @@
-//! SIGINT and SIGTERM: a graceful stop.
+//! The signals that stop the server: all of them gracefully, and all of its servers at once (the
+//! API, the demo page, the metrics), so that `--ephemeral`'s directory and the ready file are
+//! removed whichever one arrives. (SIGKILL cannot be caught: nothing can clean up after it.)
 
-/// SIGINT and SIGTERM (Ctrl-C on other systems): both stop the server gracefully.
-pub(super) struct Signals {
+use std::future::Future;
+
+/// Registered as soon as it is made: a signal from then on is ours, not the default action
+/// (which would end the process without its clean-up).
+pub struct Signals {
     #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
+    each: Vec<(&'static str, tokio::signal::unix::Signal)>,
 }
 
 impl Signals {
-    pub(super) fn listen() -> std::io::Result<Self> {
+    /// SIGINT (Ctrl-C), SIGTERM (`kill`, service managers), SIGHUP (the terminal went away),
+    /// SIGQUIT, SIGUSR1 and SIGUSR2: every signal whose default action ends the process and that
+    /// a process may catch.
+    pub fn listen() -> std::io::Result<Self> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            Ok(Self {
-                int: signal(SignalKind::interrupt())?,
-                term: signal(SignalKind::terminate())?,
-            })
+            let kinds = [
+                ("SIGINT", SignalKind::interrupt()),
+                ("SIGTERM", SignalKind::terminate()),
+                ("SIGHUP", SignalKind::hangup()),
+                ("SIGQUIT", SignalKind::quit()),
+                ("SIGUSR1", SignalKind::user_defined1()),
+                ("SIGUSR2", SignalKind::user_defined2()),
+            ];
+            let mut each = Vec::with_capacity(kinds.len());
+            for (name, kind) in kinds {
+                each.push((name, signal(kind)?));
+            }
+            Ok(Self { each })
         }
         #[cfg(not(unix))]
         Ok(Self {})
     }
 
-    /// On the first signal: stop accepting, give in-flight requests the grace period, stop.
-    pub(super) async fn stop(mut self, server: actix_server::ServerHandle, grace: u64) {
+    /// On the first signal: `stop` (stop accepting, give in-flight requests the grace period).
+    pub async fn stop<F: Future<Output = ()>>(mut self, grace: u64, stop: impl FnOnce() -> F) {
         #[cfg(unix)]
-        let name = tokio::select! {
-            _ = self.int.recv() => "SIGINT",
-            _ = self.term.recv() => "SIGTERM",
+        let name = {
+            let waits = self.each.iter_mut().map(|(name, signal)| {
+                Box::pin(async move {
+                    signal.recv().await;
+                    *name
+                })
+            });
+            futures_util::future::select_all(waits).await.0
         };
         #[cfg(not(unix))]
         let name = match tokio::signal::ctrl_c().await {
@@ -38,6 +58,6 @@ impl Signals {
             "{name} received: no new connections; in-flight requests get up to {grace} s, then \
              the server stops"
         );
-        server.stop(true).await;
+        stop().await;
     }
 }

@@ -78,6 +78,7 @@ impl AppHandle {
 
 impl Application {
     pub async fn build(args: ServeArgs) -> anyhow::Result<Self> {
+        forget_the_ready_file(&args);
         let listeners = Listeners::bind(&args)?;
         Self::build_on(args, listeners).await
     }
@@ -85,10 +86,10 @@ impl Application {
     /// Like [`Application::build`], on sockets the caller has already bound. Each step is one
     /// function below; a refusal in any of them leaves nothing behind.
     pub async fn build_on(args: ServeArgs, listeners: Listeners) -> anyhow::Result<Self> {
-        if let Some(path) = &args.harness.ready_file {
-            // A harness polling for it must not read a previous run's.
-            let _ = std::fs::remove_file(path);
-        }
+        forget_the_ready_file(&args);
+        // Registered before anything is served: from then on every catchable signal is a
+        // graceful stop that cleans up, never the default action that leaves files behind.
+        let signals = net::signals::Signals::listen()?;
         // Checked (and bound) first: a refusal leaves nothing behind.
         let metrics_listener = (args.operating.metrics_bind)
             .map(|addr| metrics::bind(addr, args.operating.metrics_public))
@@ -154,7 +155,7 @@ impl Application {
             demo_default,
         };
         served.log();
-        Ok(Self {
+        let app = Self {
             addr,
             server,
             demo,
@@ -164,7 +165,12 @@ impl Application {
             ready: served.ready_line(),
             ready_file: args.harness.ready_file.clone(),
             _ephemeral: ephemeral,
-        })
+        };
+        let handle = app.handle();
+        tokio::spawn(signals.stop(args.shutdown_grace, move || async move {
+            handle.stop(true).await;
+        }));
+        Ok(app)
     }
 
     /// The ready line: one JSON object (`ready.rs`).
@@ -244,6 +250,14 @@ impl Application {
     }
 }
 
+/// A harness polling for the ready file must not read a previous run's, nor one left by a start
+/// that then failed.
+fn forget_the_ready_file(args: &ServeArgs) {
+    if let Some(path) = &args.harness.ready_file {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// The demo page's origin (what it is announced as) and the record of what the API saw of its
 /// requests (under every name the page can be opened as); both `None` without a demo page.
 struct DemoOrigins {
@@ -268,7 +282,9 @@ impl DemoOrigins {
 }
 
 /// Opens (creating and migrating) the database, and loads `--seed` into it. A seed goes only into
-/// a new database: an existing file is refused before anything is opened.
+/// a new database: an existing file is refused before anything is opened, the seed file is
+/// checked before the database is created, and a new SQLite file whose seeding fails is removed
+/// again, so that a corrected retry finds nothing in its way.
 async fn open_database(
     settings: &store::Settings,
     seed: Option<&Path>,
@@ -283,22 +299,23 @@ async fn open_database(
             store::shown_path(&path).display()
         );
     }
-    let store::Connected {
-        db,
-        location,
-        created,
-    } = store::connect(settings).await?;
-    if let Some(seed) = seed {
-        if !created {
-            anyhow::bail!(
-                "--seed {} loads a new database, and the {location} already has data: give \
-                 an empty database, or use --ephemeral",
-                seed.display()
-            );
-        }
-        seed::seed(&db, seed).await?;
+    let seed = seed.map(seed::read).transpose()?;
+    let connected = store::connect(settings).await?;
+    let Some(seed) = seed else {
+        return Ok((connected.db, connected.location));
+    };
+    if !connected.created {
+        anyhow::bail!(
+            "--seed loads a new database, and the {} already has data: give an empty database, \
+             or use --ephemeral",
+            connected.location
+        );
     }
-    Ok((db, location))
+    if let Err(e) = seed::load(&connected.db, &seed).await {
+        store::discard_new(connected).await;
+        return Err(e);
+    }
+    Ok((connected.db, connected.location))
 }
 
 /// `--auth-before-cors` swaps the layers, loudly.

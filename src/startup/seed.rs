@@ -1,15 +1,18 @@
 //! `--seed FILE.json`: a new database gets these deliveries (and users) instead of the built-in
-//! sample. Each delivery passes the same checks as a `POST /delivery` body; the store then
-//! replaces the sample in one transaction.
+//! sample. The whole file is read and checked before the database is even opened (each delivery
+//! as a `POST /delivery` body, each user by the one name and password rule), so a bad file
+//! leaves nothing behind; the store then replaces the sample in one transaction.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use anyhow::Context;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::routes::delivery::input;
+use crate::store::deliveries::NewDelivery;
 use crate::store::{self, Db, users};
 
 /// `{"deliveries": [{reference, recipient, address, status?}], "users": [{name, password}]}`.
@@ -30,39 +33,62 @@ struct SeedUser {
     password: SecretString,
 }
 
-/// Checks the whole file first, then replaces the sample data of a new database with it.
-pub async fn seed(db: &Db, file: &Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read the seed file {}", file.display()))?;
-    let seed: SeedFile = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a seed file", file.display()))?;
+/// A seed file, checked: the deliveries as the store takes them, the users with their hashes.
+pub struct Seed {
+    file: std::path::PathBuf,
+    deliveries: Vec<NewDelivery>,
+    users: Vec<(String, String)>,
+}
+
+/// Reads and checks the whole file (and hashes its passwords): every refusal names the entry.
+pub fn read(file: &Path) -> anyhow::Result<Seed> {
+    let at = file.display();
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read the seed file {at}"))?;
+    let seed: SeedFile =
+        serde_json::from_str(&text).with_context(|| format!("{at} is not a seed file"))?;
     let mut deliveries = Vec::with_capacity(seed.deliveries.len());
+    let mut references = HashSet::new();
     for (i, raw) in seed.deliveries.iter().enumerate() {
-        let new = input::delivery_from(raw)
-            .map_err(|e| anyhow::anyhow!("{}: deliveries[{i}]: {e}", file.display()))?;
-        deliveries.push(new);
-    }
-    let mut accounts = Vec::with_capacity(seed.users.len());
-    for user in &seed.users {
-        let name = users::nfc(user.name.trim());
-        if name.is_empty() || name.contains(':') {
+        let new =
+            input::delivery_from(raw).map_err(|e| anyhow::anyhow!("{at}: deliveries[{i}]: {e}"))?;
+        if !references.insert(new.reference.clone()) {
             anyhow::bail!(
-                "{}: user name {:?} is empty or has a colon",
-                file.display(),
-                user.name
+                "{at}: deliveries[{i}]: reference {:?} is already used by an earlier delivery",
+                new.reference
             );
         }
-        let hash = users::hash_password(&user.password)?;
-        accounts.push((name, hash));
+        deliveries.push(new);
     }
-    store::seed::replace_sample(db, &deliveries, &accounts)
+    let mut users = Vec::with_capacity(seed.users.len());
+    let mut names = HashSet::new();
+    for (i, user) in seed.users.iter().enumerate() {
+        let name = users::checked_name(&user.name)
+            .map_err(|e| anyhow::anyhow!("{at}: users[{i}]: {e}: {:?}", user.name))?;
+        if !names.insert(name.clone()) {
+            anyhow::bail!("{at}: users[{i}]: user {name:?} appears twice");
+        }
+        let password = users::checked_password(user.password.expose_secret(), &name)
+            .map_err(|e| anyhow::anyhow!("{at}: users[{i}] ({name:?}): {e}"))?;
+        users.push((name, users::hash_password(&password)?));
+    }
+    Ok(Seed {
+        file: file.to_owned(),
+        deliveries,
+        users,
+    })
+}
+
+/// Replaces the sample data of a new database with the seed, in one transaction.
+pub async fn load(db: &Db, seed: &Seed) -> anyhow::Result<()> {
+    let at = seed.file.display();
+    store::seed::replace_sample(db, &seed.deliveries, &seed.users)
         .await
-        .with_context(|| format!("--seed {}", file.display()))?;
+        .with_context(|| format!("--seed {at}"))?;
     tracing::info!(
-        deliveries = deliveries.len(),
-        users = accounts.len(),
-        "seeded from {}",
-        file.display()
+        deliveries = seed.deliveries.len(),
+        users = seed.users.len(),
+        "seeded from {at}",
     );
     Ok(())
 }

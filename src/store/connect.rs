@@ -354,3 +354,20 @@ fn not_writable(dir: &Path) -> Option<std::io::Error> {
         Err(e) => Some(e),
     }
 }
+
+/// Undoes a database this process has just created and could not fill (`--seed`, `copy-data`):
+/// a SQLite file is closed and removed with its `-wal` and `-shm`, so that a retry starts from
+/// nothing. A PostgreSQL database is the administrator's, created before: it stays as migrated.
+pub async fn discard_new(connected: Connected) {
+    connected.db.close().await;
+    if !connected.created {
+        return;
+    }
+    if let Location::File(path) = &connected.location {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.clone().into_os_string();
+            file.push(suffix);
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}

@@ -27,6 +27,16 @@ struct Snapshot {
 
 pub async fn copy(from: &Db, to: &Db) -> anyhow::Result<Copied> {
     let snapshot = read(from).await?;
+    // The one user-name rule (`users::validate_name`): a name from before it is refused here,
+    // named, rather than carried into the new database.
+    for (name, ..) in &snapshot.users {
+        super::users::validate_name(name).map_err(|e| {
+            anyhow::anyhow!(
+                "the source's user {name:?} breaks the user-name rule ({e}): remove it there \
+                 (delivery-api user remove), add it again under a valid name, then copy"
+            )
+        })?;
+    }
     write(to, &snapshot).await?;
     Ok(Copied {
         users: snapshot.users.len(),

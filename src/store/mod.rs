@@ -14,7 +14,7 @@ mod sql;
 pub mod users;
 
 pub use connect::{
-    Connected, Settings, connect, database_path, migrator, open_existing, shown_path,
+    Connected, Settings, connect, database_path, discard_new, migrator, open_existing, shown_path,
 };
 pub use failure::{Failure, classify};
 pub use file::DbFile;

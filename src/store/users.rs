@@ -134,14 +134,83 @@ pub fn nfc(text: &str) -> String {
     text.nfc().collect()
 }
 
+/// Whether any user, ever, can have this name (what Basic auth can carry: 1 to 64 characters, no colon,
+/// no control character): a login under any other name is refused before the database is asked.
+/// Looser than [`validate_name`], so that users created under an older rule can still log in.
+pub fn possible_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.contains(':')
+        && !name.chars().any(char::is_control)
+}
+
+/// The user-name rule, the same for `user add`, `--seed` and `copy-data`: 1 to 64 characters
+/// (after NFC), no colon (RFC 7617: it separates the name from the password), no control or bidi
+/// characters (a name is printed in logs and by `user list`), no space at either end, and not
+/// only spaces.
 pub fn validate_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 64 {
+    let length = name.chars().count();
+    if length == 0 || length > 64 {
         return Err("a user name has 1 to 64 characters".into());
     }
-    if name.contains(':') || name.chars().any(char::is_control) {
-        return Err("a user name cannot contain ':' or control characters (RFC 7617)".into());
+    if name.contains(':') || name.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+        return Err(
+            "a user name cannot contain ':' (RFC 7617), control characters (line breaks, tabs, \
+             escapes) or bidi controls"
+                .into(),
+        );
+    }
+    if name.trim() != name || name.trim().is_empty() {
+        return Err("a user name cannot start or end with a space, nor be only spaces".into());
     }
     Ok(())
+}
+
+/// A user name as given, in NFC, if it follows the rule ([`validate_name`]).
+pub fn checked_name(raw: &str) -> Result<String, String> {
+    let name = nfc(raw);
+    validate_name(&name).map(|()| name)
+}
+
+/// Shortest password accepted, in characters (after NFC).
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// Passwords that lead the lists of leaked ones: an attacker tries these first.
+const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
+
+/// The password rule, the same for `user add` and `--seed`: in NFC (how Basic auth compares it,
+/// so a password typed in another normalization still logs in), at least
+/// [`MIN_PASSWORD_CHARS`] characters that are not all spaces, no control characters (they cannot
+/// be typed into a login form reliably), and none of the commonly leaked passwords, nor the user's
+/// own name.
+pub fn checked_password(raw: &str, name: &str) -> Result<SecretString, String> {
+    let password = nfc(raw);
+    if password.chars().count() < MIN_PASSWORD_CHARS || password.trim().is_empty() {
+        return Err(format!(
+            "the password must have at least {MIN_PASSWORD_CHARS} characters, not all spaces"
+        ));
+    }
+    if password.chars().any(char::is_control) {
+        return Err("the password cannot contain control characters".into());
+    }
+    let lower = password.to_lowercase();
+    let common = COMMON_PASSWORDS
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .any(|l| l == lower);
+    if common || lower == name.to_lowercase() || lower.chars().all(|c| lower.starts_with(c)) {
+        return Err(
+            "this password is among the first an attacker tries (a commonly leaked one, the \
+             user's name, or one character repeated): choose another"
+                .into(),
+        );
+    }
+    Ok(SecretString::from(password))
+}
+
+/// U+202A–U+202E and U+2066–U+2069: text that displays as something else.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 #[cfg(test)]
@@ -170,5 +239,55 @@ mod tests {
         assert!(validate_name("a:b").is_err());
         assert!(validate_name("").is_err());
         assert!(validate_name("alice").is_ok());
+    }
+
+    #[test]
+    fn one_name_rule_refuses_what_would_print_or_log_as_something_else() {
+        for bad in [
+            " ",
+            "   ",
+            " alice",
+            "alice ",
+            "a\nb",
+            "a\tb",
+            "a\u{1b}[31mb",
+            "a\u{202e}b",
+        ] {
+            assert!(checked_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            checked_name("Jose\u{301}").as_deref(),
+            Ok("Jos\u{e9}"),
+            "NFC"
+        );
+        assert!(checked_name("ana maria").is_ok(), "a space inside is fine");
+    }
+
+    #[test]
+    fn one_password_rule_refuses_short_blank_common_and_control_passwords() {
+        let refused = |p: &str| checked_password(p, "alice").is_err();
+        for bad in [
+            "",
+            "x",
+            "1234567",
+            "12345678",
+            "password",
+            "PassWord",
+            "        ",
+            "aaaaaaaa",
+            "alice",
+            "ALICE",
+            "demo-password",
+            "long enough\u{7}",
+        ] {
+            assert!(refused(bad), "{bad:?}");
+        }
+        assert!(!refused("correct horse battery"));
+        // Six characters of three bytes each are still six characters: too short.
+        assert!(refused("\u{00e9}\u{00e9}\u{00e9}\u{00e9}\u{00e9}\u{00e9}"));
+        // A decomposed password is stored as NFC, as Basic auth compares it.
+        let decomposed = "cafe\u{301} au lait";
+        let stored = checked_password(decomposed, "alice").expect("accepted");
+        assert_eq!(stored.expose_secret(), "caf\u{e9} au lait");
     }
 }

@@ -1,0 +1,103 @@
+//! Every signal a process can catch stops the server gracefully and cleans up: `--ephemeral`'s
+//! directory (its database and the dev CA's private key) and the ready file are gone afterwards,
+//! and a start that fails leaves no stale ready file pointing at a dead port.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use serde_json::Value;
+use tokio::io::AsyncBufReadExt as _;
+
+fn serve(cwd: &Path, extra: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"));
+    command
+        .args(["serve", "--no-demo-page"])
+        .args(extra)
+        .current_dir(cwd)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+#[tokio::test]
+async fn every_catchable_signal_stops_gracefully_and_removes_the_ephemeral_files() {
+    for (name, signal) in [
+        ("SIGHUP", libc::SIGHUP),
+        ("SIGQUIT", libc::SIGQUIT),
+        ("SIGUSR1", libc::SIGUSR1),
+        ("SIGUSR2", libc::SIGUSR2),
+        ("SIGINT", libc::SIGINT),
+        ("SIGTERM", libc::SIGTERM),
+    ] {
+        let cwd = tempfile::tempdir().expect("tempdir");
+        let mut child = serve(
+            cwd.path(),
+            &[
+                "--bind",
+                "127.0.0.1:0",
+                "--ephemeral",
+                "--ready-file",
+                "ready.json",
+            ],
+        )
+        .spawn()
+        .expect("the binary runs");
+        let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let line = stdout
+            .next_line()
+            .await
+            .expect("stdout")
+            .expect("a ready line");
+        let ready: Value = serde_json::from_str(&line).expect("JSON");
+        let database = ready["database"].as_str().expect("database").to_owned();
+        let run_dir = Path::new(&database).parent().expect("dir").to_owned();
+        assert!(run_dir.exists(), "{name}: {run_dir:?}");
+
+        let pid = child.id().expect("pid") as i32;
+        // SAFETY: signalling the child this test started.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        let status = child.wait().await.expect("exit");
+
+        assert!(
+            status.success(),
+            "{name}: a graceful stop, not death: {status}"
+        );
+        assert!(!run_dir.exists(), "{name}: {run_dir:?} removed");
+        assert!(
+            !cwd.path().join("ready.json").exists(),
+            "{name}: the ready file removed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_start_that_fails_leaves_no_ready_file_behind() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        cwd.path().join("ready.json"),
+        "{\"api\":\"https://127.0.0.1:1\"}",
+    )
+    .expect("a previous run's ready file");
+    // The port is taken: the start fails before it serves anything.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    let bind = format!("127.0.0.1:{port}");
+
+    let status = serve(
+        cwd.path(),
+        &["--bind", &bind, "--ephemeral", "--ready-file", "ready.json"],
+    )
+    .status()
+    .await
+    .expect("the binary runs");
+
+    assert!(!status.success(), "the port is taken");
+    assert!(
+        !cwd.path().join("ready.json").exists(),
+        "no ready file pointing at a server that is not there"
+    );
+}
