@@ -100,12 +100,7 @@ async fn argon2_runs_once_per_credential_not_once_per_request() {
 
     // Wrong passwords are never cached: each one is verified (and refused).
     for _ in 0..3 {
-        let res = app
-            .request(Method::GET, "/delivery/all", ORIGIN)
-            .basic_auth(USER, Some("wrong-password"))
-            .send()
-            .await
-            .expect("sent");
+        let res = app.get_all_as(USER, "wrong-password").await;
         assert_eq!(res.status(), 401);
     }
     assert_eq!(app.authenticator.verifications_run(), 4);
@@ -118,14 +113,9 @@ async fn argon2_runs_once_per_credential_not_once_per_request() {
 async fn a_password_changed_from_the_cli_while_serving_takes_effect_on_the_next_request() {
     let app = spawn_app().await;
     let db = app.db_url.clone();
-    let login = |password: &'static str| {
-        app.request(Method::GET, "/delivery/all", ORIGIN)
-            .basic_auth(USER, Some(password))
-            .send()
-    };
-    assert_eq!(login(PASSWORD).await.expect("sent").status(), 200);
+    assert_eq!(app.get_all_as(USER, PASSWORD).await.status(), 200);
     assert_eq!(
-        login(PASSWORD).await.expect("sent").status(),
+        app.get_all_as(USER, PASSWORD).await.status(),
         200,
         "served from the cache"
     );
@@ -140,19 +130,19 @@ async fn a_password_changed_from_the_cli_while_serving_takes_effect_on_the_next_
     assert!(out.status.success());
 
     assert_eq!(
-        login(PASSWORD).await.expect("sent").status(),
+        app.get_all_as(USER, PASSWORD).await.status(),
         401,
         "the old password is dead at once"
     );
     assert_eq!(
-        login("a-brand-new-password").await.expect("sent").status(),
+        app.get_all_as(USER, "a-brand-new-password").await.status(),
         200
     );
 
     let out = cli(&["user", "remove", USER], &db, "").await;
     assert!(out.status.success());
     assert_eq!(
-        login("a-brand-new-password").await.expect("sent").status(),
+        app.get_all_as(USER, "a-brand-new-password").await.status(),
         401,
         "removed at once"
     );
@@ -193,20 +183,10 @@ async fn names_and_passwords_match_in_any_unicode_normal_form() {
         (name_nfc, password_nfd),
         (name_nfd, password_nfc),
     ] {
-        let res = app
-            .request(Method::GET, "/delivery/all", ORIGIN)
-            .basic_auth(name, Some(password))
-            .send()
-            .await
-            .expect("sent");
+        let res = app.get_all_as(name, password).await;
         assert_eq!(res.status(), 200, "{name:?} / {password:?}");
     }
-    let res = app
-        .request(Method::GET, "/delivery/all", ORIGIN)
-        .basic_auth(name_nfc, Some("passwo\u{308}rd-long"))
-        .send()
-        .await
-        .expect("sent");
+    let res = app.get_all_as(name_nfc, "passwo\u{308}rd-long").await;
     assert_eq!(res.status(), 401, "a different password is still refused");
 }
 

@@ -1,20 +1,13 @@
 //! The server log says why a preflight was refused, once per cause, with the fix: read from the
 //! real binary's log, since that is what a developer reads.
 
-use std::path::Path;
-
 use reqwest::Method;
 
 use crate::helpers::*;
 
 /// `OPTIONS path` with `headers`, as a browser (or a hand-written curl) sends it.
-async fn options(
-    client: &reqwest::Client,
-    served: &Served,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> u16 {
-    let mut req = client.request(Method::OPTIONS, served.url(path));
+async fn options(served: &Served, path: &str, headers: &[(&str, &str)]) -> u16 {
+    let mut req = served.client.request(Method::OPTIONS, served.url(path));
     for (name, value) in headers {
         req = req.header(*name, *value);
     }
@@ -27,12 +20,6 @@ fn message(line: &str) -> &str {
         .map_or(line, |(_, message)| message)
 }
 
-async fn served(dir: &Path, extra: &[&str]) -> (Served, reqwest::Client) {
-    let served = serve_binary(dir, "warn", extra).await;
-    let client = served.client(dir);
-    (served, client)
-}
-
 /// What is wrong, the request's headers, the expected log message.
 type Case = (
     &'static str,
@@ -43,7 +30,7 @@ type Case = (
 #[tokio::test]
 async fn each_refused_preflight_logs_one_line_naming_the_rule_and_the_fix() {
     let dir = certs();
-    let (mut served, client) = served(dir.path(), &[]).await;
+    let mut served = serve_binary(dir.path(), "warn", &[]).await;
     let cases: [Case; 4] = [
         (
             "an origin that is not allowed",
@@ -83,7 +70,7 @@ async fn each_refused_preflight_logs_one_line_naming_the_rule_and_the_fix() {
         ),
     ];
     for (what, headers, expected) in cases {
-        let status = options(&client, &served, "/delivery/all", headers).await;
+        let status = options(&served, "/delivery/all", headers).await;
         assert!(status >= 400, "{what}: answered {status}");
 
         let line = served
@@ -97,7 +84,7 @@ async fn each_refused_preflight_logs_one_line_naming_the_rule_and_the_fix() {
 #[tokio::test]
 async fn with_auth_before_cors_the_preflight_answered_by_auth_is_logged() {
     let dir = certs();
-    let (mut served, client) = served(dir.path(), &["--auth-before-cors"]).await;
+    let mut served = serve_binary(dir.path(), "warn", &["--auth-before-cors"]).await;
     let headers = [
         ("Origin", ORIGIN),
         ("Access-Control-Request-Method", "GET"),
@@ -107,7 +94,7 @@ async fn with_auth_before_cors_the_preflight_answered_by_auth_is_logged() {
         ),
     ];
 
-    let status = options(&client, &served, "/delivery/all", &headers).await;
+    let status = options(&served, "/delivery/all", &headers).await;
 
     assert_eq!(status, 401);
     let line = served
@@ -127,16 +114,12 @@ async fn with_auth_before_cors_the_preflight_answered_by_auth_is_logged() {
 async fn a_line_inside_a_request_names_the_request_and_its_scheme() {
     let dir = certs();
     let mut served = serve_binary(dir.path(), "info", &[]).await;
-    let client = served.client(dir.path());
     let headers = [
         ("Origin", "http://elsewhere.example"),
         ("Access-Control-Request-Method", "GET"),
     ];
 
-    assert_eq!(
-        options(&client, &served, "/delivery/all", &headers).await,
-        400
-    );
+    assert_eq!(options(&served, "/delivery/all", &headers).await, 400);
     let line = served
         .wait_for_log_line(|l| l.contains("preflight refused"))
         .await;
@@ -151,31 +134,26 @@ async fn a_flood_of_bad_preflights_writes_a_bounded_number_of_lines() {
     const FLOOD: usize = 10_000;
     const CONNECTIONS: usize = 4;
     let dir = certs();
-    let (mut served, _) = served(dir.path(), &[]).await;
-    let flood = [
-        ("Origin", "http://flood.example"),
-        ("Access-Control-Request-Method", "GET"),
-    ];
+    let mut served = serve_binary(dir.path(), "warn", &[]).await;
+    // A refused preflight, not even asking for headers.
+    let refused = |api: &Api, origin: &str| {
+        api.request(Method::OPTIONS, "/delivery/all", origin)
+            .header("Access-Control-Request-Method", "GET")
+            .send()
+    };
 
     // A few keep-alive connections (one HTTP/2 connection per client), each with a few requests
     // in flight at a time. Not a benchmark: only the count of log lines matters.
-    let clients: Vec<reqwest::Client> = (0..CONNECTIONS)
-        .map(|_| served.client(dir.path()))
-        .collect();
-    let url = served.url("/delivery/all");
+    let clients: Vec<Api> = (0..CONNECTIONS).map(|_| served.fresh()).collect();
     let flooding = tokio::spawn(async move {
         let mut tasks = tokio::task::JoinSet::new();
         for client in &clients {
             for _ in 0..4 {
-                let (client, url) = (client.clone(), url.clone());
+                let client = client.clone();
                 tasks.spawn(async move {
                     for _ in 0..FLOOD / CONNECTIONS / 4 {
-                        let mut req = client.request(Method::OPTIONS, &url);
-                        for (name, value) in flood {
-                            req = req.header(name, value);
-                        }
-                        let status = req.send().await.expect("sent").status();
-                        assert_eq!(status, 400);
+                        let res = refused(&client, "http://flood.example").await;
+                        assert_eq!(res.expect("sent").status(), 400);
                     }
                 });
             }
@@ -185,14 +163,9 @@ async fn a_flood_of_bad_preflights_writes_a_bounded_number_of_lines() {
         }
         // Every flood response has arrived, and each was logged (or not) before it was sent:
         // a line for another cause, logged after them, ends what the flood could have written.
-        let mut req = clients[0].request(Method::OPTIONS, &url);
-        for (name, value) in [
-            ("Origin", "http://end.example"),
-            ("Access-Control-Request-Method", "GET"),
-        ] {
-            req = req.header(name, value);
-        }
-        req.send().await.expect("sent");
+        refused(&clients[0], "http://end.example")
+            .await
+            .expect("sent");
     });
     // Read the log meanwhile: a server logging every refusal would otherwise block on a full
     // pipe, and this test would hang instead of failing.

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use reqwest::Method;
 use serde_json::json;
 
 use delivery_api::store::Db;
@@ -141,12 +142,11 @@ fn file_len(path: &std::path::Path) -> u64 {
 async fn on_a_full_disk_every_acknowledged_write_is_stored_and_writing_recovers() {
     // Arrange: the real binary, which ignores SIGXFSZ (so a write past the limit fails with
     // EFBIG instead of killing it), then a file-size limit just above its files' sizes.
-    if crate::pg::on_postgres() {
+    if crate::helpers::engine::on_postgres() {
         eprintln!("SKIPPED on PostgreSQL on_a_full_disk…: it fills the SQLite file's disk");
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    delivery_api::tls::dev_ca::generate(dir.path()).expect("certs");
+    let dir = certs();
     let mut served = serve_binary_with(dir.path(), "warn", &[], |command| {
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
@@ -158,7 +158,6 @@ async fn on_a_full_disk_every_acknowledged_write_is_stored_and_writing_recovers(
     })
     .await;
     let pid = served.child.id().expect("pid");
-    let client = served.client(dir.path());
     let db = dir.path().join("test.db");
     let wal = dir.path().join("test.db-wal");
     let largest = file_len(&db).max(file_len(&wal));
@@ -176,15 +175,7 @@ async fn on_a_full_disk_every_acknowledged_write_is_stored_and_writing_recovers(
         let reference = format!("FULL-{i}");
         let body =
             json!({"reference": reference, "recipient": RECIPIENT, "address": address(&reference)});
-        let res = client
-            .post(served.url("/delivery"))
-            .basic_auth(USER, Some(PASSWORD))
-            .header("Origin", ORIGIN)
-            .header("Content-Type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("an answer");
+        let res = served.create(&body).await;
         match res.status().as_u16() {
             201 => {
                 let created = json(res).await;
@@ -207,10 +198,8 @@ async fn on_a_full_disk_every_acknowledged_write_is_stored_and_writing_recovers(
         }
         if i % 3 == 0 {
             let update = format!("PUT-{i}");
-            let res = client
-                .put(served.url("/delivery/1"))
-                .basic_auth(USER, Some(PASSWORD))
-                .header("Content-Type", "application/json")
+            let res = served
+                .article_request(Method::PUT, "/delivery/1", ORIGIN)
                 .body(
                     json!({"reference": "DLV-2026-0001", "recipient": "R", "address": update})
                         .to_string(),
@@ -230,14 +219,9 @@ async fn on_a_full_disk_every_acknowledged_write_is_stored_and_writing_recovers(
 
     // Space is freed: the next write works, without a restart, under a new id.
     limit_file_size(pid, None);
-    let res = client
-        .post(served.url("/delivery"))
-        .basic_auth(USER, Some(PASSWORD))
-        .header("Content-Type", "application/json")
-        .body(json!({"reference": "AFTER", "recipient": "R", "address": "A"}).to_string())
-        .send()
-        .await
-        .expect("an answer");
+    let res = served
+        .create(&json!({"reference": "AFTER", "recipient": "R", "address": "A"}))
+        .await;
     assert_eq!(res.status(), 201, "writing recovers once there is space");
     let after = json(res).await["id"].as_i64().expect("id");
     let highest = stored.values().map(|(id, _)| *id).max().expect("some");
@@ -245,9 +229,8 @@ async fn on_a_full_disk_every_acknowledged_write_is_stored_and_writing_recovers(
         after > highest,
         "a new id ({after}), never one handed out before (up to {highest})"
     );
-    let res = client
-        .get(served.url(&format!("/delivery/{highest}")))
-        .basic_auth(USER, Some(PASSWORD))
+    let res = served
+        .article_request(Method::GET, &format!("/delivery/{highest}"), ORIGIN)
         .send()
         .await
         .expect("an answer");

@@ -146,8 +146,7 @@ async fn the_explorer_is_served_from_the_binary_on_the_page_origin_within_a_csp(
 
 #[tokio::test]
 async fn a_taken_demo_page_port_leaves_the_api_running_without_the_page() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    delivery_api::tls::dev_ca::generate(dir.path()).expect("certs");
+    let dir = certs();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let mut args = delivery_api::config::ServeArgs::defaults();
     args.bind = "127.0.0.1:0".parse().expect("addr");
@@ -162,17 +161,12 @@ async fn a_taken_demo_page_port_leaves_the_api_running_without_the_page() {
         .expect("the API starts anyway");
 
     assert_eq!(app.demo_page_addr(), None);
-    let addr = app.addr();
-    let client = client_trusting(&dir.path().join("dev-ca.crt"), addr);
+    let api = Api::new(app.addr(), &dir.path().join("dev-ca.crt"));
     let handle = app.handle();
     let server = tokio::spawn(app.run_until_stopped());
-    let res = client
-        .get(format!("https://localhost:{}/health", addr.port()))
-        .send()
-        .await
-        .expect("the API answers");
-    assert_eq!(res.status(), 200);
-    drop(client);
+    let res = api.get_without_credentials("/health").await;
+    assert_eq!(res.status(), 200, "the API answers");
+    drop(api);
     handle.stop(true).await;
     server.await.expect("task").expect("stopped cleanly");
 }

@@ -279,7 +279,7 @@ async fn the_docs_commands_print_what_the_docs_show() {
 }
 
 async fn run_checked_blocks(pick: impl Fn(&Page) -> bool) {
-    if crate::pg::on_postgres() {
+    if crate::helpers::engine::on_postgres() {
         // The pages show the default engine: these ran on the SQLite pass.
         eprintln!("SKIPPED on PostgreSQL: the pages' commands run on the default engine (SQLite)");
         return;

@@ -19,7 +19,7 @@ fn args(url: &str, extra: &[&str]) -> PreflightArgs {
 }
 
 fn ca(app: &TestApp) -> String {
-    app.dir.path().join("dev-ca.crt").display().to_string()
+    app.ca.display().to_string()
 }
 
 fn failures(report: &Report) -> String {

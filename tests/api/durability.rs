@@ -5,16 +5,16 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::*;
 
 #[tokio::test]
 async fn every_acknowledged_write_survives_kill_9() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    delivery_api::tls::dev_ca::generate(dir.path()).expect("certs");
+    let dir = certs();
     let mut served = serve_binary(dir.path(), "warn", &[]).await;
-    let acknowledged = write_until_killed(&mut served, dir.path()).await;
+    let acknowledged = write_until_killed(&mut served).await;
 
     // Restart on the same file (this also runs SQLite's WAL recovery).
     let served = serve_binary(dir.path(), "warn", &[]).await;
@@ -46,25 +46,18 @@ async fn every_acknowledged_write_survives_kill_9() {
 /// number (20 to 119) of acknowledged writes, a condition rather than a time, so it holds on a
 /// loaded machine, with writes in flight at the moment of the kill. Returns every reference the
 /// server acknowledged with 201.
-pub async fn write_until_killed(served: &mut Served, dir: &std::path::Path) -> Vec<String> {
-    let client = served.client(dir);
+pub async fn write_until_killed(served: &mut Served) -> Vec<String> {
+    let api = served.fresh();
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     let progress = Arc::new(tokio::sync::Notify::new());
     let mut writers = Vec::new();
     for w in 0..16 {
-        let (client, url, acknowledged, progress) = (
-            client.clone(),
-            served.url("/delivery"),
-            acknowledged.clone(),
-            progress.clone(),
-        );
+        let (api, acknowledged, progress) = (api.clone(), acknowledged.clone(), progress.clone());
         writers.push(tokio::spawn(async move {
             for i in 0.. {
                 let reference = format!("KILL-{w}-{i}");
-                let res = client
-                    .post(&url)
-                    .basic_auth(USER, Some(PASSWORD))
-                    .header("Content-Type", "application/json")
+                let res = api
+                    .article_request(Method::POST, "/delivery", ORIGIN)
                     .body(
                         json!({"reference": reference, "recipient": "R", "address": "A"})
                             .to_string(),
@@ -99,26 +92,17 @@ pub async fn write_until_killed(served: &mut Served, dir: &std::path::Path) -> V
 /// A request the server has started on (head sent, body not yet) when `signal` arrives.
 async fn in_flight_when_signalled(signal: &str) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let dir = tempfile::tempdir().expect("tempdir");
-    delivery_api::tls::dev_ca::generate(dir.path()).expect("certs");
+    let dir = certs();
     let mut served = serve_binary(dir.path(), "info", &["--shutdown-grace", "30"]).await;
     // The server answers (so it is past start-up, signal handlers included).
-    let client = served.client(dir.path());
-    let health = client.get(served.url("/health")).send().await.expect("up");
+    let probe = served.fresh();
+    let health = probe.get_without_credentials("/health").await;
     assert_eq!(health.status(), 200);
     // Its idle HTTP/2 connection would hold the graceful stop for the whole grace period
     // (actix-http drains idle HTTP/1.1 connections at once, not HTTP/2 ones): close it.
-    drop((health, client));
+    drop((health, probe));
 
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", served.port))
-        .await
-        .expect("connect");
-    let tls = tls_trusting(&dir.path().join("dev-ca.crt"), &[b"http/1.1"]);
-    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-    let mut stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
-        .connect(name, tcp)
-        .await
-        .expect("handshake");
+    let mut stream = served.tls(&[b"http/1.1"]).await;
     let body =
         json!({"reference": format!("IN-FLIGHT-{signal}"), "recipient": "R", "address": "A"})
             .to_string();
@@ -173,9 +157,7 @@ async fn in_flight_when_signalled(signal: &str) {
         served.drain_log().await
     );
     assert!(
-        tokio::net::TcpStream::connect(("127.0.0.1", served.port))
-            .await
-            .is_err(),
+        tokio::net::TcpStream::connect(served.addr).await.is_err(),
         "no longer accepting"
     );
 }

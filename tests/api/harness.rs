@@ -104,16 +104,8 @@ async fn ephemeral_and_seeded_it_says_where_it_is_serves_the_seed_and_leaves_not
 
     // HTTP/1.1: actix-http closes idle HTTP/1.1 connections at a graceful stop, while an idle
     // HTTP/2 one holds it for the grace period (no GOAWAY; see README).
-    let client = client_builder(&ca, ([127, 0, 0, 1], port).into(), false)
-        .build()
-        .expect("client");
-    let base = format!("https://localhost:{port}");
-    let list = client
-        .get(format!("{base}/delivery/all"))
-        .basic_auth("tester", Some("a long test password"))
-        .send()
-        .await
-        .expect("sent");
+    let served = Api::from_ready_line(&ready).http1_only();
+    let list = served.get_all_as("tester", "a long test password").await;
     assert_eq!(list.status(), 200);
     let list = json(list).await;
     let seeded: Vec<(&str, i64)> = list
@@ -132,12 +124,7 @@ async fn ephemeral_and_seeded_it_says_where_it_is_serves_the_seed_and_leaves_not
         [("SEED-1", 1), ("SEED-2", 2)],
         "the seed, not the sample; ids from 1"
     );
-    let demo = client
-        .get(format!("{base}/delivery/all"))
-        .basic_auth(USER, Some(PASSWORD))
-        .send()
-        .await
-        .expect("sent");
+    let demo = served.get_all_as(USER, PASSWORD).await;
     assert_eq!(demo.status(), 401, "the seed's users replace the demo user");
 
     // A graceful stop removes the throwaway directory and the ready file.

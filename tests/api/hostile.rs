@@ -2,14 +2,11 @@
 //! handshakes and bodies that never finish, HTTP/2 stream and header floods, malformed requests
 //! that would flood the log. Every wait here is for a condition; the bounds are for a broken build.
 
+use crate::helpers::*;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use crate::helpers::*;
-
-type Tls = tokio_rustls::client::TlsStream<TcpStream>;
 
 /// A TCP connection to the app from the loopback address `from` (another "client IP").
 async fn connect_from(app: &TestApp, from: [u8; 4]) -> TcpStream {
@@ -18,14 +15,6 @@ async fn connect_from(app: &TestApp, from: [u8; 4]) -> TcpStream {
         .bind(SocketAddr::new(IpAddr::from(from), 0))
         .expect("bind");
     socket.connect(app.addr).await.expect("connect")
-}
-
-async fn handshake(app: &TestApp, tcp: TcpStream, alpn: &[&[u8]]) -> std::io::Result<Tls> {
-    let tls = tls_trusting(&app.dir.path().join("dev-ca.crt"), alpn);
-    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-    tokio_rustls::TlsConnector::from(Arc::new(tls))
-        .connect(name, tcp)
-        .await
 }
 
 /// `GET /health` on an established HTTP/1.1 TLS connection; the status line.
@@ -58,7 +47,7 @@ async fn a_client_over_its_connection_cap_is_closed_at_once_and_others_are_serve
     for _ in 0..4 {
         let tcp = connect_from(&app, [127, 0, 0, 2]).await;
         held.push(
-            handshake(&app, tcp, &[b"http/1.1"])
+            app.tls_over(tcp, &[b"http/1.1"])
                 .await
                 .expect("within the cap"),
         );
@@ -66,11 +55,12 @@ async fn a_client_over_its_connection_cap_is_closed_at_once_and_others_are_serve
 
     let fifth = connect_from(&app, [127, 0, 0, 2]).await;
     assert!(
-        handshake(&app, fifth, &[b"http/1.1"]).await.is_err(),
+        app.tls_over(fifth, &[b"http/1.1"]).await.is_err(),
         "a 5th connection from the same client is closed before TLS"
     );
     let other = connect_from(&app, [127, 0, 0, 3]).await;
-    let other = handshake(&app, other, &[b"http/1.1"])
+    let other = app
+        .tls_over(other, &[b"http/1.1"])
         .await
         .expect("another client");
     assert_eq!(health_over(other).await, "HTTP/1.1 200 OK");
@@ -80,7 +70,7 @@ async fn a_client_over_its_connection_cap_is_closed_at_once_and_others_are_serve
     let mut served = false;
     for _ in 0..200 {
         let tcp = connect_from(&app, [127, 0, 0, 2]).await;
-        if let Ok(tls) = handshake(&app, tcp, &[b"http/1.1"]).await {
+        if let Ok(tls) = app.tls_over(tcp, &[b"http/1.1"]).await {
             assert_eq!(health_over(tls).await, "HTTP/1.1 200 OK");
             served = true;
             break;
@@ -105,7 +95,8 @@ async fn connections_that_never_send_a_client_hello_cannot_hold_up_other_clients
 
     // Meanwhile another client's handshake goes through.
     let other = connect_from(&app, [127, 0, 0, 5]).await;
-    let other = handshake(&app, other, &[b"http/1.1"])
+    let other = app
+        .tls_over(other, &[b"http/1.1"])
         .await
         .expect("handshake");
     assert_eq!(health_over(other).await, "HTTP/1.1 200 OK");
@@ -116,7 +107,8 @@ async fn connections_that_never_send_a_client_hello_cannot_hold_up_other_clients
     }
     // ... and the client that sent them can connect again.
     let again = connect_from(&app, [127, 0, 0, 4]).await;
-    let again = handshake(&app, again, &[b"http/1.1"])
+    let again = app
+        .tls_over(again, &[b"http/1.1"])
         .await
         .expect("handshake");
     assert_eq!(health_over(again).await, "HTTP/1.1 200 OK");
@@ -133,9 +125,7 @@ async fn a_burst_of_connections_from_one_client_queues_for_handshakes_instead_of
     .await;
     let burst = (0..24).map(|_| async {
         let tcp = connect_from(&app, [127, 0, 0, 8]).await;
-        let tls = handshake(&app, tcp, &[b"http/1.1"])
-            .await
-            .expect("handshake");
+        let tls = app.tls_over(tcp, &[b"http/1.1"]).await.expect("handshake");
         health_over(tls).await
     });
     let statuses = futures_util::future::join_all(burst).await;
@@ -150,9 +140,7 @@ async fn a_body_that_trickles_in_gets_408_and_its_connection_is_closed() {
     let app = spawn_app_with(|args| args.connections.body_timeout = 1).await;
     let before = app.snapshot().await;
     let tcp = connect_from(&app, [127, 0, 0, 6]).await;
-    let mut tls = handshake(&app, tcp, &[b"http/1.1"])
-        .await
-        .expect("handshake");
+    let mut tls = app.tls_over(tcp, &[b"http/1.1"]).await.expect("handshake");
     tls.write_all(
         b"POST /delivery HTTP/1.1\r\nHost: localhost\r\n\
           Authorization: Basic ZGVtbzpkZW1vLXBhc3N3b3Jk\r\n\
@@ -177,7 +165,7 @@ async fn a_body_that_trickles_in_gets_408_and_its_connection_is_closed() {
         .await
         .expect("first byte");
     let tcp = connect_from(&app, [127, 0, 0, 6]).await;
-    let tls = handshake(&app, tcp, &[b"h2"]).await.expect("handshake");
+    let tls = app.tls_over(tcp, &[b"h2"]).await.expect("handshake");
     let (mut send, conn) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
         hyper_util::rt::TokioIo::new(tls),
@@ -220,7 +208,7 @@ fn tokio_stream_from<T>(
 async fn http2_advertises_its_stream_limit_and_refuses_header_lists_past_64_kib() {
     let app = spawn_app().await;
     let tcp = connect_from(&app, [127, 0, 0, 7]).await;
-    let tls = handshake(&app, tcp, &[b"h2"]).await.expect("handshake");
+    let tls = app.tls_over(tcp, &[b"h2"]).await.expect("handshake");
     let (client, mut connection) = h2::client::handshake(tls).await.expect("h2");
     let mut client = client.ready().await.expect("ready");
     let get = |extra: usize| {
@@ -282,30 +270,13 @@ async fn a_client_that_never_finishes_the_tls_handshake_is_cut() {
 
 #[tokio::test]
 async fn malformed_http1_requests_are_summarised_in_the_log_not_one_error_line_each() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let dir = tempfile::tempdir().expect("tempdir");
-    delivery_api::tls::dev_ca::generate(dir.path()).expect("certs");
+    let dir = certs();
     let mut served = serve_binary(dir.path(), "info", &[]).await;
-    let tls = std::sync::Arc::new(tls_trusting(&dir.path().join("dev-ca.crt"), &[b"http/1.1"]));
 
-    let port = served.port;
+    let api = served.fresh();
     let malformed = async |bytes: &[u8]| {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .expect("connect");
-        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-        let mut stream = tokio_rustls::TlsConnector::from(tls.clone())
-            .connect(name, tcp)
-            .await
-            .expect("handshake");
-        stream.write_all(bytes).await.expect("write");
-        let mut reply = Vec::new();
-        let _ = stream.read_to_end(&mut reply).await; // the server closes after its 400
-        assert!(
-            reply.starts_with(b"HTTP/1.1 400"),
-            "{:?}",
-            String::from_utf8_lossy(&reply)
-        );
+        let reply = api.raw_http1(bytes).await; // the server closes after its 400
+        assert!(reply.starts_with("HTTP/1.1 400"), "{reply:?}");
     };
     malformed(b"GARBAGE\r\n\r\n").await;
     // The first one is logged once, at WARN, with what actix-http said...
@@ -318,13 +289,8 @@ async fn malformed_http1_requests_are_summarised_in_the_log_not_one_error_line_e
         let bytes = format!("GET /health HTTP/1.1\r\nHost: localhost\r\nBad Header {i}\r\n\r\n");
         malformed(bytes.as_bytes()).await;
     }
-    let res = served
-        .client(dir.path())
-        .get(served.url("/health"))
-        .send()
-        .await
-        .expect("still serving");
-    assert_eq!(res.status(), 200);
+    let res = served.get_without_credentials("/health").await;
+    assert_eq!(res.status(), 200, "still serving");
 
     served.child.start_kill().expect("kill");
     served.child.wait().await.expect("dead");

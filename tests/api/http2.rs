@@ -4,9 +4,9 @@
 //! reset RFC 9113 §8.1 allows is fine, and the connection keeps serving. What HTTP/1.1 refuses
 //! (conflicting Content-Length) is refused over HTTP/2 too.
 
+use crate::helpers::*;
 use base64::Engine as _;
 use bytes::Bytes;
-use crate::helpers::*;
 
 const CHUNK: usize = 16 * 1024;
 
@@ -35,7 +35,7 @@ async fn answer_before_body(
     headers: &[(&str, &str)],
     total: usize,
 ) -> Early {
-    let (client, mut connection) = h2_client(app).await;
+    let (client, mut connection) = app.h2().await;
     let mut ping = connection.ping_pong().expect("ping-pong handle");
     tokio::spawn(connection);
 
@@ -188,7 +188,7 @@ async fn past_one_mib_the_stream_may_be_reset_but_the_connection_and_server_keep
 #[tokio::test]
 async fn a_client_that_stops_sending_after_an_early_answer_is_reset_soon() {
     let app = spawn_app_with(|args| args.connections.body_timeout = 60).await;
-    let (client, connection) = h2_client(&app).await;
+    let (client, connection) = app.h2().await;
     tokio::spawn(connection);
     let req = http::Request::post(format!("https://localhost:{}/delivery", app.addr.port()))
         .header("content-length", "100000")

@@ -3,36 +3,24 @@
 
 use std::num::NonZeroU32;
 
-use reqwest::{Method, Response};
-
 use crate::helpers::*;
 
 const ATTACKER: [u8; 4] = [127, 0, 0, 2];
-
-async fn login(client: &reqwest::Client, app: &TestApp, user: &str, password: &str) -> Response {
-    client
-        .get(app.url("/delivery/all"))
-        .header("Origin", ORIGIN)
-        .basic_auth(user, Some(password))
-        .send()
-        .await
-        .expect("sent")
-}
 
 #[tokio::test]
 async fn a_guessing_ip_gets_429_with_retry_after_while_other_clients_log_in() {
     let app =
         spawn_app_with(|args| args.auth.login_attempts_per_ip = NonZeroU32::new(3).expect("3"))
             .await;
-    let attacker = app.client_from(ATTACKER);
+    let attacker = app.as_client(ATTACKER);
     // Signed in before the attack (cached): never limited.
-    assert_eq!(login(&attacker, &app, USER, PASSWORD).await.status(), 200);
+    assert_eq!(attacker.get_all_as(USER, PASSWORD).await.status(), 200);
 
     for _ in 0..2 {
-        assert_eq!(login(&attacker, &app, USER, "guess").await.status(), 401);
+        assert_eq!(attacker.get_all_as(USER, "guess").await.status(), 401);
     }
     let verified = app.authenticator.verifications_run();
-    let res = login(&attacker, &app, USER, "guess").await;
+    let res = attacker.get_all_as(USER, "guess").await;
 
     assert_readable_by_origin(&res, "429");
     let retry: u64 = header(res.headers(), "retry-after")
@@ -48,25 +36,18 @@ async fn a_guessing_ip_gets_429_with_retry_after_while_other_clients_log_in() {
     );
 
     // The cached login still works from that IP; a fresh login from another IP works too.
-    assert_eq!(login(&attacker, &app, USER, PASSWORD).await.status(), 200);
-    let other = app.client_from([127, 0, 0, 3]);
+    assert_eq!(attacker.get_all_as(USER, PASSWORD).await.status(), 200);
+    let other = app.as_client([127, 0, 0, 3]);
     assert_eq!(
-        login(&other, &app, "nobody", "whatever").await.status(),
+        other.get_all_as("nobody", "whatever").await.status(),
         401,
         "not 429"
     );
 
     // Preflights and /health are never limited.
-    let preflight = attacker
-        .request(Method::OPTIONS, app.url("/delivery/all"))
-        .header("Origin", ORIGIN)
-        .header("Access-Control-Request-Method", "GET")
-        .header("Access-Control-Request-Headers", "authorization")
-        .send()
-        .await
-        .expect("sent");
+    let preflight = attacker.preflight("/delivery/all", "GET", ORIGIN).await;
     assert_eq!(preflight.status(), 200);
-    let health = attacker.get(app.url("/health")).send().await.expect("sent");
+    let health = attacker.get_without_credentials("/health").await;
     assert_eq!(health.status(), 200);
 }
 
@@ -76,14 +57,14 @@ async fn guesses_at_one_user_name_from_many_ips_are_limited_too() {
         spawn_app_with(|args| args.auth.login_attempts_per_user = NonZeroU32::new(3).expect("3"))
             .await;
     for last in 2..5 {
-        let client = app.client_from([127, 0, 0, last]);
-        assert_eq!(login(&client, &app, USER, "guess").await.status(), 401);
+        let client = app.as_client([127, 0, 0, last]);
+        assert_eq!(client.get_all_as(USER, "guess").await.status(), 401);
     }
-    let fresh = app.client_from([127, 0, 0, 9]);
-    let res = login(&fresh, &app, USER, "guess").await;
+    let fresh = app.as_client([127, 0, 0, 9]);
+    let res = fresh.get_all_as(USER, "guess").await;
     assert_eq!(res.status(), 429);
     // Other user names are not affected.
-    assert_eq!(login(&fresh, &app, "alice", "guess").await.status(), 401);
+    assert_eq!(fresh.get_all_as("alice", "guess").await.status(), 401);
 }
 
 #[tokio::test]
@@ -94,19 +75,14 @@ async fn guessing_from_many_addresses_cannot_lock_out_a_client_that_logged_in_be
         args.auth.auth_cache_ttl = 0;
     })
     .await;
-    let real = app.client_from([127, 0, 0, 20]);
-    assert_eq!(login(&real, &app, USER, PASSWORD).await.status(), 200);
+    let real = app.as_client([127, 0, 0, 20]);
+    assert_eq!(real.get_all_as(USER, PASSWORD).await.status(), 200);
 
     // Four attackers spend the user name's budget.
     let mut statuses = Vec::new();
     for last in 21..25 {
-        let attacker = app.client_from([127, 0, 0, last]);
-        statuses.push(
-            login(&attacker, &app, USER, "guess")
-                .await
-                .status()
-                .as_u16(),
-        );
+        let attacker = app.as_client([127, 0, 0, last]);
+        statuses.push(attacker.get_all_as(USER, "guess").await.status().as_u16());
     }
     assert_eq!(
         statuses,
@@ -115,22 +91,24 @@ async fn guessing_from_many_addresses_cannot_lock_out_a_client_that_logged_in_be
     );
 
     // A new source is throttled, even with the right password...
-    let newcomer = app.client_from([127, 0, 0, 25]);
-    assert_eq!(login(&newcomer, &app, USER, PASSWORD).await.status(), 429);
+    let newcomer = app.as_client([127, 0, 0, 25]);
+    assert_eq!(newcomer.get_all_as(USER, PASSWORD).await.status(), 429);
     // ... but the client that logged in before is not.
     for _ in 0..3 {
-        assert_eq!(login(&real, &app, USER, PASSWORD).await.status(), 200);
+        assert_eq!(real.get_all_as(USER, PASSWORD).await.status(), 200);
     }
 }
 
 #[tokio::test]
 async fn an_unknown_user_name_costs_no_argon2_and_gets_the_same_refusal_as_a_wrong_password() {
     let app = spawn_app().await;
-    let client = app.client_from([127, 0, 0, 30]);
+    let client = app.as_client([127, 0, 0, 30]);
 
-    let wrong = login(&client, &app, USER, "wrong-password").await;
+    let wrong = client.get_all_as(USER, "wrong-password").await;
     let verified = app.authenticator.verifications_run();
-    let unknown = login(&client, &app, "nobody-by-that-name", "wrong-password").await;
+    let unknown = client
+        .get_all_as("nobody-by-that-name", "wrong-password")
+        .await;
 
     assert_eq!(
         app.authenticator.verifications_run(),
@@ -154,9 +132,9 @@ async fn a_pages_parallel_first_requests_are_checked_once_and_count_once() {
     let app =
         spawn_app_with(|args| args.auth.login_attempts_per_ip = NonZeroU32::new(2).expect("2"))
             .await;
-    let page = app.client_from([127, 0, 0, 31]);
+    let page = app.as_client([127, 0, 0, 31]);
 
-    let requests = (0..8).map(|_| login(&page, &app, USER, PASSWORD));
+    let requests = (0..8).map(|_| page.get_all_as(USER, PASSWORD));
     let statuses: Vec<u16> = futures_util::future::join_all(requests)
         .await
         .into_iter()

@@ -1,5 +1,6 @@
 //! One integration-test binary (faster to build and link than one per file).
 
+mod account_rules;
 mod auth;
 mod auth_boundary;
 mod browser;
@@ -11,6 +12,7 @@ mod demo_page;
 mod docs;
 mod doctor;
 mod durability;
+mod floods;
 mod harness;
 mod helpers;
 mod hostile;
@@ -21,9 +23,9 @@ mod login_limits;
 mod memory;
 mod openapi;
 mod operating;
-mod pg;
 mod postgres;
 mod secrets;
+mod signals;
 mod startup;
 mod tls;
 mod users;

@@ -5,9 +5,9 @@
 //! The meta-schema is the official one for OpenAPI 3.1 (`schema/2022-10-07`), vendored from the
 //! PyPI package openapi-spec-validator 0.9.0 (Apache-2.0), so no network is needed.
 
+use crate::helpers::*;
 use reqwest::Method;
 use serde_json::{Value, json};
-use crate::helpers::*;
 
 const META_SCHEMA: &str = include_str!("openapi/schema-2022-10-07.json");
 
@@ -458,12 +458,7 @@ async fn the_limiters_429_and_a_full_disks_507_validate_against_the_document() {
 
     let mut last = None;
     for _ in 0..3 {
-        let res = app
-            .request(Method::GET, "/delivery/all", ORIGIN)
-            .basic_auth("someone", Some("guess"))
-            .send()
-            .await
-            .expect("sent");
+        let res = app.get_all_as("someone", "guess").await;
         last = Some(api.checked("GET", "/delivery/all", res).await);
     }
     let (status, headers, _) = last.expect("three tries");

@@ -70,20 +70,8 @@ async fn with_log_format_json_stderr_holds_only_json_objects_and_stdout_the_read
     let ready = ready_line(&mut stdout).await;
 
     // Act: a preflight from an origin that is not allowed.
-    let api = ready["api"].as_str().expect("api");
-    let port: u16 = api
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
-    let ca = ready["ca_cert"].as_str().expect("the dev CA");
-    let client = client_trusting(std::path::Path::new(ca), ([127, 0, 0, 1], port).into());
-    let refused = client
-        .request(
-            Method::OPTIONS,
-            format!("https://localhost:{port}/delivery/all"),
-        )
-        .header("Origin", "http://evil.example")
+    let refused = Api::from_ready_line(&ready)
+        .request(Method::OPTIONS, "/delivery/all", "http://evil.example")
         .header("Access-Control-Request-Method", "GET")
         .send()
         .await
@@ -175,12 +163,7 @@ async fn metrics_count_each_answer_by_route_pattern_status_and_the_layer_that_ga
         .await
         .expect("sent");
     assert_eq!(malformed.status(), 401);
-    let wrong = app
-        .request(Method::GET, "/delivery/all", ORIGIN)
-        .basic_auth(USER, Some("not the password"))
-        .send()
-        .await
-        .expect("sent");
+    let wrong = app.get_all_as(USER, "not the password").await;
     assert_eq!(wrong.status(), 401);
     assert_eq!(app.get_all().await.status(), 200);
     let one = app

@@ -7,8 +7,8 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::durability::write_until_killed;
+use crate::helpers::pg;
 use crate::helpers::*;
-use crate::pg;
 
 /// Two servers (A and B) on one new database of the shared cluster.
 async fn two_instances(test: &str) -> Option<(TestApp, TestApp)> {
@@ -17,11 +17,6 @@ async fn two_instances(test: &str) -> Option<(TestApp, TestApp)> {
     let a = spawn_app_with(|args| args.db.database_url = url.clone()).await;
     let b = spawn_app_with(|args| args.db.database_url = url.clone()).await;
     Some((a, b))
-}
-
-fn login(app: &TestApp, user: &str, password: &str) -> reqwest::RequestBuilder {
-    app.request(Method::GET, "/delivery/all", ORIGIN)
-        .basic_auth(user, Some(password))
 }
 
 /// B has the login cached; the password is changed in the shared database (by `delivery-api
@@ -38,8 +33,7 @@ async fn a_password_changed_on_one_instance_is_refused_by_the_other_on_its_next_
     };
     for app in [&a, &b] {
         for _ in 0..2 {
-            let res = login(app, USER, PASSWORD).send().await.expect("sent");
-            assert_eq!(res.status(), 200);
+            assert_eq!(app.get_all_as(USER, PASSWORD).await.status(), 200);
         }
     }
     assert_eq!(
@@ -61,27 +55,21 @@ async fn a_password_changed_on_one_instance_is_refused_by_the_other_on_its_next_
     );
 
     for (name, app) in [("B", &b), ("A", &a)] {
-        let res = login(app, USER, PASSWORD).send().await.expect("sent");
+        let res = app.get_all_as(USER, PASSWORD).await;
         assert_eq!(
             res.status(),
             401,
             "{name}: the old password, on the next request"
         );
         assert_readable_by_origin(&res, "401");
-        let res = login(app, USER, "the-new-password")
-            .send()
-            .await
-            .expect("sent");
+        let res = app.get_all_as(USER, "the-new-password").await;
         assert_eq!(res.status(), 200, "{name}: the new password");
     }
 
     let out = cli(&["user", "remove", USER], &b.db_url, "").await;
     assert!(out.status.success());
     for (name, app) in [("A", &a), ("B", &b)] {
-        let res = login(app, USER, "the-new-password")
-            .send()
-            .await
-            .expect("sent");
+        let res = app.get_all_as(USER, "the-new-password").await;
         assert_eq!(
             res.status(),
             401,
@@ -197,16 +185,10 @@ async fn kill_9_of_one_instance_while_writing_loses_nothing_and_the_other_keeps_
     let mut a = serve_binary(dir_a.path(), "warn", &[]).await;
     let b = serve_binary(dir_b.path(), "warn", &[]).await;
 
-    let acknowledged = write_until_killed(&mut a, dir_a.path()).await;
+    let acknowledged = write_until_killed(&mut a).await;
 
-    let client = b.client(dir_b.path());
-    let res = client
-        .get(b.url("/delivery/all"))
-        .basic_auth(USER, Some(PASSWORD))
-        .send()
-        .await
-        .expect("B answers");
-    assert_eq!(res.status(), 200);
+    let res = b.get_all().await;
+    assert_eq!(res.status(), 200, "B answers");
     let listed: Vec<String> = json(res)
         .await
         .as_array()
@@ -224,14 +206,9 @@ async fn kill_9_of_one_instance_while_writing_loses_nothing_and_the_other_keeps_
         missing.len(),
         acknowledged.len()
     );
-    let res = client
-        .post(b.url("/delivery"))
-        .basic_auth(USER, Some(PASSWORD))
-        .header("Content-Type", "application/json")
-        .body(json!({"reference": "AFTER-A", "recipient": "R", "address": "A"}).to_string())
-        .send()
-        .await
-        .expect("B answers");
+    let res = b
+        .create(&json!({"reference": "AFTER-A", "recipient": "R", "address": "A"}))
+        .await;
     assert_eq!(res.status(), 201, "B still writes");
 }
 
@@ -390,10 +367,7 @@ async fn copy_data_moves_a_sqlite_database_to_postgres_as_it_was() {
         200,
         "an ETag from the old database never matches in the new one"
     );
-    let res = login(&new, "alice", "alice-password")
-        .send()
-        .await
-        .expect("sent");
+    let res = new.get_all_as("alice", "alice-password").await;
     assert_eq!(res.status(), 200, "the same password");
     let res = new
         .create(&json!({"reference": "NEW-1", "recipient": "R", "address": "A"}))
@@ -460,7 +434,8 @@ async fn under_load_no_request_sent_after_a_password_change_is_accepted_with_the
     let mut clients = Vec::new();
     for (i, app) in [&a, &b].into_iter().cycle().take(16).enumerate() {
         let (request, phase, before, after) = (
-            login(app, USER, PASSWORD),
+            app.request(Method::GET, "/delivery/all", ORIGIN)
+                .basic_auth(USER, Some(PASSWORD)),
             phase.clone(),
             before.clone(),
             after.clone(),

@@ -7,21 +7,12 @@ use crate::helpers::*;
 /// and search everything it printed.
 #[tokio::test]
 async fn neither_passwords_nor_the_authorization_header_reach_the_log() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    delivery_api::tls::dev_ca::generate(dir.path()).expect("certs");
+    let dir = certs();
     let mut served = serve_binary(dir.path(), "debug", &["--shutdown-grace", "1"]).await;
-    let client = served.client(dir.path());
-    let url = served.url("/delivery/all");
-    for password in ["demo-password", "a-wrong-secret"] {
-        let res = client
-            .get(&url)
-            .basic_auth("demo", Some(password))
-            .send()
-            .await
-            .expect("sent");
-        assert!(res.status() == 200 || res.status() == 401);
+    for (password, status) in [(PASSWORD, 200), ("a-wrong-secret", 401)] {
+        let res = served.get_all_as(USER, password).await;
+        assert_eq!(res.status(), status, "{password}");
     }
-    drop(client);
     served.child.start_kill().expect("kill");
     let log = served.drain_log().await.to_owned();
 

@@ -1,8 +1,6 @@
 //! `delivery-api user add|list|remove`: a user added while the server runs logs in at once, with a
 //! password stored only as an argon2 hash; every command names the absolute database file it used.
 
-use reqwest::Method;
-
 use crate::helpers::*;
 
 #[tokio::test]
@@ -33,12 +31,7 @@ async fn a_user_added_from_the_cli_can_log_in_and_its_password_is_only_hashed() 
     assert!(stored.starts_with("$argon2id$"), "{stored}");
     assert!(!stored.contains("correct horse"));
 
-    let res = app
-        .request(Method::GET, "/delivery/all", ORIGIN)
-        .basic_auth("alice", Some("correct horse battery"))
-        .send()
-        .await
-        .expect("sent");
+    let res = app.get_all_as("alice", "correct horse battery").await;
     assert_eq!(res.status(), 200);
 
     let out = cli(&["user", "remove", "alice"], &db, "").await;
@@ -78,7 +71,10 @@ async fn user_commands_name_the_absolute_database_file_they_changed() {
         .await
         .expect("runs");
     assert!(out.status.success(), "{:?}", output_text(&out));
-    assert_eq!(output_text(&out).0, format!("user \"bob\" added to {abs}\n"));
+    assert_eq!(
+        output_text(&out).0,
+        format!("user \"bob\" added to {abs}\n")
+    );
 
     let out = cli_with(&add, db, "another good password\n", in_cwd)
         .await
@@ -100,7 +96,10 @@ async fn user_commands_name_the_absolute_database_file_they_changed() {
 
     let remove = ["user", "remove", "bob"];
     let out = cli_with(&remove, db, "", in_cwd).await.expect("runs");
-    assert_eq!(output_text(&out).0, format!("user \"bob\" removed from {abs}\n"));
+    assert_eq!(
+        output_text(&out).0,
+        format!("user \"bob\" removed from {abs}\n")
+    );
     let out = cli_with(&remove, db, "", in_cwd).await.expect("runs");
     assert!(!out.status.success());
     assert!(

@@ -16,11 +16,6 @@ use std::sync::{LazyLock, Mutex};
 
 use tempfile::TempDir;
 
-/// The engine the suite runs on: `DELIVERY_API_TEST_ENGINE=postgres`, else SQLite.
-pub fn on_postgres() -> bool {
-    std::env::var("DELIVERY_API_TEST_ENGINE").is_ok_and(|e| e.eq_ignore_ascii_case("postgres"))
-}
-
 /// The directory of `initdb` and `postgres`: `$PG_BIN`, else Debian's newest
 /// /usr/lib/postgresql/N/bin, else whatever `postgres` is on PATH.
 pub fn bin_dir() -> Option<PathBuf> {

@@ -1,0 +1,31 @@
+//! What the tests share, one job a file. `app.rs` starts the real app in this process
+//! ([`TestApp`]); `binary.rs` runs the real binary ([`Served`], the CLI); `client.rs` speaks to
+//! either the same way ([`Api`]: the article's requests, raw HTTP/1.1 and HTTP/2); `database.rs`
+//! reads and writes the database behind them; `assertions.rs` judges answers by the browser's
+//! rules; `openapi.rs` checks them against the served document; `pg.rs` runs PostgreSQL and
+//! `engine.rs` says which engine the suite runs on. Test files `use crate::helpers::*`.
+
+mod app;
+mod assertions;
+mod binary;
+mod client;
+mod database;
+pub mod engine;
+mod openapi;
+pub mod pg;
+
+pub use app::*;
+pub use assertions::*;
+pub use binary::*;
+pub use client::*;
+pub use database::*;
+
+/// The article's frontend origin (Angular's dev server), allowed by default.
+pub const ORIGIN: &str = "http://localhost:4200";
+/// The article's headers on the actual request.
+pub const ACCEPT: &str = "application/json, text/plain, */*";
+pub const CONTENT_TYPE: &str = "application/json; charset=utf-8";
+pub const USER: &str = "demo";
+pub const PASSWORD: &str = "demo-password";
+/// Deliveries seeded by the migrations.
+pub const SEEDED: usize = 12;
