@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::StatusCode;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpMessage as _, HttpResponse, HttpServer, web};
 use metrics::{SharedString, Unit, counter, describe_counter, describe_histogram, histogram};
 use metrics_exporter_prometheus::{
@@ -35,6 +36,7 @@ use parking_lot::RwLock;
 
 use crate::answered_by::{AnsweredBy, Layer};
 use crate::error::ApiError;
+use crate::net::{KnownHosts, only_known_hosts};
 
 const REQUESTS: &str = "http_requests_total";
 const DURATION: &str = "http_request_duration_seconds";
@@ -299,7 +301,14 @@ where
 
 /// Refuses an address other machines can reach, unless `--metrics-public` says it is meant.
 pub fn check_bind(addr: SocketAddr, public: bool) -> anyhow::Result<()> {
-    if addr.ip().is_loopback() || public {
+    if addr.ip().is_loopback() {
+        return Ok(());
+    }
+    if public {
+        tracing::warn!(
+            "!!! metrics are served on {addr}, which other machines can reach (--metrics-public): \
+             /metrics is plain HTTP with no authentication; keep a firewall in front of it. !!!"
+        );
         return Ok(());
     }
     anyhow::bail!(
@@ -316,8 +325,20 @@ const UPKEEP: Duration = Duration::from_secs(5);
 
 /// Serves `GET /metrics` (Prometheus text format) on `listener`, plain HTTP, one worker; every
 /// other path or method gets 404. Also keeps the recorder's upkeep running while `metrics` lives.
-pub fn serve(listener: TcpListener, metrics: &Arc<Metrics>) -> std::io::Result<Server> {
+pub fn serve(
+    listener: TcpListener,
+    metrics: &Arc<Metrics>,
+    public: bool,
+) -> std::io::Result<Server> {
     let handle = web::Data::new(metrics.handle());
+    let addr = listener.local_addr()?;
+    // A scraper may name a public bind as it likes; a loopback one answers only to names that
+    // cannot be rebound (`net::host`).
+    let hosts = web::Data::new(if public {
+        KnownHosts::any(addr)
+    } else {
+        KnownHosts::of(addr)
+    });
     let weak = Arc::downgrade(metrics);
     tokio::spawn(async move {
         let mut every = tokio::time::interval(UPKEEP);
@@ -329,6 +350,8 @@ pub fn serve(listener: TcpListener, metrics: &Arc<Metrics>) -> std::io::Result<S
     });
     Ok(HttpServer::new(move || {
         App::new()
+            .wrap(from_fn(only_known_hosts))
+            .app_data(hosts.clone())
             .app_data(handle.clone())
             .service(web::resource("/metrics").get(scrape))
             .default_service(web::to(HttpResponse::NotFound))

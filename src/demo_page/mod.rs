@@ -13,12 +13,13 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::http::header;
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use base64::Engine as _;
 use serde::Deserialize;
 
 use crate::exchanges::Exchanges;
+use crate::net::{KnownHosts, only_known_hosts};
 
 const PAGE: &str = include_str!("index.html");
 
@@ -26,7 +27,16 @@ const PAGE: &str = include_str!("index.html");
 /// must start anyway.
 pub fn bind(addr: SocketAddr) -> Option<TcpListener> {
     match TcpListener::bind(addr) {
-        Ok(listener) => Some(listener),
+        Ok(listener) => {
+            if !addr.ip().is_loopback() {
+                tracing::warn!(
+                    "!!! the demo page is served on {addr}, which other machines can reach: it \
+                     is plain HTTP, and it shows what the API saw of its requests. Keep it on \
+                     127.0.0.1 (--demo-page-bind 127.0.0.1:PORT) unless that is what you want. !!!"
+                );
+            }
+            Some(listener)
+        }
         Err(e) => {
             tracing::warn!(
                 "the demo page is off: cannot listen on {addr} ({e}); is an Angular dev server \
@@ -87,10 +97,14 @@ pub fn serve(listener: TcpListener, page: Page) -> std::io::Result<Server> {
     });
     let exchanges = web::Data::from(page.exchanges);
     let explorer = web::Data::new(explorer::Explorer::new(&page.api_base));
+    let hosts = web::Data::new(KnownHosts::of(listener.local_addr()?));
     Ok(HttpServer::new(move || {
         App::new()
             // Every answer of this origin: no MIME sniffing.
             .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
+            // Outermost: a DNS-rebinding page (a Host that is neither localhost nor an IP) gets 421.
+            .wrap(from_fn(only_known_hosts))
+            .app_data(hosts.clone())
             .app_data(served_page.clone())
             .app_data(exchanges.clone())
             .app_data(explorer.clone())

@@ -41,10 +41,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 mod body;
 mod client_key;
+mod host;
 pub mod signals;
 
 pub use body::{BodyTimeout, DRAIN_LIMIT, DRAIN_TIME, bound_request_body};
 pub use client_key::ClientKey;
+pub use host::{KnownHosts, only_known_hosts};
 
 use crate::telemetry::Throttle;
 

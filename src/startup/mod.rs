@@ -143,7 +143,11 @@ impl Application {
             args.connections.limits(),
         )?;
         let demo = serve_demo_page(listeners.demo_page, pages.exchanges, &api_origin, &cors)?;
-        let metrics = serve_metrics(metrics_listener, meters.as_ref())?;
+        let metrics = serve_metrics(
+            metrics_listener,
+            meters.as_ref(),
+            args.operating.metrics_public,
+        )?;
 
         let served = ready::Served {
             api: addr,
@@ -371,14 +375,13 @@ async fn refuse_a_public_bind_with_the_published_password(
 fn serve_metrics(
     listener: Option<TcpListener>,
     meters: Option<&Arc<Metrics>>,
+    public: bool,
 ) -> anyhow::Result<Option<(SocketAddr, Server)>> {
     let (Some(listener), Some(meters)) = (listener, meters) else {
         return Ok(None);
     };
-    Ok(Some((
-        listener.local_addr()?,
-        metrics::serve(listener, meters)?,
-    )))
+    let addr = listener.local_addr()?;
+    Ok(Some((addr, metrics::serve(listener, meters, public)?)))
 }
 
 /// The demo page on its own bind, calling the API at `api_origin`.
