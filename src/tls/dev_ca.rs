@@ -96,12 +96,46 @@ fn set_validity(params: &mut CertificateParams, days: i64) {
 }
 
 /// Writes a PEM file; private keys are readable by their owner only.
+/// Writes `pem` to `path` whole: into a new temporary file beside it (0600 for a private key from
+/// the start, never readable by others for a moment), then renamed over `path`, so that a reader
+/// sees the old file or the new one, never half of one.
 fn write(path: &Path, pem: &str, private: bool) -> anyhow::Result<()> {
-    fs::write(path, pem).with_context(|| format!("cannot write {}", path.display()))?;
-    #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(())
+    use std::io::Write as _;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let write = || -> std::io::Result<()> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".dev-ca-");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            builder.permissions(fs::Permissions::from_mode(if private {
+                0o600
+            } else {
+                0o644
+            }));
+        }
+        let mut file = builder.tempfile_in(dir)?;
+        file.write_all(pem.as_bytes())?;
+        file.as_file().sync_all()?;
+        file.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    };
+    write().with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Holds `dir`'s generation lock (an exclusive lock on `dir/.generate.lock`) until dropped:
+/// several instances started at once from one folder generate the dev certificates once, and
+/// each of them then serves the pair that the shared `dev-ca.crt` verifies.
+pub fn lock(dir: &Path) -> anyhow::Result<fs::File> {
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(".generate.lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    file.lock()
+        .with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(file)
 }

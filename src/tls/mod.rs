@@ -45,8 +45,14 @@ impl TlsFiles {
                     path.try_exists()
                         .with_context(|| format!("cannot read {}", path.display()))
                 };
+                if present(&files.cert)? && present(&files.key)? {
+                    return Ok(files);
+                }
+                // Checked again under the lock: another instance started at the same moment
+                // may have generated them while this one waited.
+                let dir = files.cert.parent().unwrap_or(Path::new("."));
+                let _generating = dev_ca::lock(dir)?;
                 if !present(&files.cert)? || !present(&files.key)? {
-                    let dir = files.cert.parent().unwrap_or(Path::new("."));
                     dev_ca::generate(dir).context("cannot generate the dev certificates")?;
                     files.generated = true;
                 }
