@@ -42,7 +42,8 @@ pub enum Command {
     Preflight(PreflightArgs),
     /// Copy every user (password hashes as they are) and delivery (ids and timestamps kept) from
     /// one database into a new one: SQLite to PostgreSQL when a second instance is coming, or
-    /// back. The target must be new (it is created and migrated here); the source is only read.
+    /// back. The target must be new: a SQLite file is created and migrated here, a PostgreSQL
+    /// database must exist and be empty (createdb). The source is only read.
     CopyData(CopyDataArgs),
 }
 

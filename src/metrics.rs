@@ -49,9 +49,10 @@ const STORAGE_FULL: &str = "storage_full_total";
 /// The `route` of a request no route pattern matched (a 404 on a made-up path).
 pub const UNMATCHED: &str = "unmatched";
 /// Latency buckets (seconds): a cached list answers in well under a millisecond, a first login
-/// (argon2) takes tens of milliseconds, a write waits for its group commit.
-const BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+/// (argon2) takes tens of milliseconds, a write waits for its group commit; past a second (a
+/// database waiting out its lock timeout, a slow body) the steps say how far past.
+const BUCKETS: [f64; 15] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 /// Route patterns kept as shared strings. The route tree has a handful; this only guards
 /// against a future one that would build patterns at run time.
@@ -353,7 +354,8 @@ pub fn serve(
             .wrap(from_fn(only_known_hosts))
             .app_data(hosts.clone())
             .app_data(handle.clone())
-            .service(web::resource("/metrics").get(scrape))
+            // HEAD answers like GET, without the body (RFC 9110 §9.3.2).
+            .service(web::resource("/metrics").get(scrape).head(scrape))
             .default_service(web::to(HttpResponse::NotFound))
     })
     .workers(1)

@@ -370,3 +370,20 @@ async fn metrics_are_served_on_their_own_bind_only() {
     let off = spawn_app().await;
     assert_eq!(off.metrics, None, "off unless --metrics-bind is given");
 }
+
+/// A scraper (or a load balancer's health check) may ask with HEAD: the headers of a GET.
+#[tokio::test]
+async fn head_metrics_answers_like_get_without_the_body() {
+    let app = spawn_app_with_metrics().await;
+    let url = app.metrics.clone().expect("metrics");
+
+    let res = app.client.head(&url).send().await.expect("sent");
+
+    assert_eq!(res.status(), 200);
+    assert!(
+        header(res.headers(), "content-type").is_some_and(|t| t.starts_with("text/plain")),
+        "{:?}",
+        res.headers()
+    );
+    assert!(res.bytes().await.expect("body").is_empty());
+}
