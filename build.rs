@@ -42,7 +42,8 @@ fn main() {
             "CI=true but chromium/chromedriver are missing: install Debian's chromium and chromium-driver"
         );
     }
-    // Debian's layout (/usr/lib/postgresql/N/bin), $PG_BIN, or PATH: as tests/api/pg.rs looks.
+    // Debian's layout (/usr/lib/postgresql/N/bin), $PG_BIN, or PATH: where tests/api/helpers/pg.rs
+    // looks.
     let debian = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()

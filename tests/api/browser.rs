@@ -3,8 +3,8 @@
 //!
 //! Certificates: Chromium is started with `--ignore-certificate-errors-spki-list` holding the
 //! SHA-256 of *this test's* server key only, in a throwaway profile; every other certificate is
-//! still checked. Without chromium/chromedriver these tests skip with a message, except under
-//! `CI=true`, where a missing browser fails them.
+//! still checked. Without chromium/chromedriver these tests are ignored, with the reason (build.rs
+//! looks for them), and fail if run anyway; under `CI=true` a missing browser fails the build.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -39,15 +39,15 @@ struct Browser {
 }
 
 impl Browser {
-    /// Starts Chromium for the app's server key, or `None` (skip) when it is not installed.
-    async fn launch(app: &TestApp) -> Option<Self> {
+    /// Starts Chromium for the app's server key.
+    async fn launch(app: &TestApp) -> Self {
         Self::launch_trusting(app, true).await
     }
 
     /// `trust_api: false` starts Chromium without the exception for the API's key: it then
     /// checks the dev certificate like any other, and refuses it (its CA is not installed).
-    async fn launch_trusting(app: &TestApp, trust_api: bool) -> Option<Self> {
-        let (chromium, chromedriver) = find_browser()?;
+    async fn launch_trusting(app: &TestApp, trust_api: bool) -> Self {
+        let (chromium, chromedriver) = find_browser();
         let profile = tempfile::tempdir().expect("profile dir");
         let port = free_port();
         let driver = tokio::process::Command::new(&chromedriver)
@@ -92,11 +92,11 @@ impl Browser {
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .expect("a Chromium session");
-        Some(Self {
+        Self {
             client,
             _driver: driver,
             _profile: profile,
-        })
+        }
     }
 
     async fn open(&self, url: &str) {
@@ -285,7 +285,9 @@ impl WebDriverCompatibleCommand for BrowserLog {
     }
 }
 
-fn find_browser() -> Option<(PathBuf, PathBuf)> {
+/// Chromium and chromedriver, or a failed test: without them these tests are `#[ignore]`d
+/// (build.rs), so getting here without them is an error to report, not a pass.
+fn find_browser() -> (PathBuf, PathBuf) {
     let which = |names: &[&str]| {
         names.iter().find_map(|name| {
             std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
@@ -300,19 +302,11 @@ fn find_browser() -> Option<(PathBuf, PathBuf)> {
         .map(PathBuf::from)
         .or_else(|| which(&["chromedriver"]));
     match (chromium, driver) {
-        (Some(chromium), Some(driver)) => Some((chromium, driver)),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!(
-                "CI=true but chromium/chromedriver are missing: install Debian's chromium and chromium-driver"
-            )
-        }
-        _ => {
-            eprintln!(
-                "SKIPPED browser test: chromium and chromedriver not found \
-                 (apt-get install chromium chromium-driver, or set CHROMIUM / CHROMEDRIVER)"
-            );
-            None
-        }
+        (Some(chromium), Some(driver)) => (chromium, driver),
+        _ => panic!(
+            "chromium and chromedriver not found: apt-get install chromium chromium-driver, or set \
+             CHROMIUM / CHROMEDRIVER"
+        ),
     }
 }
 
@@ -421,9 +415,7 @@ async fn bind_when_free(port: u16) -> std::net::TcpListener {
 )]
 async fn with_correct_credentials_the_page_lists_the_deliveries_and_creates_one() {
     let app = app_with_page(true, false).await;
-    let Some(browser) = Browser::launch(&app).await else {
-        return;
-    };
+    let browser = Browser::launch(&app).await;
     browser.open(app.page.as_deref().expect("page")).await;
     let (allowed, _) = browser.origin_check().await;
     assert_eq!(allowed, "true", "the page's own origin is allowed");
@@ -467,9 +459,7 @@ async fn with_correct_credentials_the_page_lists_the_deliveries_and_creates_one(
 )]
 async fn with_a_wrong_password_the_page_sees_401_not_0() {
     let app = app_with_page(true, false).await;
-    let Some(browser) = Browser::launch(&app).await else {
-        return;
-    };
+    let browser = Browser::launch(&app).await;
     browser.open(app.page.as_deref().expect("page")).await;
     browser.set_password("not-the-password").await;
 
@@ -498,9 +488,7 @@ async fn from_an_origin_that_is_not_allowed_the_browser_blocks_the_response() {
     // The page's own origin (http://localhost:PORT) is always allowed; opened as
     // http://127.0.0.1:PORT it is another origin, which is not.
     let app = app_with_page(false, false).await;
-    let Some(browser) = Browser::launch(&app).await else {
-        return;
-    };
+    let browser = Browser::launch(&app).await;
     let page = app.page.as_deref().expect("page");
     browser
         .open(&page.replacen("//localhost:", "//127.0.0.1:", 1))
@@ -544,9 +532,7 @@ async fn from_an_origin_that_is_not_allowed_the_browser_blocks_the_response() {
 )]
 async fn with_auth_before_cors_chromium_reports_the_articles_preflight_failure() {
     let app = app_with_page(true, true).await;
-    let Some(browser) = Browser::launch(&app).await else {
-        return;
-    };
+    let browser = Browser::launch(&app).await;
     browser.open(app.page.as_deref().expect("page")).await;
 
     let outcome = browser.click("get-all").await;
@@ -588,9 +574,7 @@ async fn with_auth_before_cors_chromium_reports_the_articles_preflight_failure()
 async fn with_an_untrusted_certificate_the_page_says_nothing_reached_the_server() {
     let app = app_with_page(true, false).await;
     // No exception for the API's key: Chromium checks the dev certificate, whose CA it lacks.
-    let Some(browser) = Browser::launch_trusting(&app, false).await else {
-        return;
-    };
+    let browser = Browser::launch_trusting(&app, false).await;
     browser.open(app.page.as_deref().expect("page")).await;
 
     let outcome = browser.click("get-all").await;
@@ -627,9 +611,7 @@ async fn a_moved_demo_page_still_works_in_the_correct_order() {
     let app = app_with_page_at(9711, false, false).await;
     let page = app.page.as_deref().expect("page");
     assert!(!page.starts_with(ORIGIN), "moved: {page}");
-    let Some(browser) = Browser::launch(&app).await else {
-        return;
-    };
+    let browser = Browser::launch(&app).await;
     browser.open(page).await;
     let (allowed, words) = browser.origin_check().await;
     assert_eq!(allowed, "true", "{words}");
@@ -681,9 +663,7 @@ async fn over_http2_an_authenticated_call_costs_about_what_health_does() {
     // Nagle's algorithm against the browser's delayed ACK made every authenticated call over
     // HTTP/2 wait ~40 ms (response HEADERS and DATA in two writes): ~800x /health. TCP_NODELAY.
     let app = app_with_page(true, false).await;
-    let Some(browser) = Browser::launch(&app).await else {
-        return;
-    };
+    let browser = Browser::launch(&app).await;
     browser.open(app.page.as_deref().expect("page")).await;
     let (all, health) = (app.url("/delivery/all"), app.url("/health"));
     let authorization = format!(
@@ -759,9 +739,7 @@ async fn the_api_explorer_tries_get_delivery_all_with_the_demo_credentials_and_s
     // /openapi.json cross-origin (public), then "Try it out" sends a preflight and the request
     // with Authorization: Basic to the API's https origin (the document's `servers`).
     let app = app_with_page(true, false).await;
-    let Some(browser) = Browser::launch(&app).await else {
-        return;
-    };
+    let browser = Browser::launch(&app).await;
     let explorer = format!("{}explorer/", app.page.as_deref().expect("page"));
     browser.open(&explorer).await;
 

@@ -7,8 +7,6 @@ use std::collections::BTreeMap;
 use reqwest::Method;
 use serde_json::json;
 
-use delivery_api::store::Db;
-
 use crate::helpers::*;
 
 #[tokio::test]
@@ -66,10 +64,9 @@ async fn an_internal_error_is_a_500_problem_with_cors_headers_and_no_internals()
 
 #[tokio::test]
 async fn a_deleted_database_file_is_a_503_everywhere_and_recovers_when_it_is_back() {
+    sqlite_only();
     let app = spawn_app().await;
-    let Some(db) = app.sqlite_file("a_deleted_database_file_is_a_503_everywhere") else {
-        return;
-    };
+    let db = app.dir.path().join("test.db");
     assert_eq!(app.get_all().await.status(), 200);
     let aside = app.dir.path().join("test.db.aside");
     std::fs::rename(&db, &aside).expect("move the file away");
@@ -142,10 +139,7 @@ fn file_len(path: &std::path::Path) -> u64 {
 async fn on_a_full_disk_every_acknowledged_write_is_stored_and_writing_recovers() {
     // Arrange: the real binary, which ignores SIGXFSZ (so a write past the limit fails with
     // EFBIG instead of killing it), then a file-size limit just above its files' sizes.
-    if crate::helpers::engine::on_postgres() {
-        eprintln!("SKIPPED on PostgreSQL on_a_full_disk…: it fills the SQLite file's disk");
-        return;
-    }
+    sqlite_only();
     let dir = certs();
     let mut served = serve_binary_with(dir.path(), "warn", &[], |command| {
         // SAFETY: only async-signal-safe calls between fork and exec.
@@ -296,12 +290,9 @@ async fn set_max_page_count(pool: &sqlx::SqlitePool, pages: i64) {
 }
 
 /// Caps the SQLite database a few pages above its size and creates deliveries until one is
-/// refused; returns that refusal (a 507, for tests that look at its form). `None` on PostgreSQL.
-pub async fn fill_the_database(app: &TestApp) -> Option<reqwest::Response> {
-    let Db::Sqlite { pool, .. } = &app.db else {
-        eprintln!("SKIPPED on PostgreSQL: filling SQLite's page limit");
-        return None;
-    };
+/// refused; returns that refusal (a 507, for tests that look at its form). SQLite only.
+pub async fn fill_the_database(app: &TestApp) -> reqwest::Response {
+    let pool = app.sqlite_pool();
     let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
         .fetch_one(pool)
         .await
@@ -313,7 +304,7 @@ pub async fn fill_the_database(app: &TestApp) -> Option<reqwest::Response> {
             .create(&json!({"reference": reference, "recipient": RECIPIENT, "address": address(&reference)}))
             .await;
         if res.status() != 201 {
-            return Some(res);
+            return res;
         }
     }
     panic!("200 deliveries fitted in 4 pages")
@@ -321,11 +312,9 @@ pub async fn fill_the_database(app: &TestApp) -> Option<reqwest::Response> {
 
 #[tokio::test]
 async fn a_database_that_cannot_grow_answers_507_and_stores_nothing_until_it_can() {
+    sqlite_only();
     let app = spawn_app().await;
-    let Db::Sqlite { pool, .. } = &app.db else {
-        eprintln!("SKIPPED on PostgreSQL a_database_that_cannot_grow…: SQLite's page limit");
-        return;
-    };
+    let pool = app.sqlite_pool();
     let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
         .fetch_one(pool)
         .await

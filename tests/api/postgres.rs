@@ -1,7 +1,7 @@
 //! Several instances on one PostgreSQL database stay coherent, and a PostgreSQL that goes away
 //! is a 503 the page can read, then recovery without a restart. These need PostgreSQL whatever
-//! engine the rest of the suite runs on (`pg.rs` starts it; without it they say they are
-//! skipped, and fail under CI).
+//! engine the rest of the suite runs on (`helpers/pg.rs` starts it; without it they are ignored,
+//! with the reason, and under `CI=true` the build fails: build.rs).
 
 use reqwest::Method;
 use serde_json::json;
@@ -11,12 +11,11 @@ use crate::helpers::pg;
 use crate::helpers::*;
 
 /// Two servers (A and B) on one new database of the shared cluster.
-async fn two_instances(test: &str) -> Option<(TestApp, TestApp)> {
-    let cluster = pg::cluster_or_skip(test)?;
-    let url = cluster.new_database().await;
+async fn two_instances() -> (TestApp, TestApp) {
+    let url = pg::cluster().new_database().await;
     let a = spawn_app_with(|args| args.db.database_url = url.clone()).await;
     let b = spawn_app_with(|args| args.db.database_url = url.clone()).await;
-    Some((a, b))
+    (a, b)
 }
 
 /// B has the login cached; the password is changed in the shared database (by `delivery-api
@@ -28,9 +27,7 @@ async fn two_instances(test: &str) -> Option<(TestApp, TestApp)> {
     ignore = "needs PostgreSQL's server: apt-get install postgresql (.ci/run does), or PG_BIN=DIR"
 )]
 async fn a_password_changed_on_one_instance_is_refused_by_the_other_on_its_next_request() {
-    let Some((a, b)) = two_instances("a_password_changed_on_one_instance…").await else {
-        return;
-    };
+    let (a, b) = two_instances().await;
     for app in [&a, &b] {
         for _ in 0..2 {
             assert_eq!(app.get_all_as(USER, PASSWORD).await.status(), 200);
@@ -87,9 +84,7 @@ async fn a_password_changed_on_one_instance_is_refused_by_the_other_on_its_next_
     ignore = "needs PostgreSQL's server: apt-get install postgresql (.ci/run does), or PG_BIN=DIR"
 )]
 async fn a_delivery_written_through_one_instance_is_in_the_next_list_of_the_other() {
-    let Some((a, b)) = two_instances("a_delivery_written_through_one_instance…").await else {
-        return;
-    };
+    let (a, b) = two_instances().await;
     let res = b.get_all().await;
     assert_eq!(res.status(), 200);
     let etag = header(res.headers(), "etag").expect("etag").to_owned();
@@ -175,10 +170,7 @@ async fn a_delivery_written_through_one_instance_is_in_the_next_list_of_the_othe
     ignore = "needs PostgreSQL's server: apt-get install postgresql (.ci/run does), or PG_BIN=DIR"
 )]
 async fn kill_9_of_one_instance_while_writing_loses_nothing_and_the_other_keeps_serving() {
-    let Some(cluster) = pg::cluster_or_skip("kill_9_of_one_instance…") else {
-        return;
-    };
-    let url = cluster.new_database().await;
+    let url = pg::cluster().new_database().await;
     let (dir_a, dir_b) = (certs(), certs());
     use_database(dir_a.path(), &url);
     use_database(dir_b.path(), &url);
@@ -221,11 +213,7 @@ async fn kill_9_of_one_instance_while_writing_loses_nothing_and_the_other_keeps_
     ignore = "needs PostgreSQL's server: apt-get install postgresql (.ci/run does), or PG_BIN=DIR"
 )]
 async fn postgres_going_away_is_a_readable_503_and_the_server_recovers_when_it_is_back() {
-    let Some(bin) = pg::cluster_or_skip("postgres_going_away…").and_then(|_| pg::bin_dir())
-    else {
-        return;
-    };
-    let cluster = pg::PgCluster::start_private(bin); // its own: this test stops it
+    let cluster = pg::PgCluster::start_private(pg::bin()); // its own: this test stops it
     let url = cluster.new_database().await;
     let app = spawn_app_with(|args| args.db.database_url = url.clone()).await;
     assert_eq!(app.get_all().await.status(), 200);
@@ -299,9 +287,7 @@ async fn postgres_going_away_is_a_readable_503_and_the_server_recovers_when_it_i
     ignore = "needs PostgreSQL's server: apt-get install postgresql (.ci/run does), or PG_BIN=DIR"
 )]
 async fn copy_data_moves_a_sqlite_database_to_postgres_as_it_was() {
-    let Some(cluster) = pg::cluster_or_skip("copy_data_moves…") else {
-        return;
-    };
+    let cluster = pg::cluster();
     let dir = certs();
     let sqlite = format!("sqlite://{}", dir.path().join("old.db").display());
     let old = spawn_app_with(|args| args.db.database_url = sqlite.clone()).await;
@@ -426,9 +412,7 @@ async fn under_load_no_request_sent_after_a_password_change_is_accepted_with_the
     const BEFORE: u8 = 0; // the CLI has not started: the old password works
     const CHANGING: u8 = 1; // while it runs, either answer is right
     const AFTER: u8 = 2; // it has returned: the old password is refused, everywhere
-    let Some((a, b)) = two_instances("under_load_no_request…").await else {
-        return;
-    };
+    let (a, b) = two_instances().await;
     let phase = Arc::new(AtomicU8::new(BEFORE));
     let (before, after) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let mut clients = Vec::new();
@@ -496,10 +480,7 @@ async fn under_load_no_request_sent_after_a_password_change_is_accepted_with_the
     ignore = "needs PostgreSQL's server: apt-get install postgresql (.ci/run does), or PG_BIN=DIR"
 )]
 async fn two_instances_seeding_one_new_database_at_once_seed_it_once() {
-    let Some(cluster) = pg::cluster_or_skip("two_instances_seeding…") else {
-        return;
-    };
-    let url = cluster.new_database().await;
+    let url = pg::cluster().new_database().await;
     let dir = certs();
     let seed = dir.path().join("seed.json");
     let rows: Vec<_> = (0..50)

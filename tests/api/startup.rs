@@ -401,7 +401,7 @@ async fn start_up_says_what_browsers_are_checked_against() {
         .await;
     let log = &served.log;
 
-    let db = if crate::helpers::engine::on_postgres() {
+    let db = if on_postgres() {
         let url = database_url(dir.path()).await;
         let (port, name) = url
             .rsplit_once(':')

@@ -94,15 +94,12 @@ impl TestApp {
         .expect("snapshot")
     }
 
-    /// The SQLite file, for tests of what only a file can do (be moved, fill a disk); `None`,
-    /// with the test's name printed as skipped, on PostgreSQL.
-    pub fn sqlite_file(&self, test: &str) -> Option<std::path::PathBuf> {
+    /// The SQLite pool, for tests of what only SQLite has (its page limit): they call
+    /// [`super::sqlite_only`] first.
+    pub fn sqlite_pool(&self) -> &sqlx::SqlitePool {
         match &self.db {
-            Db::Sqlite { .. } => Some(self.dir.path().join("test.db")),
-            Db::Postgres(_) => {
-                eprintln!("SKIPPED on PostgreSQL {test}: it is about the SQLite file");
-                None
-            }
+            Db::Sqlite { pool, .. } => pool,
+            Db::Postgres(_) => panic!("a SQLite-only test on PostgreSQL: call sqlite_only() first"),
         }
     }
 }

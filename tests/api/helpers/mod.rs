@@ -19,6 +19,7 @@ pub use assertions::*;
 pub use binary::*;
 pub use client::*;
 pub use database::*;
+pub use engine::{on_postgres, sqlite_only};
 
 /// The article's frontend origin (Angular's dev server), allowed by default.
 pub const ORIGIN: &str = "http://localhost:4200";
