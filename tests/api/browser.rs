@@ -327,18 +327,19 @@ fn free_port() -> u16 {
 }
 
 async fn wait_for_port(port: u16) {
-    for _ in 0..200 {
+    // A poll for a condition (chromedriver listening), not a wait for a time: the pause only
+    // spaces the attempts; the deadline is for a chromedriver that never starts.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while tokio::time::Instant::now() < deadline {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
         {
             return;
         }
-        // A poll for a condition (chromedriver listening), not a wait for a time: the pause only
-        // spaces the attempts; the 200-attempt bound is for a chromedriver that never starts.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("chromedriver did not start listening on {port}");
+    panic!("chromedriver did not start listening on {port} within 60 s");
 }
 
 /// The app with its demo page, which is served at `page` (its origin is always allowed);

@@ -655,7 +655,7 @@ async fn start_server(scene: &Scene, flags: &[String]) -> Result<Server, String>
     let log = Arc::new(Mutex::new(String::new()));
     let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
     let sink = log.clone();
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         while let Ok(Some(line)) = stderr.next_line().await {
             let mut log = sink.lock().expect("log");
             log.push_str(&line);
@@ -666,7 +666,9 @@ async fn start_server(scene: &Scene, flags: &[String]) -> Result<Server, String>
     let ready = match tokio::time::timeout(PATIENCE, stdout.next_line()).await {
         Ok(Ok(Some(line))) => line,
         _ => {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            // Its whole log: once it is stopped, the reader ends at the end of its stderr.
+            let _ = child.start_kill();
+            let _ = tokio::time::timeout(PATIENCE, reader).await;
             return Err(format!(
                 "delivery-api {} did not print its ready line; its log:\n{}",
                 flags.join(" "),

@@ -84,9 +84,8 @@ pub async fn write_until_killed(served: &mut Served) -> Vec<String> {
     for w in writers {
         w.await.expect("writer");
     }
-    let acknowledged = acknowledged.lock().expect("lock").clone();
-    assert!(acknowledged.len() >= target, "{}", acknowledged.len());
-    acknowledged
+    // At least `target`: the wait above ended there, and the list only grows.
+    acknowledged.lock().expect("lock").clone()
 }
 
 /// A request the server has started on (head sent, body not yet) when `signal` arrives.
