@@ -1,5 +1,6 @@
 //! The auth boundary is the route table: every request the router sends into `/delivery` has
 //! passed Basic auth, however its path was spelled, and nothing else reaches the data.
+//!
 //! (The defect this guards against: auth decided "protected or not" with a string prefix on the
 //! raw path, so `GET /%64elivery/all` returned the whole list without credentials.)
 

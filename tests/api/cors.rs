@@ -1,6 +1,7 @@
-//! CORS, the lesson: the article's preflight is answered before Basic auth, without credentials,
-//! for the allowed origins only; a refused one is a 400 that says why; and every answer, errors
-//! included, carries the headers the page needs to read it (and none for another origin).
+//! CORS, the lesson: the article's preflight is answered before Basic auth, for the allowed
+//! origins only, and every answer (errors included) carries what the page needs to read it.
+//!
+//! A refused preflight is a 400 that says why; another origin gets no CORS header on any status.
 
 use reqwest::Method;
 use serde_json::json;

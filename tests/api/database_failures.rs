@@ -1,6 +1,5 @@
-//! When the database fails (locked, its file gone, its schema broken, the disk full) every answer
-//! is a problem+json the page can read, nothing acknowledged is lost or half-written, and the
-//! server recovers without a restart.
+//! When the database fails (locked, its file gone, its schema broken, the disk full) the page can
+//! read why, nothing acknowledged is lost or half-written, and the server recovers by itself.
 
 use std::collections::BTreeMap;
 

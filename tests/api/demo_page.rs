@@ -1,6 +1,7 @@
-//! The demo page on its own origin: allowed by the API wherever it is moved, only its own script
-//! (a CSP; the API explorer too), optional (a taken port leaves the API running), and its record of
-//! what the server saw (`GET /exchanges`): which layer answered, never an Authorization value.
+//! The demo page on its own origin: allowed wherever it is moved, running only its own script,
+//! optional, and recording what the server saw: which layer answered, never an Authorization value.
+//!
+//! The record is `GET /exchanges` on the page's bind, bounded; the API explorer shares its CSP.
 
 use base64::Engine;
 use reqwest::Method;

@@ -1,6 +1,8 @@
-//! One client cannot take the server from the others: per-client connection and handshake caps,
-//! handshakes and bodies that never finish, HTTP/2 stream and header floods, malformed requests
-//! that would flood the log. Every wait here is for a condition; the bounds are for a broken build.
+//! One client cannot take the server from the others, nor flood its log.
+//!
+//! Per-client connection and handshake caps, handshakes and bodies that never finish, HTTP/2
+//! stream and header floods, malformed requests. Every wait here is for a condition; the bounds
+//! are for a broken build.
 
 use crate::helpers::*;
 use std::net::{IpAddr, SocketAddr};

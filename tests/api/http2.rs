@@ -1,8 +1,8 @@
-//! HTTP/2 as browsers and curl speak it: an answer given before the request body has all arrived
-//! (401, 404, 405, 413, 415) reaches the client as a response, not as a reset stream. The server
-//! reads and discards the rest of a body up to 1 MiB (routes::bound_request_body); past that, the
-//! reset RFC 9113 §8.1 allows is fine, and the connection keeps serving. What HTTP/1.1 refuses
-//! (conflicting Content-Length) is refused over HTTP/2 too.
+//! Over HTTP/2 as browsers and curl speak it, an early answer (401, 404, 405, 413, 415) reaches
+//! the client as a response, not a reset stream; what HTTP/1.1 refuses, HTTP/2 refuses too.
+//!
+//! The server reads and discards the rest of a body up to 1 MiB (routes::bound_request_body); past
+//! that, the reset RFC 9113 §8.1 allows is fine, and the connection keeps serving.
 
 use crate::helpers::*;
 use base64::Engine as _;

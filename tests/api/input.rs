@@ -1,6 +1,5 @@
-//! What a request may carry: a body that is not the documented JSON object gets a 4xx problem that
-//! names what is wrong, and nothing is written; accepted text is trimmed and otherwise kept exactly;
-//! hostile headers get a clear 4xx, never a 500.
+//! Bad input gets a 4xx problem that names what is wrong, and nothing is written; accepted text is
+//! trimmed and otherwise kept exactly; hostile headers get a clear 4xx, never a 500.
 
 use reqwest::Method;
 use reqwest::header::HeaderValue;

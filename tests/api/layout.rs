@@ -1,6 +1,7 @@
 //! The dependency rule, kept alive: modules import only what a request meets *after* them, and the
-//! leaves (store, telemetry, tls, fetch, answered_by) import nothing else from the crate. A new
-//! module must be given a row here; a circle or an upward import fails with the file that
+//! leaves (store, telemetry, tls, fetch, answered_by) import nothing else from the crate.
+//!
+//! A new module must be given a row here; a circle or an upward import fails with the file that
 //! made it. The same table is shown in docs/layout.md, and checked against it.
 //!
 //! A folder is one module (`src/auth/` is `auth`); `use crate::x`, `crate::x::y` in code and

@@ -1,6 +1,5 @@
-//! The OpenAPI document (`GET /openapi.json`) against the app that serves it: it is valid
-//! OpenAPI 3.1, what it documents is served and what the app serves is documented, and the
-//! responses the API gives validate against its schemas.
+//! The OpenAPI document (`GET /openapi.json`) is valid OpenAPI 3.1, documents exactly what the app
+//! serves, and the API's responses validate against its schemas.
 //!
 //! The meta-schema is the official one for OpenAPI 3.1 (`schema/2022-10-07`), vendored from the
 //! PyPI package openapi-spec-validator 0.9.0 (Apache-2.0), so no network is needed.

@@ -1,7 +1,8 @@
 //! Several instances on one PostgreSQL database stay coherent, and a PostgreSQL that goes away
-//! is a 503 the page can read, then recovery without a restart. These need PostgreSQL whatever
-//! engine the rest of the suite runs on (`helpers/pg.rs` starts it; without it they are ignored,
-//! with the reason, and under `CI=true` the build fails: build.rs).
+//! is a 503 the page can read, then recovery without a restart.
+//!
+//! These need PostgreSQL whatever engine the rest of the suite runs on (`helpers/pg.rs` starts
+//! it); without it they are ignored, with the reason, and under `CI=true` the build fails.
 
 use reqwest::Method;
 use serde_json::json;

@@ -1,7 +1,8 @@
-//! Start-up refuses an unsafe or invalid configuration, saying why and creating nothing: a public
-//! bind with the demo password, a public metrics bind, `*` with credentials, a bad origin, a
-//! certificate or a database it cannot use. When it does start, it says what browsers are checked
-//! against.
+//! Start-up refuses an unsafe or invalid configuration, saying why and creating nothing; when it
+//! does start, it says what browsers are checked against.
+//!
+//! Refused: a public bind with the demo password, a public metrics bind, `*` with credentials, a
+//! bad origin, a certificate or a database it cannot use.
 
 use std::process::Stdio;
 
