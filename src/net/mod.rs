@@ -42,11 +42,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 mod body;
 mod client_key;
 mod host;
+mod shed;
 pub mod signals;
 
 pub use body::{BodyTimeout, DRAIN_LIMIT, DRAIN_TIME, bound_request_body};
 pub use client_key::ClientKey;
 pub use host::{KnownHosts, only_known_hosts};
+use shed::{Held, Slots};
 
 use crate::telemetry::Throttle;
 
@@ -95,6 +97,8 @@ where
         .disable_signals()
         .listen("delivery-api", listener, move || {
             let (clients, limits) = (clients.clone(), limits.clone());
+            // This worker's connections, so that the stalest can make room (`shed.rs`).
+            let slots = Slots::new(limits.per_worker);
             let mut tls_acceptor = Acceptor::new(Arc::unwrap_or_clone(tls.clone()));
             tls_acceptor.set_handshake_timeout(limits.handshake);
             let stopping = stopping.clone();
@@ -116,10 +120,12 @@ where
                     // constructor exists (public, documented as semver-exempt).
                     move |_| AppConfig::__priv_test_new(true, addr.to_string(), addr),
                 ));
-            fn_service(move |tcp: TcpStream| admit(tcp, clients.clone(), limits.clone()))
-                .and_then(tls_acceptor.map_err(|_| ()).map_init_err(|_| ()))
-                .and_then(fn_service(after_handshake))
-                .and_then(http.map_err(|_| ()))
+            fn_service(move |tcp: TcpStream| {
+                admit(tcp, clients.clone(), limits.clone(), slots.clone())
+            })
+            .and_then(tls_acceptor.map_err(|_| ()).map_init_err(|_| ()))
+            .and_then(fn_service(after_handshake))
+            .and_then(http.map_err(|_| ()))
         })?
         .run();
     Ok(server)
@@ -127,7 +133,12 @@ where
 
 /// Stage 1 and 2: counts the connection against its client, waits its turn for one of the
 /// client's handshake slots, then for the first byte; all within `first_byte`.
-async fn admit(tcp: TcpStream, clients: Arc<Clients>, limits: Limits) -> Result<Admitted, ()> {
+async fn admit(
+    tcp: TcpStream,
+    clients: Arc<Clients>,
+    limits: Limits,
+    slots: Slots,
+) -> Result<Admitted, ()> {
     let key = ClientKey::of(tcp.peer_addr().map_err(|_| ())?.ip());
     let Some((open, handshakes)) = clients.admit(key, &limits) else {
         static LOG: Throttle = Throttle::per_minute();
@@ -141,6 +152,8 @@ async fn admit(tcp: TcpStream, clients: Arc<Clients>, limits: Limits) -> Result<
         }
         return Err(());
     };
+    // Only now: a connection refused above must not make room by closing another.
+    let held = slots.admit();
     let _ = tcp.set_nodelay(true);
     // A burst of connections (a page, a NAT, a test harness) queues here for a moment; a client
     // whose slots are held by connections that never speak waits out the deadline and is closed.
@@ -149,12 +162,21 @@ async fn admit(tcp: TcpStream, clients: Arc<Clients>, limits: Limits) -> Result<
         tcp.readable().await.map_err(|_| ())?;
         Ok::<_, ()>(slot)
     };
-    match tokio::time::timeout(limits.first_byte, ready).await {
-        Ok(Ok(slot)) => Ok(Admitted {
-            tcp,
-            _open: open,
-            handshake: Some(slot),
-        }),
+    let ready = tokio::time::timeout(limits.first_byte, ready);
+    let outcome = tokio::select! {
+        outcome = ready => outcome,
+        () = held.slot.shed_notified() => return Err(()), // made room for a newer connection
+    };
+    match outcome {
+        Ok(Ok(slot)) => {
+            held.slot.sent();
+            Ok(Admitted {
+                tcp,
+                _open: open,
+                handshake: Some(slot),
+                held,
+            })
+        }
         _ => Err(()), // silent (or broken): closed, having never held a TLS handshake slot
     }
 }
@@ -227,6 +249,16 @@ pub struct Admitted {
     tcp: TcpStream,
     _open: Open,
     handshake: Option<OwnedSemaphorePermit>,
+    /// Its place among the worker's connections; shed, it fails every read and write.
+    held: Held,
+}
+
+/// What a shed connection's reads and writes fail with: actix-http then closes it.
+fn shed_error() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "closed to make room for a new connection",
+    )
 }
 
 impl AsyncRead for Admitted {
@@ -235,7 +267,17 @@ impl AsyncRead for Admitted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_read(cx, buf)
+        if self.held.slot.is_shed() {
+            return Poll::Ready(Err(shed_error()));
+        }
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.tcp).poll_read(cx, buf);
+        match &read {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => self.held.slot.sent(),
+            Poll::Pending => self.held.slot.wake_on_shed(cx.waker()),
+            _ => {}
+        }
+        read
     }
 }
 
@@ -245,6 +287,9 @@ impl AsyncWrite for Admitted {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
+        if self.held.slot.is_shed() {
+            return Poll::Ready(Err(shed_error()));
+        }
         Pin::new(&mut self.tcp).poll_write(cx, buf)
     }
 
@@ -253,6 +298,9 @@ impl AsyncWrite for Admitted {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
+        if self.held.slot.is_shed() {
+            return Poll::Ready(Err(shed_error()));
+        }
         Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
     }
 
@@ -271,7 +319,14 @@ impl AsyncWrite for Admitted {
 
 impl ActixStream for Admitted {
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<Ready>> {
-        ActixStream::poll_read_ready(&self.tcp, cx)
+        if self.held.slot.is_shed() {
+            return Poll::Ready(Err(shed_error()));
+        }
+        let ready = ActixStream::poll_read_ready(&self.tcp, cx);
+        if ready.is_pending() {
+            self.held.slot.wake_on_shed(cx.waker());
+        }
+        ready
     }
 
     fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<Ready>> {
