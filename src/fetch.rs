@@ -304,9 +304,17 @@ pub fn cors_check(req: &CorsRequest, res: &SeenResponse) -> Vec<Check> {
             Some("true") => Check::pass("Access-Control-Allow-Credentials is true"),
             other => Check::fail(
                 "Access-Control-Allow-Credentials is `true` for a credentialed request",
-                format!(
-                    "with credentials the response needs Access-Control-Allow-Credentials: true, got {other:?}"
-                ),
+                match other {
+                    None => {
+                        "with credentials the response needs Access-Control-Allow-Credentials: \
+                             true, and it has none"
+                            .to_owned()
+                    }
+                    Some(value) => format!(
+                        "with credentials the response needs Access-Control-Allow-Credentials: \
+                         true, not {value:?}"
+                    ),
+                },
             ),
         };
         // The CORS check returns failure at Allow-Origin; Allow-Credentials comes after it.

@@ -10,7 +10,13 @@ async fn main() -> std::process::ExitCode {
         None => args.serve.operating.log_format,
         Some(_) => LogFormat::Text,
     };
-    telemetry::init_as(log_format, "info,sqlx=warn");
+    // The doctor's output is its report: its TLS client's own errors (an untrusted certificate)
+    // are in the report, in words, and not again as a log line above it.
+    let default_filter = match &args.command {
+        Some(Command::Preflight(_)) => "warn,rustls_platform_verifier=off,rustls=off",
+        _ => "info,sqlx=warn",
+    };
+    telemetry::init_as(log_format, default_filter);
     let result = match args.command {
         Some(Command::User(command)) => cli::user(command).await,
         Some(Command::Preflight(args)) => return cli::preflight(&args).await,

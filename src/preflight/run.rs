@@ -301,6 +301,9 @@ fn describe_error(e: reqwest::Error) -> String {
     let chain = format!("{:#}", anyhow::Error::from(e));
     let hint = if chain.contains("certificate") || chain.contains("UnknownIssuer") {
         " (the certificate is not trusted: a browser shows this as status 0 too; pass --cacert certs/dev-ca.crt, or trust the CA)"
+    } else if chain.contains("invalid HTTP version") || chain.contains("HTTP/0.9") {
+        " (what answered is not plain HTTP: an https:// server called with http://? A browser \
+         shows this as status 0, net::ERR_INVALID_HTTP_RESPONSE in Chromium)"
     } else if connect {
         " (nothing answers there: is the server running on that port?)"
     } else if timeout {

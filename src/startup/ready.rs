@@ -56,7 +56,7 @@ impl Served<'_> {
         // One block: what a browser's requests will be checked against, and with what.
         tracing::info!(
             target: TARGET,
-            "serving https://{addr} (try: curl --cacert certs/dev-ca.crt https://localhost:{}/health)\n  \
+            "serving https://{addr} (try: curl {cacert}https://localhost:{}/health)\n  \
              browsers are checked against:\n    \
              allowed origins:  {} ({flag})\n    \
              demo page origin: {page}\n    \
@@ -67,6 +67,7 @@ impl Served<'_> {
             self.database,
             self.tls.describe(),
             addr = self.api,
+            cacert = self.cacert_flag(),
         );
         if let Some(addr) = self.demo_page {
             tracing::info!(
@@ -91,7 +92,33 @@ impl Served<'_> {
                 users::DEMO_USER
             );
         } else {
-            tracing::info!(target: TARGET, "log in with a user from `delivery-api user list`");
+            tracing::info!(
+                target: TARGET,
+                "log in with a user from `delivery-api user list --database-url {}`",
+                self.database_url()
+            );
+        }
+    }
+
+    /// `--cacert PATH ` for the curl hint: the dev CA this start uses (relative to the working
+    /// directory when it is under it, as `certs/dev-ca.crt`), or nothing for another certificate.
+    fn cacert_flag(&self) -> String {
+        let Some(ca) = self.tls.dev_ca() else {
+            return String::new();
+        };
+        let here = std::env::current_dir().ok();
+        let shown = here
+            .as_deref()
+            .and_then(|here| ca.strip_prefix(here).ok())
+            .unwrap_or(&ca);
+        format!("--cacert {} ", shown.display())
+    }
+
+    /// The database as `--database-url` names it (a file as `sqlite://PATH`; no password).
+    fn database_url(&self) -> String {
+        match self.database {
+            Location::File(_) => format!("sqlite://{}", self.database.for_machines()),
+            Location::Server { .. } => self.database.for_machines(),
         }
     }
 
