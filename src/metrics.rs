@@ -1,5 +1,6 @@
 //! Prometheus metrics, on a separate plain-HTTP bind (`--metrics-bind`, off unless given): what
-//! is counted, the middleware that counts it, and the server that answers `GET /metrics`.
+//! is counted, the middleware that counts it, and the server that answers `GET /metrics` (one
+//! cohesive thing, over 400 lines with its tests).
 //!
 //! Everything is recorded in one place, [`Measure`], wrapped outside the scopes in `app.rs`, on
 //! the final response. Which layer answered it comes from the [`AnsweredBy`] marker that layer

@@ -4,7 +4,9 @@
 //! Anything a client can trigger at will is logged at most once per interval, with a count of
 //! the occurrences in between ([`Throttle`]): otherwise any client could fill the disk with log
 //! lines. actix-http logs every malformed HTTP/1.1 request (and every connection reset mid-request)
-//! as its own ERROR line; those are summarised here instead, at WARN.
+//! as its own ERROR line; those are summarised here instead, at WARN, and the libraries' own
+//! warnings (h2, rustls, actix-server…) one line a minute per library. (About 400 lines with its
+//! tests: the subscriber and the throttles it needs are one thing.)
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -35,7 +37,7 @@ pub fn init(default_filter: &str) {
 }
 
 /// Like [`init`], in the given format. Either way the lines go to stderr: stdout carries only
-/// the ready line (`harness.rs`), so a harness can read it without parsing the log.
+/// the ready line (`startup/ready.rs`), so a harness can read it without parsing the log.
 pub fn init_as(format: LogFormat, default_filter: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));

@@ -1,7 +1,8 @@
 //! From TCP accept to the app: what a connection must get through before it may send a request.
-//! (One cohesive chain, about 300 lines with its tests.) Also here, because every connection
-//! meets them: who a client is ([`ClientKey`]), the request-body deadline (`body.rs`), and the
-//! signals that stop the server.
+//! (One cohesive chain, about 400 lines with its tests.) Also here, because every connection
+//! meets them: who a client is ([`ClientKey`]), the request-body deadline (`body.rs`), shedding the
+//! stalest connection near the cap (`shed.rs`), the Host check of the plain-HTTP servers
+//! (`host.rs`), and the signals that stop every server (`signals.rs`).
 //!
 //! actix-web's `HttpServer` builds this same chain (actix-server → rustls → actix-http → App), but
 //! offers no place to stand before TLS, and no HTTP/2 limits. Built by hand, each stage bounds

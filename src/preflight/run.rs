@@ -1,6 +1,6 @@
 //! Sends the two requests a browser would (the preflight exactly as a browser sends it, then the
-//! actual request) and judges each response with the Fetch rules (`rules.rs`). One cohesive
-//! client, a little over 300 lines with its tests.
+//! actual request) and judges each response with the Fetch rules (`crate::fetch`). One cohesive
+//! client, about 400 lines with its tests.
 
 use std::time::Duration;
 

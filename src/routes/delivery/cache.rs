@@ -155,6 +155,15 @@ impl actix_web::body::MessageBody for Sliced {
         actix_web::body::BodySize::Sized(self.0.len() as u64)
     }
 
+    /// A body of one slice or less goes out whole with the head, as a plain `Bytes` body would.
+    fn try_into_bytes(self) -> Result<Bytes, Self> {
+        if self.0.len() <= SLICE {
+            Ok(self.0)
+        } else {
+            Err(self)
+        }
+    }
+
     fn poll_next(
         mut self: std::pin::Pin<&mut Self>,
         _: &mut std::task::Context<'_>,
