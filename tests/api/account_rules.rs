@@ -7,17 +7,12 @@ use std::process::Stdio;
 
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 
+use crate::helpers::*;
+
+/// `delivery-api ARGS…` in `cwd`, with a standard input the test writes to.
 fn delivery_api(cwd: &Path, args: &[&str]) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"));
-    command
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut command = command_in(cwd, args);
+    command.stdin(Stdio::piped());
     command
 }
 

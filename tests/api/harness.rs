@@ -2,37 +2,10 @@
 //! (and in --ready-file), a throwaway database, seeded data; and everything gone at exit.
 
 use std::path::Path;
-use std::process::Stdio;
 
 use serde_json::{Value, json};
-use tokio::io::AsyncBufReadExt as _;
 
 use crate::helpers::*;
-
-fn binary(cwd: &Path, args: &[&str]) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"));
-    command
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    command
-}
-
-/// `delivery-api serve --bind 127.0.0.1:0 ARGS…` in `cwd`, and its ready line once it serves.
-async fn started(cwd: &Path, args: &[&str]) -> (tokio::process::Child, Value) {
-    let mut all = vec!["serve", "--bind", "127.0.0.1:0"];
-    all.extend_from_slice(args);
-    let mut child = binary(cwd, &all).spawn().expect("the binary runs");
-    // The first line on stdout is the ready line (logs go to stderr).
-    let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let ready = ready_line(&mut stdout).await;
-    (child, ready)
-}
 
 fn entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -55,7 +28,7 @@ async fn ephemeral_and_seeded_it_says_where_it_is_serves_the_seed_and_leaves_not
     });
     std::fs::write(cwd.path().join("seed.json"), seed.to_string()).expect("seed file");
     let ready_file = cwd.path().join("ready.json");
-    let (mut child, ready) = started(
+    let (mut child, ready) = serve_in(
         cwd.path(),
         &[
             "--no-demo-page",
@@ -147,7 +120,7 @@ async fn a_seed_is_checked_like_a_post_body_and_never_merged_into_an_existing_da
     let bad = json!({"deliveries": [{"reference": "OK", "recipient": "A", "address": "B"},
                                     {"reference": "X", "recipient": "A", "address": "B", "status": "lost"}]});
     std::fs::write(cwd.path().join("bad.json"), bad.to_string()).expect("write");
-    let out = binary(
+    let out = command_in(
         cwd.path(),
         &[
             "serve",
@@ -175,7 +148,7 @@ async fn a_seed_is_checked_like_a_post_body_and_never_merged_into_an_existing_da
     assert!(created.status.success(), "{created:?}");
     let good = json!({"deliveries": []});
     std::fs::write(cwd.path().join("good.json"), good.to_string()).expect("write");
-    let out = binary(
+    let out = command_in(
         cwd.path(),
         &[
             "serve",
@@ -215,7 +188,7 @@ async fn the_ready_file_is_never_written_through_a_planted_link() {
     for planted in ["ready.partial", "ready.json.partial", ".ready.json.tmp"] {
         std::os::unix::fs::symlink(&victim, cwd.path().join(planted)).expect("symlink");
     }
-    let (mut child, ready) = started(
+    let (mut child, ready) = serve_in(
         cwd.path(),
         &[
             "--no-demo-page",

@@ -3,25 +3,8 @@
 //! and a start that fails leaves no stale ready file pointing at a dead port.
 
 use std::path::Path;
-use std::process::Stdio;
 
-use serde_json::Value;
-use tokio::io::AsyncBufReadExt as _;
-
-fn serve(cwd: &Path, extra: &[&str]) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"));
-    command
-        .args(["serve", "--no-demo-page"])
-        .args(extra)
-        .current_dir(cwd)
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    command
-}
+use crate::helpers::*;
 
 #[tokio::test]
 async fn every_catchable_signal_stops_gracefully_and_removes_the_ephemeral_files() {
@@ -34,25 +17,16 @@ async fn every_catchable_signal_stops_gracefully_and_removes_the_ephemeral_files
         ("SIGTERM", libc::SIGTERM),
     ] {
         let cwd = tempfile::tempdir().expect("tempdir");
-        let mut child = serve(
+        let (mut child, ready) = serve_in(
             cwd.path(),
             &[
-                "--bind",
-                "127.0.0.1:0",
+                "--no-demo-page",
                 "--ephemeral",
                 "--ready-file",
                 "ready.json",
             ],
         )
-        .spawn()
-        .expect("the binary runs");
-        let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let line = stdout
-            .next_line()
-            .await
-            .expect("stdout")
-            .expect("a ready line");
-        let ready: Value = serde_json::from_str(&line).expect("JSON");
+        .await;
         let database = ready["database"].as_str().expect("database").to_owned();
         let run_dir = Path::new(&database).parent().expect("dir").to_owned();
         assert!(run_dir.exists(), "{name}: {run_dir:?}");
@@ -87,9 +61,17 @@ async fn a_start_that_fails_leaves_no_ready_file_behind() {
     let port = taken.local_addr().expect("addr").port().to_string();
     let bind = format!("127.0.0.1:{port}");
 
-    let status = serve(
+    let status = command_in(
         cwd.path(),
-        &["--bind", &bind, "--ephemeral", "--ready-file", "ready.json"],
+        &[
+            "serve",
+            "--no-demo-page",
+            "--bind",
+            &bind,
+            "--ephemeral",
+            "--ready-file",
+            "ready.json",
+        ],
     )
     .status()
     .await

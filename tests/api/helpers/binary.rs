@@ -181,6 +181,34 @@ impl Served {
     }
 }
 
+/// `delivery-api ARGS…` in `cwd`, as a test harness would run it: no `DATABASE_URL` from the
+/// developer's environment, warnings only, stdout and stderr piped, killed if the test drops it.
+pub fn command_in(cwd: &Path, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(BINARY);
+    command
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// `delivery-api serve --bind 127.0.0.1:0 ARGS…` in `cwd`, and its ready line once it serves.
+pub async fn serve_in(cwd: &Path, args: &[&str]) -> (tokio::process::Child, serde_json::Value) {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut all = vec!["serve", "--bind", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let mut child = command_in(cwd, &all).spawn().expect("the binary runs");
+    // The first line on stdout is the ready line (logs go to stderr).
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let ready = ready_line(&mut stdout).await;
+    (child, ready)
+}
+
 /// The first line a started binary writes on stdout: its ready line, one JSON object.
 pub async fn ready_line(
     stdout: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
