@@ -173,7 +173,8 @@ pub struct AuthArgs {
     #[arg(long, env = "DELIVERY_API_LOGIN_ATTEMPTS_PER_IP", default_value = "10")]
     pub login_attempts_per_ip: std::num::NonZeroU32,
 
-    /// Logins that need a password check, per user name per minute, from all IPs together.
+    /// Logins that need a password check, per user name per minute, from all new IPs together
+    /// (and as many from each network the user logged in from within 7 days).
     #[arg(
         long,
         env = "DELIVERY_API_LOGIN_ATTEMPTS_PER_USER",

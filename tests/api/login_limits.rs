@@ -68,7 +68,8 @@ async fn guesses_at_one_user_name_from_many_ips_are_limited_too() {
 }
 
 #[tokio::test]
-async fn guessing_from_many_addresses_cannot_lock_out_a_client_that_logged_in_before() {
+async fn guessing_from_many_addresses_locks_out_neither_a_client_that_logged_in_before_nor_its_network()
+ {
     // No remembered logins (TTL 0), so every request needs a password check and meets the limits.
     let app = spawn_app_with(|args| {
         args.auth.login_attempts_per_user = NonZeroU32::new(3).expect("3");
@@ -78,10 +79,10 @@ async fn guessing_from_many_addresses_cannot_lock_out_a_client_that_logged_in_be
     let real = app.as_client([127, 0, 0, 20]);
     assert_eq!(real.get_all_as(USER, PASSWORD).await.status(), 200);
 
-    // Four attackers spend the user name's budget.
+    // Four attackers, each from its own network, spend the user name's shared budget.
     let mut statuses = Vec::new();
-    for last in 21..25 {
-        let attacker = app.as_client([127, 0, 0, last]);
+    for network in 21..25 {
+        let attacker = app.as_client([127, 0, network, 1]);
         statuses.push(attacker.get_all_as(USER, "guess").await.status().as_u16());
     }
     assert_eq!(
@@ -90,13 +91,18 @@ async fn guessing_from_many_addresses_cannot_lock_out_a_client_that_logged_in_be
         "the user name is over its budget"
     );
 
-    // A new source is throttled, even with the right password...
-    let newcomer = app.as_client([127, 0, 0, 25]);
-    assert_eq!(newcomer.get_all_as(USER, PASSWORD).await.status(), 429);
-    // ... but the client that logged in before is not.
+    // A source in a network the user never logged in from is throttled, even with the right
+    // password (telling it from the guessers would take checking the password)...
+    let stranger = app.as_client([127, 0, 30, 25]);
+    assert_eq!(stranger.get_all_as(USER, PASSWORD).await.status(), 429);
+    // ... but the client that logged in before is not...
     for _ in 0..3 {
         assert_eq!(real.get_all_as(USER, PASSWORD).await.status(), 200);
     }
+    // ... nor a new address in its /24 (a renumbered line, the office's other NAT address), which
+    // has a budget of its own for this user that the guessers elsewhere cannot drain.
+    let renumbered = app.as_client([127, 0, 0, 25]);
+    assert_eq!(renumbered.get_all_as(USER, PASSWORD).await.status(), 200);
 }
 
 #[tokio::test]
