@@ -1,20 +1,14 @@
 //! The judge is a real browser: headless Chromium (driven through chromedriver with fantoccini)
 //! loads the demo page from its own origin and makes the article's request to the API over TLS.
 //!
-//! Certificates: Chromium is started with `--ignore-certificate-errors-spki-list` holding the
-//! SHA-256 of *this test's* server key only, in a throwaway profile; every other certificate is
-//! still checked. Without chromium/chromedriver these tests are ignored, with the reason (build.rs
-//! looks for them), and fail if run anyway; under `CI=true` a missing browser fails the build.
+//! The launcher, and how certificates are trusted, is `helpers/browser.rs`; this file is what a
+//! learner does on the demo page.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use base64::Engine;
-use fantoccini::wd::WebDriverCompatibleCommand;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::Locator;
 use serde_json::json;
-use tempfile::TempDir;
 
 use crate::helpers::*;
 
@@ -32,77 +26,15 @@ struct Outcome {
     request: Option<(String, u16)>,
 }
 
-struct Browser {
-    client: Client,
-    _driver: tokio::process::Child,
-    _profile: TempDir,
+/// What the tests do on the demo page, in a [`Browser`].
+trait DemoPage {
+    async fn set_password(&self, password: &str);
+    async fn click(&self, button: &str) -> Outcome;
+    async fn step(&self, name: &str) -> Option<(String, u16)>;
+    async fn origin_check(&self) -> (String, String);
 }
 
-impl Browser {
-    /// Starts Chromium for the app's server key.
-    async fn launch(app: &TestApp) -> Self {
-        Self::launch_trusting(app, true).await
-    }
-
-    /// `trust_api: false` starts Chromium without the exception for the API's key: it then
-    /// checks the dev certificate like any other, and refuses it (its CA is not installed).
-    async fn launch_trusting(app: &TestApp, trust_api: bool) -> Self {
-        let (chromium, chromedriver) = find_browser();
-        let profile = tempfile::tempdir().expect("profile dir");
-        let port = free_port();
-        let driver = tokio::process::Command::new(&chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromedriver starts");
-        wait_for_port(port).await;
-
-        let args = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1100,900",
-        ]
-        .into_iter()
-        .map(String::from)
-        .chain([format!("--user-data-dir={}", profile.path().display())])
-        .chain(
-            trust_api
-                .then(|| format!("--ignore-certificate-errors-spki-list={}", spki_sha256(app))),
-        )
-        .collect::<Vec<_>>();
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": { "binary": chromium, "args": args },
-            "goog:loggingPrefs": { "browser": "ALL", "performance": "ALL" },
-        });
-        let serde_json::Value::Object(caps) = caps else {
-            unreachable!()
-        };
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-            .expect("a Chromium session");
-        Self {
-            client,
-            _driver: driver,
-            _profile: profile,
-        }
-    }
-
-    async fn open(&self, url: &str) {
-        self.client.goto(url).await.expect("the demo page loads");
-    }
-
+impl DemoPage for Browser {
     async fn set_password(&self, password: &str) {
         let field = self
             .client
@@ -162,20 +94,6 @@ impl Browser {
         }
     }
 
-    /// The element `css` selects, once it appears (a condition, bounded for a broken page).
-    async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
-        self.client
-            .wait()
-            .at_most(Duration::from_secs(30))
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("{css} appears: {e}"))
-    }
-
-    async fn find(&self, locator: Locator<'_>) -> fantoccini::elements::Element {
-        self.client.find(locator).await.expect("element")
-    }
-
     /// The (layer, status) the page drew for a step of the sequence, if the server saw it.
     async fn step(&self, name: &str) -> Option<(String, u16)> {
         let css = format!("#sequence li[data-step='{name}']");
@@ -203,143 +121,6 @@ impl Browser {
             check.text().await.expect("text"),
         )
     }
-
-    /// The browser console since the last call (chromedriver's log endpoint).
-    async fn console(&self) -> Vec<String> {
-        let entries = self
-            .client
-            .issue_cmd(BrowserLog("browser"))
-            .await
-            .expect("browser log");
-        entries
-            .as_array()
-            .map(|entries| {
-                entries
-                    .iter()
-                    .filter_map(|e| e["message"].as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// The protocols ("h2", "http/1.1") of the responses received from URLs starting with
-    /// `prefix`, from DevTools' Network events (a page cannot read them cross-origin).
-    async fn protocols(&self, prefix: &str) -> Vec<String> {
-        let entries = self
-            .client
-            .issue_cmd(BrowserLog("performance"))
-            .await
-            .expect("performance log");
-        let mut seen = Vec::new();
-        for entry in entries.as_array().into_iter().flatten() {
-            let Some(message) = entry["message"].as_str() else {
-                continue;
-            };
-            let event: serde_json::Value = serde_json::from_str(message).unwrap_or_default();
-            let response = &event["message"]["params"]["response"];
-            if event["message"]["method"] == "Network.responseReceived"
-                && response["url"]
-                    .as_str()
-                    .is_some_and(|u| u.starts_with(prefix))
-                && let Some(protocol) = response["protocol"].as_str()
-                && !seen.iter().any(|p| p == protocol)
-            {
-                seen.push(protocol.to_owned());
-            }
-        }
-        seen
-    }
-
-    /// Saves a screenshot when DEMO_SCREENSHOTS names a directory (how docs/ was made).
-    async fn screenshot(&self, name: &str) {
-        if let Some(dir) = std::env::var_os("DEMO_SCREENSHOTS") {
-            let png = self.client.screenshot().await.expect("screenshot");
-            std::fs::write(Path::new(&dir).join(name), png).expect("write screenshot");
-        }
-    }
-
-    async fn close(self) {
-        self.client.close().await.expect("session closed");
-    }
-}
-
-/// chromedriver's (non-W3C) endpoint for its logs: "browser" (the console) or "performance"
-/// (DevTools network events).
-#[derive(Debug)]
-struct BrowserLog(&'static str);
-
-impl WebDriverCompatibleCommand for BrowserLog {
-    fn endpoint(
-        &self,
-        base: &url::Url,
-        session: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
-    }
-
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (
-            http::Method::POST,
-            Some(json!({ "type": self.0 }).to_string()),
-        )
-    }
-}
-
-/// Chromium and chromedriver, or a failed test: without them these tests are `#[ignore]`d
-/// (build.rs), so getting here without them is an error to report, not a pass.
-fn find_browser() -> (PathBuf, PathBuf) {
-    let which = |names: &[&str]| {
-        names.iter().find_map(|name| {
-            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-                .map(|dir| dir.join(name))
-                .find(|path| path.is_file())
-        })
-    };
-    let chromium = std::env::var_os("CHROMIUM")
-        .map(PathBuf::from)
-        .or_else(|| which(&["chromium", "chromium-browser", "google-chrome"]));
-    let driver = std::env::var_os("CHROMEDRIVER")
-        .map(PathBuf::from)
-        .or_else(|| which(&["chromedriver"]));
-    match (chromium, driver) {
-        (Some(chromium), Some(driver)) => (chromium, driver),
-        _ => panic!(
-            "chromium and chromedriver not found: apt-get install chromium chromium-driver, or set \
-             CHROMIUM / CHROMEDRIVER"
-        ),
-    }
-}
-
-/// base64(SHA-256(SubjectPublicKeyInfo)) of the app's server key: the one key Chromium may accept.
-fn spki_sha256(app: &TestApp) -> String {
-    let pem = std::fs::read_to_string(app.dir.path().join("localhost.key")).expect("server key");
-    let key = rcgen::KeyPair::from_pem(&pem).expect("key");
-    let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
-    let digest = ring::digest::digest(&ring::digest::SHA256, &spki);
-    base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-async fn wait_for_port(port: u16) {
-    // A poll for a condition (chromedriver listening), not a wait for a time: the pause only
-    // spaces the attempts; the deadline is for a chromedriver that never starts.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while tokio::time::Instant::now() < deadline {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("chromedriver did not start listening on {port} within 60 s");
 }
 
 /// The app with its demo page, which is served at `page` (its origin is always allowed);

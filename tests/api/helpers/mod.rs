@@ -2,12 +2,13 @@
 //! ([`TestApp`]); `binary.rs` runs the real binary ([`Served`], the CLI); `client.rs` speaks to
 //! either the same way ([`Api`]: the article's requests, raw HTTP/1.1 and HTTP/2); `database.rs`
 //! reads and writes the database behind them; `assertions.rs` judges answers by the browser's
-//! rules; `openapi.rs` checks them against the served document; `pg.rs` runs PostgreSQL and
+//! rules; `openapi.rs` checks them against the served document; `browser.rs` drives a real browser; `pg.rs` runs PostgreSQL and
 //! `engine.rs` says which engine the suite runs on. Test files `use crate::helpers::*`.
 
 mod app;
 mod assertions;
 mod binary;
+mod browser;
 mod client;
 mod database;
 pub mod engine;
@@ -17,6 +18,7 @@ pub mod pg;
 pub use app::*;
 pub use assertions::*;
 pub use binary::*;
+pub use browser::*;
 pub use client::*;
 pub use database::*;
 pub use engine::{on_postgres, sqlite_only};
