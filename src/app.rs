@@ -22,6 +22,7 @@ use actix_web::middleware::{Condition, DefaultHeaders, from_fn};
 use actix_web::{App, web};
 use tracing_actix_web::TracingLogger;
 
+use crate::access::{self, AccessLog};
 use crate::auth::{self, Authenticator};
 use crate::cors::CorsConfig;
 use crate::exchanges::{Exchanges, Recorder};
@@ -59,7 +60,8 @@ pub fn app(state: AppState) -> App<impl AppFactory> {
         .wrap(Measure(metrics)) //                    <- counts each answer (route pattern, status, which layer answered); never rejects
         .wrap(Recorder(exchanges)) //                 <- notes what the demo page's origin sent and which layer answered; never rejects
         .wrap(security_headers()) //                  <- never rejects anything
-        .wrap(TracingLogger::default()) //            <- outermost: logs every request, preflights too
+        .wrap(from_fn(access::echo_id)) //            <- X-Request-Id on every response
+        .wrap(TracingLogger::<access::RootSpan>::new()) // <- outermost: a span (and request id) for every request, preflights too
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +90,8 @@ pub struct AppState {
     pub metrics: Option<Arc<Metrics>>,
     /// `GET /openapi.json`, built once (it names the API's origin).
     pub openapi: web::Data<routes::openapi::OpenApiJson>,
+    /// One log line per request (`--access-log`).
+    pub access_log: AccessLog,
 }
 
 impl AppState {
@@ -100,6 +104,7 @@ impl AppState {
             .app_data(self.creator)
             .app_data(self.body_timeout)
             .app_data(self.openapi)
+            .app_data(web::Data::new(self.access_log))
             .configure(routes::extractors)
             // Request targets no scope can match (`*`, an absolute URL over HTTP/2): problem+json.
             .default_service(web::to(routes::not_found));

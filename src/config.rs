@@ -290,6 +290,12 @@ pub struct OperatingArgs {
     #[arg(long, env = "DELIVERY_API_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// One log line per request (method, path, status, the layer that answered, milliseconds),
+    /// under the target `delivery_api::access`, in --log-format. Every response carries its
+    /// request id (`X-Request-Id`: the client's, if plausible) either way.
+    #[arg(long, env = "DELIVERY_API_ACCESS_LOG")]
+    pub access_log: bool,
+
     /// Serve Prometheus metrics (GET /metrics, plain HTTP) on this address, e.g. 127.0.0.1:9464.
     /// Off unless given. Only a loopback address, unless --metrics-public is given too.
     #[arg(long, env = "DELIVERY_API_METRICS_BIND")]

@@ -26,6 +26,8 @@ pub mod preflight;
 pub mod app;
 
 // Observers, outermost: they never reject.
+/// Each request's id (`X-Request-Id`) and its access-log line.
+pub mod access;
 /// The demo page's bounded record of what the server saw, and which layer answered.
 pub mod exchanges;
 /// Prometheus metrics: counted once per answer, with bounded labels, served on --metrics-bind.

@@ -306,7 +306,7 @@ mod tests {
         assert_eq!(
             refusal.reason(),
             "request header \"x-api-key\" is not allowed (allowed: authorization, content-type, \
-             accept, x-requested-with, if-none-match)"
+             accept, x-requested-with, if-none-match, x-request-id)"
         );
     }
 }

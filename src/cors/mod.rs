@@ -27,24 +27,27 @@ use crate::fetch;
 
 /// Request headers a page may send, named one by one: the `*` wildcard never covers
 /// Authorization (Fetch standard). X-Requested-With: some HTTP clients (older Angular
-/// interceptors, jQuery) still add it. `--allow-header` adds to these.
-const ALLOWED_HEADERS: [HeaderName; 5] = [
+/// interceptors, jQuery) still add it. X-Request-Id: a test or a page naming its request in the
+/// server's log (`access.rs`). `--allow-header` adds to these.
+const ALLOWED_HEADERS: [HeaderName; 6] = [
     header::AUTHORIZATION,
     header::CONTENT_TYPE,
     header::ACCEPT,
     HeaderName::from_static("x-requested-with"),
     header::IF_NONE_MATCH,
+    HeaderName::from_static("x-request-id"),
 ];
 
 /// Response headers a page may read (without this, it cannot read them on a 401, a 201, a page
 /// of the list). `--expose-header` adds to these.
-const EXPOSED_HEADERS: [HeaderName; 6] = [
+const EXPOSED_HEADERS: [HeaderName; 7] = [
     header::WWW_AUTHENTICATE,
     header::LOCATION,
     header::RETRY_AFTER,
     header::ETAG,
     header::LINK,
     HeaderName::from_static("x-total-count"),
+    HeaderName::from_static("x-request-id"),
 ];
 
 /// One `--allow-header` / `--expose-header` value: a header name, or `*`.
@@ -164,7 +167,7 @@ impl CorsConfig {
                 return Err(format!(
                     "`{flag} *` cannot be combined with credentials: with credentials a browser \
                      takes `*` as a header literally named \"*\", and `*` never covers \
-                     Authorization anyway (Fetch standard). Name each header ({flag} x-request-id)"
+                     Authorization anyway (Fetch standard). Name each header ({flag} x-trace-id)"
                 ));
             }
         }
@@ -412,14 +415,14 @@ mod tests {
             allow_credentials: true,
             max_age_secs: 600,
             allow_headers: vec![
-                HeaderRule::parse("x-request-id").expect("name"),
+                HeaderRule::parse("x-trace-id").expect("name"),
                 HeaderRule::parse("Authorization").expect("name"),
             ],
             expose_headers: vec![],
         };
         let allowed = config.allowed_headers().expect("a list");
         assert_eq!(allowed.len(), ALLOWED_HEADERS.len() + 1, "{allowed:?}");
-        assert_eq!(allowed.last().map(HeaderName::as_str), Some("x-request-id"));
+        assert_eq!(allowed.last().map(HeaderName::as_str), Some("x-trace-id"));
 
         for star_in_allow in [true, false] {
             let (allow, expose) = if star_in_allow {

@@ -25,7 +25,7 @@ use crate::routes::delivery::cache::ReadCache;
 use crate::store::deliveries::Creator;
 use crate::store::{self, Db, users};
 use crate::tls::TlsFiles;
-use crate::{demo_page, net, routes};
+use crate::{access, demo_page, net, routes};
 use ephemeral::Ephemeral;
 
 pub struct Application {
@@ -132,6 +132,7 @@ impl Application {
             exchanges: pages.exchanges.clone(),
             metrics: meters.clone(),
             openapi: web::Data::new(routes::openapi::OpenApiJson::new(&api_origin)),
+            access_log: access::AccessLog(args.operating.access_log),
         };
 
         let server = net::serve(

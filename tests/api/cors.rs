@@ -267,11 +267,11 @@ async fn preflight_with_headers(app: &TestApp, headers: &str) -> reqwest::Respon
         .expect("preflight sent")
 }
 
-/// A frontend that sends X-Request-Id or X-XSRF-TOKEN can be allowed to, one name at a time,
+/// A frontend that sends X-Trace-Id or X-XSRF-TOKEN can be allowed to, one name at a time,
 /// without opening the list to everything.
 #[tokio::test]
 async fn allow_header_adds_request_headers_a_page_may_send_and_no_others() {
-    let wanted = "authorization,content-type,x-request-id,x-xsrf-token";
+    let wanted = "authorization,content-type,x-trace-id,x-xsrf-token";
     let default = spawn_app().await;
     assert_problem(
         preflight_with_headers(&default, wanted).await,
@@ -281,7 +281,7 @@ async fn allow_header_adds_request_headers_a_page_may_send_and_no_others() {
     .await;
 
     let app = spawn_app_with(|args| {
-        args.cors.allow_headers = ["X-Request-Id", "x-xsrf-token"]
+        args.cors.allow_headers = ["X-Trace-Id", "x-xsrf-token"]
             .map(|h| delivery_api::cors::HeaderRule::parse(h).expect("name"))
             .to_vec();
     })
@@ -292,7 +292,7 @@ async fn allow_header_adds_request_headers_a_page_may_send_and_no_others() {
     for name in [
         "authorization",
         "content-type",
-        "x-request-id",
+        "x-trace-id",
         "x-xsrf-token",
     ] {
         assert!(allowed.iter().any(|a| a == name), "{name} in {allowed:?}");

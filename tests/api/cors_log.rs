@@ -49,7 +49,7 @@ async fn each_refused_preflight_logs_one_line_naming_the_rule_and_the_fix() {
                 ("Access-Control-Request-Headers", "authorization,x-api-key"),
             ],
             "preflight refused: request header \"x-api-key\" is not allowed (allowed: \
-             authorization, content-type, accept, x-requested-with, if-none-match); add \
+             authorization, content-type, accept, x-requested-with, if-none-match, x-request-id); add \
              --allow-header x-api-key (or the page must not send it)",
         ),
         (

@@ -28,7 +28,7 @@ const SKIPPED_DIRS: [&str; 3] = ["target", "vendor", "node_modules"];
 /// Fence languages that present shell commands.
 const SHELL: [&str; 5] = ["sh", "bash", "shell", "console", "zsh"];
 /// Response headers whose value changes from run to run: only their presence is compared.
-const VARYING_HEADERS: [&str; 2] = ["date", "etag"];
+const VARYING_HEADERS: [&str; 3] = ["date", "etag", "x-request-id"];
 /// How long a server may take to start, and a command to finish (a debug build, a busy machine).
 const PATIENCE: Duration = Duration::from_secs(60);
 

@@ -21,7 +21,10 @@ pub const LAYERS: &[(&str, &[&str])] = &[
         &["demo_page", "preflight"],
     ),
     ("THE middleware order: CORS outside auth", &["app"]),
-    ("observers that never reject", &["metrics", "exchanges"]),
+    (
+        "observers that never reject",
+        &["access", "metrics", "exchanges"],
+    ),
     (
         "the policy layers and the routes",
         &["cors", "auth", "routes"],

@@ -27,6 +27,7 @@ mod openapi;
 mod operating;
 mod postgres;
 mod rebinding;
+mod request_ids;
 mod secrets;
 mod signals;
 mod slots;
