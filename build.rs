@@ -1,14 +1,19 @@
-//! Tells the browser tests (tests/api/browser.rs) whether Chromium and ChromeDriver are here, and
-//! the PostgreSQL tests (tests/api/postgres.rs) whether PostgreSQL's server binaries are, so
-//! that without them `cargo test` reports those tests as *ignored, with the reason*, not as
-//! passed. Under `CI=true` a missing browser or PostgreSQL fails instead (`.ci/run` installs
-//! them).
+//! Tells the browser tests (tests/api/browser.rs) whether Chromium and ChromeDriver are here, the
+//! Angular tests (tests/api/angular.rs) whether the Angular app is built, and the PostgreSQL tests
+//! (tests/api/postgres.rs) whether PostgreSQL's server binaries are, so that without them
+//! `cargo test` reports those tests as *ignored, with the reason*, not as passed. Under `CI=true`
+//! a missing browser or PostgreSQL fails instead (`.ci/run` installs them), and the Angular tests
+//! run, and fail if `scripts/test` did not build the app.
 
 use std::path::PathBuf;
+
+/// What `ng build` writes (examples/angular/angular.json's `outputPath`, then `browser/`).
+const ANGULAR_INDEX: &str = "examples/angular/dist/browser/index.html";
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(chromium)");
     println!("cargo::rustc-check-cfg=cfg(postgres)");
+    println!("cargo::rustc-check-cfg=cfg(angular_app)");
     // A new version directory appears here when PostgreSQL is upgraded; a first install also puts
     // psql in /usr/bin, which is on PATH and so already watched (below).
     if std::path::Path::new("/usr/lib/postgresql").is_dir() {
@@ -41,6 +46,18 @@ fn main() {
         panic!(
             "CI=true but chromium/chromedriver are missing: install Debian's chromium and chromium-driver"
         );
+    }
+    // `scripts/test` runs `npm ci` and `ng build` in examples/angular when npm is here. A missing
+    // file would make cargo run this script on every build, so the file is watched once it
+    // exists, and the directory (where the build creates dist/) until then.
+    let built = std::path::Path::new(ANGULAR_INDEX);
+    if built.is_file() {
+        println!("cargo::rerun-if-changed={ANGULAR_INDEX}");
+    } else {
+        println!("cargo::rerun-if-changed=examples/angular");
+    }
+    if built.is_file() || std::env::var("CI").is_ok_and(|v| v == "true") {
+        println!("cargo::rustc-cfg=angular_app");
     }
     // Debian's layout (/usr/lib/postgresql/N/bin), $PG_BIN, or PATH: where tests/api/helpers/pg.rs
     // looks.

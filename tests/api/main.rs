@@ -1,6 +1,7 @@
 //! One integration-test binary (faster to build and link than one per file).
 
 mod account_rules;
+mod angular;
 mod auth;
 mod auth_boundary;
 mod browser;
