@@ -1252,6 +1252,7 @@ impl Page {
             "migrations/",
             "vendor/",
             "docs/",
+            "examples/",
         ];
         let mut paths = Vec::new();
         for (line, text) in self.prose() {
