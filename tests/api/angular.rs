@@ -88,13 +88,24 @@ impl AngularPage {
             .expect("click");
         self.calls += 1;
         // The answer to *this* click: a condition on the page, bounded for a broken one.
-        let message = self
+        let answered = format!(
+            "[data-testid='message'][data-call='{}'][data-state='done']",
+            self.calls
+        );
+        let message = match self
             .browser
-            .wait_for(&format!(
-                "[data-testid='message'][data-call='{}'][data-state='done']",
-                self.calls
-            ))
-            .await;
+            .client
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Css(&answered))
+            .await
+        {
+            Ok(message) => message,
+            Err(e) => panic!(
+                "no answer to the click on {button} ({e}); the console:\n{}",
+                self.console().await
+            ),
+        };
         let status = message.attr("data-status").await.expect("attr");
         let mut references = Vec::new();
         for row in self
@@ -258,6 +269,101 @@ async fn with_auth_before_cors_the_angular_app_gets_status_0_and_chromium_blames
         )),
         "console: {console}"
     );
+    page.close().await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(chromium),
+    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)"
+)]
+#[cfg_attr(
+    all(chromium, not(angular_app)),
+    ignore = "needs the Angular app built: cd examples/angular && npm ci && npm run build (scripts/test does when npm is here)"
+)]
+async fn a_password_beyond_latin1_logs_in_because_the_interceptor_sends_utf8() {
+    // btoa() alone throws on "€" (it takes Latin-1 only): the call would never leave the page.
+    let files = StaticFiles::serve(Path::new(DIST)).await;
+    let app = api_allowing_the_page(&files, false).await;
+    let out = cli(
+        &["user", "add", "zoë", "--password-stdin"],
+        &app.db_url,
+        "mot de passe à 20 €\n",
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let mut page = AngularPage::open(&app, files).await;
+
+    let listed = page.load("zoë", "mot de passe à 20 €").await;
+
+    assert_eq!(listed.status, 200, "{listed:?}");
+    assert_eq!(listed.references.len(), SEEDED, "{listed:?}");
+    page.close().await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(chromium),
+    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)"
+)]
+#[cfg_attr(
+    all(chromium, not(angular_app)),
+    ignore = "needs the Angular app built: cd examples/angular && npm ci && npm run build (scripts/test does when npm is here)"
+)]
+async fn too_many_wrong_passwords_get_429_and_the_app_says_how_long_to_wait() {
+    let files = StaticFiles::serve(Path::new(DIST)).await;
+    let origin = files.origin();
+    let app = spawn_app_with(|args| {
+        args.cors.allowed_origins = vec![origin.parse().expect("origin")];
+        args.auth.login_attempts_per_ip = 2.try_into().expect("non-zero");
+    })
+    .await;
+    let mut page = AngularPage::open(&app, files).await;
+    for attempt in 1..=2 {
+        let refused = page.load(USER, "not-the-password").await;
+        assert_eq!(refused.status, 401, "attempt {attempt}: {refused:?}");
+    }
+
+    let limited = page.load(USER, "not-the-password").await;
+
+    assert_eq!(limited.status, 429, "{limited:?}");
+    let seconds: u32 = limited
+        .message
+        .strip_prefix("429: too many failed logins; wait ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("Retry-After's seconds, read cross-origin: {limited:?}"));
+    assert!((1..=60).contains(&seconds), "{limited:?}");
+    page.close().await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(chromium),
+    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)"
+)]
+#[cfg_attr(
+    all(chromium, not(angular_app)),
+    ignore = "needs the Angular app built: cd examples/angular && npm ci && npm run build (scripts/test does when npm is here)"
+)]
+async fn a_delivery_the_api_refuses_shows_422_with_the_problem_detail() {
+    let files = StaticFiles::serve(Path::new(DIST)).await;
+    let app = api_allowing_the_page(&files, false).await;
+    let mut page = AngularPage::open(&app, files).await;
+    page.load(USER, PASSWORD).await;
+
+    // Not empty for the form (`required`), empty for the API once spaces are set aside.
+    let refused = page.create("   ").await;
+
+    assert_eq!(refused.status, 422, "{refused:?}");
+    assert!(
+        refused
+            .message
+            .starts_with("422: the body is well-formed JSON but not a valid delivery. Detail: "),
+        "{refused:?}"
+    );
+    assert!(refused.message.contains("reference"), "{refused:?}");
+    assert_eq!(app.count_deliveries().await, SEEDED as i64);
     page.close().await;
 }
 
