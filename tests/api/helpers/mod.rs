@@ -4,6 +4,7 @@
 //! reads and writes the database behind them; `assertions.rs` judges answers by the browser's
 //! rules; `openapi.rs` checks them against the served document; `browser.rs` drives a real browser; `pg.rs` runs PostgreSQL and
 //! `engine.rs` says which engine the suite runs on. Test files `use crate::helpers::*`.
+//! `static_files.rs` serves a built web app (examples/angular) from an origin of its own.
 
 mod app;
 mod assertions;
@@ -14,6 +15,7 @@ mod database;
 pub mod engine;
 mod openapi;
 pub mod pg;
+mod static_files;
 
 pub use app::*;
 pub use assertions::*;
@@ -22,6 +24,7 @@ pub use browser::*;
 pub use client::*;
 pub use database::*;
 pub use engine::{on_postgres, sqlite_only};
+pub use static_files::StaticFiles;
 
 /// The article's frontend origin (Angular's dev server), allowed by default.
 pub const ORIGIN: &str = "http://localhost:4200";
