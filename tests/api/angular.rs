@@ -1,7 +1,7 @@
 //! The article's Angular app (examples/angular), as built by `ng build`, served from an origin of
-//! its own by this test and driven in headless Chromium against the real server: in the right
-//! order it lists, refuses a wrong password with a readable 401, and creates; with
-//! `--auth-before-cors` it gets the article's status 0.
+//! its own by this test and driven in headless Chromium against the real server. In the right
+//! order it lists, creates, and shows what each refusal means (401, 422, 429), and its Basic
+//! header carries UTF-8; with `--auth-before-cors` it gets the article's status 0.
 //!
 //! The app is built by `scripts/test` (`npm ci`, `ng build`). Without a built app these tests are
 //! ignored, with the reason (build.rs); under `CI=true` they run, and fail without one.
@@ -27,7 +27,7 @@ struct Shown {
     references: Vec<String>,
 }
 
-/// The built app, open in Chromium, calling `api`.
+/// The built app, open in Chromium.
 struct AngularPage {
     browser: Browser,
     /// Calls made so far: the message area numbers each answer (`data-call`).
@@ -36,8 +36,8 @@ struct AngularPage {
 }
 
 impl AngularPage {
-    /// Serves the built app on `http://localhost:PORT` and opens it with `?api=` naming the
-    /// app's API. The API must allow that origin: see [`api_allowing_the_page`].
+    /// Opens the app `files` serves, with `?api=` naming `app`'s API, which must allow the
+    /// files' origin (see [`api_allowing_the_page`]).
     async fn open(app: &TestApp, files: StaticFiles) -> Self {
         let browser = Browser::launch(app).await;
         let page = format!("{}/?api={}", files.origin(), app.base);
