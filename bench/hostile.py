@@ -17,10 +17,23 @@ table: the probe's p50 / p95 / max and failures during each attack, and the serv
                   itself, from an address it logged in from before, with the right password
   random-users    300 addresses sending random user names, each within its own 10/minute
                   budget (~56/s); the probe is a first login of a valid user (no login cache)
+  locked-out      guessing, but the probe is demo from a *new* address in a network (/24) it
+                  logged in from before: that network's own per-user budget lets it in
+  stranger        guessing, and the probe is demo from a network (/24) it never logged in from, a
+                  new one each time: it waits while the attack lasts (the limit that is left;
+                  docs/security.md)
+  rapid-reset     4 HTTP/2 connections opening streams and resetting them at once (CVE-2023-44487),
+                  reconnecting when closed; the "log lines" column counts what the server wrote
+  many-slots      one slow TLS client from each of 4,500 addresses (more than the 4,096 slots of
+                  two workers), each sending a request head a byte every 5 s, reconnecting when
+                  closed: the probe is a normal client from yet another address
+  big-list        16,000 deliveries of ~6 KB (~100 MB as JSON) created first; then 8 clients
+                  reading GET /delivery/all in a loop and 8 that read nothing; "RSS after" is 3 s
+                  after they have gone
   timing          300 logins with an unknown name vs 300 with a wrong password, idle and during
                   random-users: the medians must be within 10%
 
-    python3 bench/hostile.py                      # everything, ~4 minutes
+    python3 bench/hostile.py                      # everything, ~7 minutes
     python3 bench/hostile.py --only slow-bodies --seconds 10
 
 Needs python3 with the `h2` package (pip install h2) for the HTTP/2 attacks. Loopback only.
@@ -52,7 +65,7 @@ class Server:
         self.proc = subprocess.Popen(
             [binary, "serve", "--bind", f"127.0.0.1:{self.port}", "--no-demo-page",
              "--database-url", f"sqlite://{self.dir}/h.db", *extra],
-            cwd=self.dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cwd=self.dir, stdout=open(Path(self.dir, "server.log"), "wb"), stderr=subprocess.STDOUT)
         self.ctx = None
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -80,6 +93,9 @@ class Server:
             k, _, v = line.partition(":")
             fields[k] = v.strip()
         return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+    def log_lines(self):
+        return len(Path(self.dir, "server.log").read_bytes().splitlines())
 
     def stop(self):
         self.proc.kill()
@@ -123,7 +139,7 @@ def health_probe(server):
     return lambda: http1(server, "/health", PROBE_IP)
 
 
-async def run_attack(server, name, probe_request, seconds, interval):
+async def run_attack(server, name, probe_request, seconds, interval, warmup=2):
     """The attack runs in its own process (its event loop must not delay the probe's), from its
     own addresses; the probe runs here."""
     attacker = subprocess.Popen(
@@ -131,7 +147,7 @@ async def run_attack(server, name, probe_request, seconds, interval):
          "--against", str(server.port), str(Path(server.dir, "certs/dev-ca.crt")),
          str(server.proc.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     stop = asyncio.Event()
-    await asyncio.sleep(2)  # let the attack build up before measuring
+    await asyncio.sleep(warmup)  # let the attack build up before measuring
     probing = asyncio.create_task(probe(server, stop, probe_request, interval))
     await asyncio.sleep(seconds)
     stop.set()
@@ -303,6 +319,127 @@ async def random_users(server, stop):
                            for i in range(300)))
 
 
+async def rapid_reset(server, stop):
+    # HEADERS for GET /health, then RST_STREAM (CANCEL) at once, as fast as the socket takes them.
+    pseudo = b"\x82\x87" + b"\x04\x07/health" + b"\x01\x09localhost"
+    async def connection(n):
+        while not stop.is_set():
+            try:
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", server.port, ssl=server.ctx_for(["h2"]),
+                    server_hostname="localhost", local_addr=(f"127.0.0.{30 + n}", 0))
+                writer.write(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b""))
+                sid = 1
+                while not stop.is_set() and sid < 2**31 - 200:
+                    out = b""
+                    for _ in range(100):
+                        out += frame(1, 0x5, sid, pseudo) + frame(3, 0, sid, (8).to_bytes(4, "big"))
+                        sid += 2
+                    writer.write(out)
+                    await writer.drain()
+                    if reader.at_eof():
+                        break
+                    try:  # read what the server sent, so its writes never block
+                        await asyncio.wait_for(reader.read(1 << 20), 0.001)
+                    except asyncio.TimeoutError:
+                        pass
+                writer.close()
+            except Exception:
+                await asyncio.sleep(0.05)
+    await asyncio.gather(*(connection(n) for n in range(4)))
+
+
+def slot_addresses():
+    return [f"127.0.{20 + i // 250}.{1 + i % 250}" for i in range(4500)]
+
+
+async def many_slots(server, stop):
+    import resource
+    resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
+    ctx = server.ctx_for(["http/1.1"])
+    head = f"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: {'a' * 200}\r\n\r\n".encode()
+
+    async def one(ip, delay):
+        await asyncio.sleep(delay)
+        while not stop.is_set():
+            try:
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", server.port, ssl=ctx, server_hostname="localhost",
+                    local_addr=(ip, 0))
+                for byte in head:
+                    writer.write(bytes([byte]))
+                    await writer.drain()
+                    if reader.at_eof():
+                        break
+                    try:  # a byte every 5 s, or until the server closes
+                        if not await asyncio.wait_for(reader.read(1024), 5):
+                            break
+                    except asyncio.TimeoutError:
+                        pass
+                writer.close()
+            except Exception:
+                await asyncio.sleep(0.5)
+    addresses = slot_addresses()
+    await asyncio.gather(*(one(ip, i / 1000) for i, ip in enumerate(addresses)))
+
+
+BIG_ROWS = 16_000
+
+
+def big_list_setup(server):
+    """16,000 deliveries whose three text fields are 500 four-byte characters each."""
+    import concurrent.futures
+    import http.client
+    import json
+    field = "\U0001F4E6" * 500
+    def writer(first):
+        conn = http.client.HTTPSConnection("localhost", server.port, context=server.ctx_for(["http/1.1"]))
+        for i in range(first, first + BIG_ROWS // 8):
+            body = json.dumps({"reference": f"{i:05d}" + field[5:], "recipient": field,
+                               "address": field}, ensure_ascii=False).encode()
+            conn.request("POST", "/delivery", body, {"Authorization": DEMO,
+                                                     "Content-Type": "application/json"})
+            res = conn.getresponse()
+            res.read()
+            if res.status != 201:
+                sys.exit(f"creating the big list: {res.status}")
+        conn.close()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(writer, range(0, BIG_ROWS, BIG_ROWS // 8)))
+
+
+async def big_list(server, stop):
+    ctx = server.ctx_for(["http/1.1"])
+    head = (f"GET /delivery/all HTTP/1.1\r\nHost: localhost\r\nAuthorization: {DEMO}\r\n"
+            "Connection: close\r\n\r\n").encode()
+
+    async def reader_loop(n):
+        while not stop.is_set():
+            try:
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", server.port, ssl=ctx, server_hostname="localhost",
+                    local_addr=(f"127.0.0.{40 + n}", 0))
+                writer.write(head)
+                while await reader.read(1 << 20):
+                    pass
+                writer.close()
+            except Exception:
+                await asyncio.sleep(0.1)
+
+    async def stalled(n):
+        try:
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", server.port, ssl=ctx, server_hostname="localhost",
+                local_addr=(f"127.0.0.{50 + n}", 0), limit=1024)
+            writer.write(head)
+            await reader.readline()  # the status line, then nothing more is read
+            await stop.wait()
+            writer.close()
+        except Exception:
+            pass
+    await asyncio.gather(*(reader_loop(n) for n in range(8)), *(stalled(n) for n in range(8)))
+
+
 async def timing_samples(server, n=300):
     unknown, wrong = [], []
     for i in range(n):
@@ -325,6 +462,11 @@ ATTACKS = {
     "hpack": (hpack, "health"),
     "guessing": (guessing, "known-demo"),
     "random-users": (random_users, "first-login"),
+    "locked-out": (guessing, "renumbered-demo"),
+    "stranger": (guessing, "stranger-demo"),
+    "rapid-reset": (rapid_reset, "health"),
+    "many-slots": (many_slots, "health"),
+    "big-list": (big_list, "health"),
 }
 
 
@@ -386,10 +528,11 @@ async def main():
         if opts.only and name not in opts.only:
             continue
         extra = ["--login-attempts-per-user", "1000000"] if name == "random-users" else []
-        extra += ["--auth-cache-ttl", "0"] if probe_kind in ("first-login", "known-demo") else []
+        extra += ["--auth-cache-ttl", "0"] if probe_kind.endswith(("first-login", "demo")) else []
         server = Server(binary, extra + opts.server_flag)
         try:
             turn = iter(range(10**9))
+            interval = 0.05
             if probe_kind == "health":
                 request = health_probe(server)
             elif probe_kind == "known-demo":
@@ -399,21 +542,43 @@ async def main():
                 for ip in known:
                     await http1(server, "/delivery/all", ip, DEMO)
                 request = lambda: http1(server, "/delivery/all", known[next(turn) % 40], DEMO)
+                interval = 1.5  # 40 addresses x 10/minute
+            elif probe_kind in ("renumbered-demo", "stranger-demo"):
+                # demo logged in once from 127.0.5.1; each probe is a first login from a new
+                # address, in that /24 or in one demo never used, within the network's budget of
+                # 20 a minute.
+                # (A stranger that gets in makes its network known: each probe is from a network
+                # of its own.)
+                await http1(server, "/delivery/all", "127.0.5.1", DEMO)
+                if probe_kind == "renumbered-demo":
+                    address = lambda: f"127.0.5.{next(turn) % 240 + 2}"
+                else:
+                    address = lambda: f"127.0.{100 + next(turn) % 150}.7"
+                request = lambda: http1(server, "/delivery/all", address(), DEMO)
+                interval = 3.5
             else:
                 # A first login each time: no login cache, and a new address each time.
                 request = lambda: http1(server, "/delivery/all", f"127.0.6.{next(turn) % 250 + 1}", DEMO)
+            if name == "big-list":
+                big_list_setup(server)
             rss_before = server.rss_mib()[0]
-            interval = 1.5 if probe_kind == "known-demo" else 0.05  # 40 addresses x 10/minute
-            latencies, failures = await run_attack(server, name, request, opts.seconds, interval)
+            lines_before = server.log_lines()
+            warmup = 10 if name == "many-slots" else 2  # 4,500 handshakes, spread over 4.5 s
+            latencies, failures = await run_attack(server, name, request, opts.seconds, interval,
+                                                   warmup)
+            lines = server.log_lines() - lines_before
+            peak = server.rss_mib()[1]
+            await asyncio.sleep(3)
             rows.append((name, len(latencies), failures, pct(latencies, .5), pct(latencies, .95),
-                         max(latencies, default=float("nan")), rss_before, server.rss_mib()[1]))
+                         max(latencies, default=float("nan")), rss_before, peak,
+                         server.rss_mib()[0], lines))
         finally:
             server.stop()
     print(f"{'attack':14} {'probe ok':>8} {'failed':>6} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} "
-          f"{'RSS before':>10} {'RSS peak':>9}")
-    for name, ok, failed, p50, p95, mx, before, peak in rows:
+          f"{'RSS before':>10} {'RSS peak':>9} {'RSS after':>9} {'log lines':>9}")
+    for name, ok, failed, p50, p95, mx, before, peak, after, lines in rows:
         print(f"{name:14} {ok:8d} {failed:6d} {p50 * 1000:8.1f} {p95 * 1000:8.1f} {mx * 1000:8.1f} "
-              f"{before:8.0f} MiB {peak:6.0f} MiB")
+              f"{before:8.0f} MiB {peak:6.0f} MiB {after:6.0f} MiB {lines:9d}")
     if not opts.only or "timing" in opts.only:
         server = Server(binary, ["--login-attempts-per-user", "1000000"])
         try:
