@@ -92,6 +92,9 @@ pub async fn copy_data(args: &CopyDataArgs) -> anyhow::Result<()> {
 
 /// `delivery-api preflight`: prints the report; exits 0 only when a browser could read the response.
 pub async fn preflight(args: &PreflightArgs) -> ExitCode {
+    if let Some(file) = &args.har {
+        return preflight_har(args, file).await;
+    }
     match doctor::run(args).await {
         Ok(report) => {
             if args.json {
@@ -115,6 +118,58 @@ pub async fn preflight(args: &PreflightArgs) -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// `delivery-api preflight --har FILE`: a report per cross-origin request the browser recorded,
+/// then one summary line; exits 0 only when every one was readable.
+async fn preflight_har(args: &PreflightArgs, file: &std::path::Path) -> ExitCode {
+    let mut reports = match doctor::har::judge(args, file) {
+        Ok(reports) => reports,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.replay {
+        for report in &mut reports {
+            let now = match doctor::har::replay_args(args, report) {
+                Ok(replay) => doctor::run(&replay).await.map(|now| now.verdict),
+                Err(e) => Err(e),
+            };
+            report.replayed = Some(now.unwrap_or_else(|e| format!("not replayed: {e:#}")));
+        }
+    }
+    let readable = reports.iter().filter(|r| r.readable).count();
+    let unknown = reports.iter().filter(|r| r.not_sent.is_some()).count();
+    let blocked = reports.len() - readable - unknown;
+    if args.json {
+        match serde_json::to_string_pretty(&reports) {
+            Ok(json) => println!("{json}"),
+            Err(e) => eprintln!("error: {e}"),
+        }
+    } else {
+        for report in &reports {
+            print!("{}", doctor::render(report));
+            if let Some(now) = &report.replayed {
+                println!("Replayed now: {now}");
+            }
+            println!();
+        }
+        println!(
+            "{} cross-origin request(s) in {}: {readable} readable, {blocked} blocked{}",
+            reports.len(),
+            file.display(),
+            match unknown {
+                0 => String::new(),
+                n => format!(", {n} preflight(s) with no request after them"),
+            }
+        );
+    }
+    if blocked > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

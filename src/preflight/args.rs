@@ -14,13 +14,30 @@ Exit status:
   2  usage error: bad flags, a URL without http(s)://, an --origin that is not an origin,
      a --cacert without a PEM certificate, an invalid --method (nothing was sent)
   3  the preflight passes, but the actual request was not sent (an unsafe method without
-     --send), so whether the page can read its response is unknown";
+     --send), so whether the page can read its response is unknown
+With --har: 0 when every cross-origin request in the file was readable, 1 when one was
+blocked, 2 when the file is not a HAR, is too big, or holds no cross-origin request.";
 
 #[derive(Debug, Clone, Args)]
 pub struct PreflightArgs {
-    /// The URL the page calls, e.g. https://localhost:8443/delivery/all
-    #[arg(value_parser = http_url)]
-    pub url: url::Url,
+    /// The URL the page calls, e.g. https://localhost:8443/delivery/all (not with --har)
+    #[arg(value_parser = http_url, required_unless_present = "har", conflicts_with = "har")]
+    pub url: Option<url::Url>,
+    /// Judge what a browser recorded instead: a HAR file (DevTools → Network → Export HAR, in
+    /// Chromium or Firefox; sanitised exports too). Every cross-origin request in it is judged
+    /// with its preflight by the same rules; at most 64 MiB.
+    #[arg(long, value_name = "FILE")]
+    pub har: Option<PathBuf>,
+    /// With --har: only the request at this position in the file (1 = the first entry).
+    #[arg(long, requires = "har", value_name = "N")]
+    pub entry: Option<usize>,
+    /// With --har: only the requests whose URL contains this text.
+    #[arg(long = "url", requires = "har", value_name = "SUBSTRING")]
+    pub url_contains: Option<String>,
+    /// With --har: also send each recorded preflight again now (and the actual request when it
+    /// is GET or HEAD, or with --send), to see whether the server still answers the same way.
+    #[arg(long, requires = "har")]
+    pub replay: bool,
     /// The page's origin, exactly as a browser sends it: scheme://host[:port] (or `null`).
     #[arg(long, default_value = "http://localhost:4200", value_parser = page_origin)]
     pub origin: String,

@@ -6,8 +6,10 @@
 //! - `args.rs`: its flags.
 //! - `run.rs`: sends the preflight and the actual request, as a browser would.
 //! - `render.rs`: the report, as text (or JSON, through serde).
+//! - `har.rs`: `--har FILE`, the same judgement over what a browser recorded.
 
 mod args;
+pub mod har;
 pub mod render;
 pub mod run;
 

@@ -9,6 +9,9 @@ use crate::fetch::Outcome;
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
     let req = &report.request;
+    if let Some(recorded) = &report.recorded {
+        let _ = writeln!(out, "== {recorded}");
+    }
     let _ = writeln!(
         out,
         "{} {} from origin {}",

@@ -17,6 +17,9 @@ const PLACEHOLDER_USER: &str = "user:password";
 
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// With --har: where in the file the exchange was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<String>,
     pub url: String,
     pub request: CorsRequest,
     /// Why the browser preflights (empty: it does not).
@@ -30,6 +33,9 @@ pub struct Report {
     /// True when a browser would let the page read the actual response.
     pub readable: bool,
     pub verdict: String,
+    /// With --har --replay: the verdict when the same exchange is sent again now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replayed: Option<String>,
 }
 
 /// One request/response, as sent and as seen, with the rules checked on it.
@@ -44,7 +50,7 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    fn passed(&self) -> bool {
+    pub(super) fn passed(&self) -> bool {
         self.error.is_none() && rules::passes(&self.checks)
     }
 }
@@ -53,7 +59,12 @@ impl Exchange {
 pub async fn run(args: &PreflightArgs) -> anyhow::Result<Report> {
     let request = cors_request(args)?;
     let client = client(args)?;
-    let url = args.url.as_str().to_owned();
+    let url = args
+        .url
+        .as_ref()
+        .context("which URL? Give one, or --har FILE")?
+        .as_str()
+        .to_owned();
     let preflight_reasons = rules::preflight_reasons(&request);
 
     let preflight = if preflight_reasons.is_empty() {
@@ -87,6 +98,7 @@ pub async fn run(args: &PreflightArgs) -> anyhow::Result<Report> {
         None => verdict(&request, preflight.as_ref(), actual.as_ref(), readable),
     };
     let mut report = Report {
+        recorded: None,
         url,
         request,
         preflight_reasons,
@@ -95,6 +107,7 @@ pub async fn run(args: &PreflightArgs) -> anyhow::Result<Report> {
         not_sent,
         readable,
         verdict,
+        replayed: None,
     };
     report.redact();
     Ok(report)
@@ -102,7 +115,7 @@ pub async fn run(args: &PreflightArgs) -> anyhow::Result<Report> {
 
 impl Report {
     /// Credentials never leave the tool: not in the text report, not in the JSON.
-    fn redact(&mut self) {
+    pub(super) fn redact(&mut self) {
         let sent = [self.preflight.as_mut(), self.actual.as_mut()];
         let all = sent
             .into_iter()
@@ -152,7 +165,7 @@ pub fn cors_request(args: &PreflightArgs) -> anyhow::Result<CorsRequest> {
 /// What `fetch()` does to a method (Fetch, "normalize a method"): the six standard ones are
 /// upper-cased whatever their case; any other stays as written, so `patch` is sent (and
 /// preflighted) as `patch`, which an `Access-Control-Allow-Methods: PATCH` does not allow.
-fn normalize_method(method: &str) -> String {
+pub(super) fn normalize_method(method: &str) -> String {
     const NORMALIZED: [&str; 6] = ["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"];
     match NORMALIZED.iter().find(|m| m.eq_ignore_ascii_case(method)) {
         Some(m) => (*m).to_owned(),
@@ -270,7 +283,7 @@ pub fn seen(res: &reqwest::Response) -> SeenResponse {
     }
 }
 
-fn finish(
+pub(super) fn finish(
     method: &str,
     request_headers: Vec<(String, String)>,
     sent: Result<SeenResponse, String>,
@@ -314,7 +327,7 @@ fn describe_error(e: reqwest::Error) -> String {
     format!("{chain}{hint}")
 }
 
-fn verdict(
+pub(super) fn verdict(
     req: &CorsRequest,
     preflight: Option<&Exchange>,
     actual: Option<&Exchange>,

@@ -353,6 +353,13 @@ impl Scene {
             .to_string();
         let curl_home = tempfile::tempdir().expect("tempdir");
         std::fs::write(curl_home.path().join(".curlrc"), "no-progress-meter\n").expect("curlrc");
+        // The HAR fixtures docs/doctor.md runs the doctor on, at the same relative path.
+        let har = dir.path().join("tests/api/har");
+        std::fs::create_dir_all(&har).expect("mkdir");
+        for file in std::fs::read_dir(Path::new(ROOT).join("tests/api/har")).expect("fixtures") {
+            let file = file.expect("entry").path();
+            std::fs::copy(&file, har.join(file.file_name().expect("name"))).expect("copy");
+        }
         Scene {
             dir,
             curl_home,

@@ -13,6 +13,7 @@ mod delivery;
 mod demo_page;
 mod docs;
 mod doctor;
+mod doctor_har;
 mod durability;
 mod floods;
 mod harness;

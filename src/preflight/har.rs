@@ -1,0 +1,399 @@
+//! `preflight --har FILE`: judges what the learner's own browser recorded. DevTools → Network →
+//! "Export HAR" (Chromium and Firefox; HAR 1.2) holds each request the page made, the preflights
+//! among them, with the headers both ways. Each cross-origin request is paired with its preflight
+//! and judged by the same Fetch rules as a replay (`crate::fetch`), into the same [`Report`].
+//!
+//! What a HAR does not hold is guessed as little as possible, and said:
+//! - the page's origin: the request's `Origin`, else its `Referer`'s origin;
+//! - the credentials mode: "include" when the request carried a `Cookie` (or `--with-credentials`);
+//! - headers a sanitised export removed (Authorization, Cookie): the preflight's
+//!   `Access-Control-Request-Headers` still names them.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use super::PreflightArgs;
+use super::run::{Exchange, Report, finish, normalize_method, verdict};
+use crate::fetch::{self as rules, CorsRequest, SeenResponse};
+
+/// Largest HAR read. Exports with response bodies grow fast; the headers are what matters, and a
+/// bigger file can be re-exported without content ("Export HAR (sanitized)" or a filtered view).
+pub const MAX_HAR_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Deserialize)]
+struct Har {
+    log: Log,
+}
+
+#[derive(Deserialize)]
+struct Log {
+    entries: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    request: Message,
+    response: Message,
+}
+
+/// A request or a response: what the rules need of either (bodies are skipped unread).
+#[derive(Deserialize)]
+struct Message {
+    #[serde(default)]
+    method: String,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    status: i64,
+    #[serde(default)]
+    headers: Vec<Header>,
+    /// Chromium's reason for a failed request, e.g. `net::ERR_FAILED`.
+    #[serde(rename = "_error", default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    name: String,
+    value: String,
+}
+
+impl Message {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str())
+    }
+
+    /// The headers as sent, without HTTP/2 pseudo-headers (`:authority`…).
+    fn plain_headers(&self) -> Vec<(String, String)> {
+        self.headers
+            .iter()
+            .filter(|h| !h.name.starts_with(':'))
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect()
+    }
+
+    fn is_preflight(&self) -> bool {
+        self.method.eq_ignore_ascii_case("OPTIONS")
+            && self.header("access-control-request-method").is_some()
+    }
+
+    /// What the browser received, or why nothing (status 0: blocked, failed or never answered).
+    fn seen(&self) -> Result<SeenResponse, String> {
+        if self.status <= 0 {
+            return Err(match &self.error {
+                Some(error) if !error.is_empty() => {
+                    format!("the browser recorded no response ({error}): the page sees status 0")
+                }
+                _ => {
+                    "the browser recorded no response (status 0): the page sees status 0".to_owned()
+                }
+            });
+        }
+        Ok(SeenResponse {
+            status: u16::try_from(self.status).unwrap_or(0),
+            headers: self.plain_headers(),
+        })
+    }
+}
+
+/// Every cross-origin exchange in the file (or the ones `--entry` / `--url` pick), judged.
+pub fn judge(args: &PreflightArgs, file: &Path) -> anyhow::Result<Vec<Report>> {
+    let har = read(file)?;
+    let entries = &har.log.entries;
+    let mut paired = vec![false; entries.len()];
+    let picked = |i: usize, e: &Entry| {
+        args.entry.is_none_or(|n| n == i + 1)
+            && args
+                .url_contains
+                .as_deref()
+                .is_none_or(|s| e.request.url.contains(s))
+    };
+    let mut reports: Vec<(usize, Report)> = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        if entry.request.is_preflight() {
+            continue;
+        }
+        let Some(origin) = page_origin(&entry.request) else {
+            continue;
+        };
+        if !cross_origin(&origin, &entry.request.url) {
+            continue;
+        }
+        let preflight = (0..i)
+            .rev()
+            .find(|&j| !paired[j] && preflight_for(&entries[j].request, &entry.request, &origin));
+        if let Some(j) = preflight {
+            paired[j] = true;
+        }
+        if picked(i, entry) || preflight.is_some_and(|j| picked(j, &entries[j])) {
+            let pre = preflight.map(|j| (j, &entries[j]));
+            reports.push((i, report(args, &origin, pre, Some((i, entry)))));
+        }
+    }
+    // Preflights with no request after them: the browser stopped there (or the export did).
+    for (j, entry) in entries.iter().enumerate() {
+        if paired[j] || !entry.request.is_preflight() || !picked(j, entry) {
+            continue;
+        }
+        let Some(origin) = entry.request.header("origin").map(str::to_owned) else {
+            continue;
+        };
+        reports.push((j, report(args, &origin, Some((j, entry)), None)));
+    }
+    reports.sort_by_key(|(at, _)| *at);
+    if entries.is_empty() {
+        bail!(
+            "{} holds no requests at all: the export was made before the page made its request. \
+             Keep DevTools open on the Network tab while you reproduce the failure, then export",
+            file.display()
+        );
+    }
+    if reports.is_empty() {
+        bail!(
+            "{} holds {} requests and none of them is a cross-origin request{}: there is nothing \
+             for CORS to block. Export the HAR from the page that fails (DevTools → Network, with \
+             the failing request in the list), or check --entry / --url",
+            file.display(),
+            entries.len(),
+            if args.entry.is_some() || args.url_contains.is_some() {
+                " that --entry / --url picks"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(reports.into_iter().map(|(_, report)| report).collect())
+}
+
+fn read(file: &Path) -> anyhow::Result<Har> {
+    let at = file.display();
+    let size = std::fs::metadata(file)
+        .with_context(|| format!("cannot read {at}"))?
+        .len();
+    if size > MAX_HAR_BYTES {
+        bail!(
+            "{at} is {} MiB, over the {} MiB this reads: export it again without response \
+             bodies (Chromium: \"Export HAR (sanitized)\"), or with only the failing requests \
+             in view",
+            size / (1024 * 1024),
+            MAX_HAR_BYTES / (1024 * 1024)
+        );
+    }
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {at}"))?;
+    serde_json::from_slice::<Har>(&bytes).map_err(|e| {
+        let what = if e.is_eof() {
+            "is cut short (the export did not finish?)"
+        } else if e.is_syntax() {
+            "is not JSON"
+        } else {
+            "is JSON but not a HAR (expected {\"log\": {\"entries\": [...]}})"
+        };
+        anyhow::anyhow!("{at} {what}: {e}")
+    })
+}
+
+/// The origin of the page that made the request: `Origin`, else the `Referer`'s origin.
+fn page_origin(req: &Message) -> Option<String> {
+    if let Some(origin) = req.header("origin") {
+        return Some(origin.to_owned());
+    }
+    let referer = url::Url::parse(req.header("referer")?).ok()?;
+    Some(referer.origin().ascii_serialization())
+}
+
+fn cross_origin(origin: &str, url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| u.origin().ascii_serialization() != origin)
+}
+
+fn preflight_for(candidate: &Message, req: &Message, origin: &str) -> bool {
+    candidate.is_preflight()
+        && candidate.url == req.url
+        && candidate.header("origin") == Some(origin)
+        && candidate.header("access-control-request-method") == Some(req.method.as_str())
+}
+
+/// Headers the browser adds itself (forbidden to a page, or set by the browser): not part of
+/// what the page asked for, so never a reason to preflight.
+fn set_by_browser(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.starts_with("sec-")
+        || n.starts_with("proxy-")
+        || n.starts_with("access-control-request-")
+        || matches!(
+            n.as_str(),
+            "accept-charset"
+                | "accept-encoding"
+                | "accept-language"
+                | "connection"
+                | "content-length"
+                | "cookie"
+                | "date"
+                | "dnt"
+                | "expect"
+                | "host"
+                | "keep-alive"
+                | "origin"
+                | "referer"
+                | "te"
+                | "trailer"
+                | "transfer-encoding"
+                | "upgrade"
+                | "user-agent"
+                | "via"
+                | "priority"
+                | "pragma"
+                | "cache-control"
+        )
+}
+
+fn report(
+    args: &PreflightArgs,
+    origin: &str,
+    preflight: Option<(usize, &Entry)>,
+    actual: Option<(usize, &Entry)>,
+) -> Report {
+    let (url, method) = match (actual, preflight) {
+        (Some((_, a)), _) => (a.request.url.clone(), a.request.method.clone()),
+        (None, Some((_, p))) => (
+            p.request.url.clone(),
+            p.request
+                .header("access-control-request-method")
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+        (None, None) => (String::new(), String::new()),
+    };
+    let request = page_request(args, origin, &method, preflight, actual);
+    let preflight_reasons = rules::preflight_reasons(&request);
+    let preflight_exchange = preflight.map(|(_, p)| {
+        finish(
+            "OPTIONS",
+            p.request.plain_headers(),
+            p.response.seen(),
+            |res| rules::check_preflight(&request, res),
+        )
+    });
+    let blocked = preflight_exchange
+        .as_ref()
+        .is_some_and(|p| p.error.is_some() || !rules::passes(&p.checks));
+    // After a failed preflight the browser never sends the request: an entry for it (Chromium
+    // lists one, status 0) is the browser's own refusal, not a response.
+    let actual_exchange = actual.filter(|_| !blocked).map(|(_, a)| {
+        finish(
+            &request.method,
+            a.request.plain_headers(),
+            a.response.seen(),
+            |res| rules::check_actual(&request, res),
+        )
+    });
+    let not_sent = (actual.is_none() && !blocked).then(|| {
+        "the file holds no request after this preflight: the page did not send it, or the \
+         export left it out"
+            .to_owned()
+    });
+    let readable = actual_exchange.as_ref().is_some_and(Exchange::passed);
+    let verdict = match &not_sent {
+        Some(why) => format!("PREFLIGHT ONLY: the preflight passes; {why}."),
+        None => verdict(
+            &request,
+            preflight_exchange.as_ref(),
+            actual_exchange.as_ref(),
+            readable,
+        ),
+    };
+    let position = |x: Option<(usize, &Entry)>| x.map(|(i, _)| format!("entry {}", i + 1));
+    let recorded = match (position(actual), position(preflight)) {
+        (Some(a), Some(p)) => format!("{a} (its preflight: {p})"),
+        (Some(a), None) => format!("{a} (no preflight recorded)"),
+        (None, Some(p)) => format!("{p} (a preflight, with no request after it)"),
+        (None, None) => String::new(),
+    };
+    let mut report = Report {
+        recorded: Some(recorded),
+        url,
+        preflight_reasons,
+        preflight: preflight_exchange,
+        actual: actual_exchange,
+        not_sent,
+        readable,
+        verdict,
+        replayed: None,
+        request,
+    };
+    report.redact();
+    report
+}
+
+/// What the page asked for, as far as the file tells.
+fn page_request(
+    args: &PreflightArgs,
+    origin: &str,
+    method: &str,
+    preflight: Option<(usize, &Entry)>,
+    actual: Option<(usize, &Entry)>,
+) -> CorsRequest {
+    let mut headers: Vec<(String, String)> = actual
+        .map(|(_, a)| a.request.plain_headers())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(name, _)| !set_by_browser(name))
+        .collect();
+    // A sanitised export drops Authorization and Cookie: the preflight still names them.
+    let announced = preflight
+        .and_then(|(_, p)| p.request.header("access-control-request-headers"))
+        .unwrap_or_default();
+    for name in announced
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            headers.push((name.to_owned(), "<not in the file>".to_owned()));
+        }
+    }
+    let cookie = actual.is_some_and(|(_, a)| a.request.header("cookie").is_some());
+    CorsRequest {
+        origin: origin.to_owned(),
+        method: normalize_method(method),
+        headers,
+        with_credentials: args.with_credentials || cookie,
+    }
+}
+
+/// The flags that replay `report` against the server as it is now.
+pub fn replay_args(args: &PreflightArgs, report: &Report) -> anyhow::Result<PreflightArgs> {
+    let url = url::Url::parse(&report.url).with_context(|| format!("{:?}", report.url))?;
+    let mut replay = args.clone();
+    replay.har = None;
+    replay.entry = None;
+    replay.url_contains = None;
+    replay.replay = false;
+    replay.url = Some(url);
+    replay.origin = report.request.origin.clone();
+    replay.method = report.request.method.clone();
+    replay.with_credentials = report.request.with_credentials;
+    // Every header the page sent, replacing the doctor's defaults ('Name:' removes one). The
+    // recorded Authorization is never in the report: `-u NAME:PASSWORD` sends a real one.
+    let own_credentials = args.user.is_some();
+    replay.headers = ["Accept:", "Content-Type:"]
+        .into_iter()
+        .chain((!own_credentials).then_some("Authorization:"))
+        .map(String::from)
+        .chain(
+            report
+                .request
+                .headers
+                .iter()
+                .filter(|(name, _)| {
+                    !(own_credentials && name.eq_ignore_ascii_case("authorization"))
+                })
+                .map(|(name, value)| format!("{name}: {value}")),
+        )
+        .collect();
+    Ok(replay)
+}
