@@ -52,6 +52,15 @@ struct Message {
     /// Chromium's reason for a failed request, e.g. `net::ERR_FAILED`.
     #[serde(rename = "_error", default)]
     error: Option<String>,
+    /// A response's body, when the export kept it.
+    #[serde(default)]
+    content: Option<Content>,
+}
+
+#[derive(Deserialize)]
+struct Content {
+    #[serde(default)]
+    text: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +84,14 @@ impl Message {
             .filter(|h| !h.name.starts_with(':'))
             .map(|h| (h.name.clone(), h.value.clone()))
             .collect()
+    }
+
+    /// The `detail` of a problem+json body, when the export kept the body: a refusal's reason in
+    /// the server's own words (this server names the origin, method or header it refused).
+    fn problem_detail(&self) -> Option<String> {
+        let text = self.content.as_ref()?.text.as_deref()?;
+        let body: serde_json::Value = serde_json::from_str(text).ok()?;
+        body["detail"].as_str().map(String::from)
     }
 
     fn is_preflight(&self) -> bool {
@@ -124,9 +141,16 @@ pub fn judge(args: &PreflightArgs, file: &Path) -> anyhow::Result<Vec<Report>> {
         if !cross_origin(&origin, &entry.request.url) {
             continue;
         }
-        let preflight = (0..i)
-            .rev()
-            .find(|&j| !paired[j] && preflight_for(&entries[j].request, &entry.request, &origin));
+        // The nearest unpaired preflight for it: before it, or after it (Chromium lists the
+        // request when the page makes it, then the preflight that request triggers).
+        let fits =
+            |j: &usize| !paired[*j] && preflight_for(&entries[*j].request, &entry.request, &origin);
+        let before = (0..i).rev().find(fits);
+        let after = (i + 1..entries.len()).find(fits);
+        let preflight = match (before, after) {
+            (Some(b), Some(a)) => Some(if i - b <= a - i { b } else { a }),
+            (b, a) => b.or(a),
+        };
         if let Some(j) = preflight {
             paired[j] = true;
         }
@@ -305,6 +329,10 @@ fn report(
             actual_exchange.as_ref(),
             readable,
         ),
+    };
+    let verdict = match preflight.and_then(|(_, p)| p.response.problem_detail()) {
+        Some(detail) if blocked => format!("{verdict} The server's answer says: {detail}"),
+        _ => verdict,
     };
     let position = |x: Option<(usize, &Entry)>| x.map(|(i, _)| format!("entry {}", i + 1));
     let recorded = match (position(actual), position(preflight)) {

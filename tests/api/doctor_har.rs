@@ -69,6 +69,13 @@ async fn a_firefox_har_of_a_refused_origin_names_the_origin_and_exits_1() {
         out.contains("the preflight got 400: the CORS layer refused it"),
         "{out}"
     );
+    assert!(
+        out.contains(
+            "The server's answer says: CORS preflight refused: origin \"http://127.0.0.1:4200\" \
+             is not allowed"
+        ),
+        "the refusal's problem+json body, kept in the export, names the cause: {out}"
+    );
 }
 
 #[tokio::test]
@@ -95,6 +102,37 @@ async fn a_sanitised_export_without_authorization_is_still_judged_by_what_the_pr
     let reports: Value = serde_json::from_str(&json).expect("JSON");
     assert_eq!(reports[0]["readable"], true, "{reports:#}");
     assert_eq!(reports[0]["recorded"], "entry 3 (its preflight: entry 2)");
+}
+
+/// Recorded from headless Chromium by har_recorded.rs, and kept: the request listed before its
+/// preflight, HTTP/2 pseudo-headers, the sanitised one without Authorization.
+#[tokio::test]
+async fn hars_recorded_by_chromium_and_kept_in_the_repo_are_judged_with_their_cause() {
+    for (name, code, says) in [
+        (
+            "chromium-recorded-auth-before-cors.har",
+            1,
+            "the preflight got 401: your authentication runs before CORS",
+        ),
+        (
+            "chromium-recorded-header-not-allowed.har",
+            1,
+            "the preflight got 400: the CORS layer refused it",
+        ),
+        (
+            "chromium-recorded-ok-sanitized.har",
+            0,
+            "can read the response (status 200)",
+        ),
+    ] {
+        let (exit, out, err) = doctor(&["--har", &fixture(name)]).await;
+        assert_eq!(exit, code, "{name}: {out}{err}");
+        assert!(out.contains(says), "{name}: {out}");
+        assert!(
+            out.contains("\n1 cross-origin request(s) in "),
+            "{name}: {out}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ mod doctor;
 mod doctor_har;
 mod durability;
 mod floods;
+mod har_recorded;
 mod harness;
 mod helpers;
 mod hostile;

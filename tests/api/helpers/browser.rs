@@ -124,19 +124,10 @@ impl Browser {
     /// The protocols ("h2", "http/1.1") of the responses received from URLs starting with
     /// `prefix`, from DevTools' Network events (a page cannot read them cross-origin).
     pub async fn protocols(&self, prefix: &str) -> Vec<String> {
-        let entries = self
-            .client
-            .issue_cmd(BrowserLog("performance"))
-            .await
-            .expect("performance log");
         let mut seen = Vec::new();
-        for entry in entries.as_array().into_iter().flatten() {
-            let Some(message) = entry["message"].as_str() else {
-                continue;
-            };
-            let event: serde_json::Value = serde_json::from_str(message).unwrap_or_default();
-            let response = &event["message"]["params"]["response"];
-            if event["message"]["method"] == "Network.responseReceived"
+        for event in self.devtools_events().await {
+            let response = &event["params"]["response"];
+            if event["method"] == "Network.responseReceived"
                 && response["url"]
                     .as_str()
                     .is_some_and(|u| u.starts_with(prefix))
@@ -147,6 +138,24 @@ impl Browser {
             }
         }
         seen
+    }
+
+    /// DevTools protocol events since the last call (`{"method": "Network.…", "params": …}`),
+    /// from chromedriver's performance log.
+    pub async fn devtools_events(&self) -> Vec<serde_json::Value> {
+        let entries = self
+            .client
+            .issue_cmd(BrowserLog("performance"))
+            .await
+            .expect("performance log");
+        entries
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry["message"].as_str())
+            .filter_map(|message| serde_json::from_str::<serde_json::Value>(message).ok())
+            .map(|mut event| event["message"].take())
+            .collect()
     }
 
     /// Saves a screenshot when DEMO_SCREENSHOTS names a directory (how docs/ was made).
