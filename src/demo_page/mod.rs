@@ -18,7 +18,8 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::exchanges::Exchanges;
+use crate::exchanges::{Exchange, Exchanges};
+use crate::fetch::{self, CorsRequest, SeenResponse};
 use crate::net::{KnownHosts, only_known_hosts};
 
 const PAGE: &str = include_str!("index.html");
@@ -162,15 +163,72 @@ async fn index(page: web::Data<Index>) -> HttpResponse {
 struct After {
     #[serde(default)]
     after: u64,
+    /// The credentials mode the page's call used: `include` (withCredentials) or another.
+    #[serde(default)]
+    credentials: String,
 }
 
-/// `GET /exchanges?after=N`: the recorded exchanges after the N-th, and the last one's number.
-/// No CORS headers: only the page itself (same-origin) may read it.
+/// `GET /exchanges?after=N&credentials=MODE`: the recorded exchanges after the N-th, each with
+/// the browser's verdict on it by the Fetch rules for that credentials mode (`fetch`), and the
+/// last one's number. No CORS headers: only the page itself (same-origin) may read it.
 async fn recorded(exchanges: web::Data<Exchanges>, query: web::Query<After>) -> HttpResponse {
     let last = exchanges.last_seq();
+    let with_credentials = query.credentials == "include";
+    let judged: Vec<_> = exchanges
+        .since(query.after)
+        .into_iter()
+        .map(|exchange| {
+            // Its fields, and `fetch` beside them.
+            let mut json = serde_json::to_value(&exchange).unwrap_or_default();
+            json["fetch"] = browser_verdict(&exchange, with_credentials);
+            json
+        })
+        .collect();
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(serde_json::json!({ "last": last, "exchanges": exchanges.since(query.after) }))
+        .json(serde_json::json!({ "last": last, "exchanges": judged }))
+}
+
+/// What a browser concludes from one recorded response, by the same rules as the doctor
+/// (`crate::fetch`): whether it lets the page through, and the first rule that fails.
+fn browser_verdict(e: &Exchange, with_credentials: bool) -> serde_json::Value {
+    let res = SeenResponse {
+        status: e.status,
+        headers: e.cors_headers.clone(),
+    };
+    let checks = match &e.requested_method {
+        Some(method) if e.method == "OPTIONS" => {
+            // Every name the browser listed was unsafe to it: a value no header may carry
+            // safely keeps it so here.
+            let headers = (e.requested_headers.as_deref().unwrap_or_default())
+                .split(',')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .map(|name| (name.to_owned(), "\"".to_owned()))
+                .collect();
+            let req = CorsRequest {
+                origin: e.origin.clone(),
+                method: method.clone(),
+                headers,
+                with_credentials,
+            };
+            fetch::check_preflight(&req, &res)
+        }
+        _ => {
+            let req = CorsRequest {
+                origin: e.origin.clone(),
+                method: e.method.clone(),
+                headers: Vec::new(),
+                with_credentials,
+            };
+            fetch::check_actual(&req, &res)
+        }
+    };
+    let cause = checks
+        .iter()
+        .find(|c| c.outcome == fetch::Outcome::Fail)
+        .map(|c| c.cause.clone().unwrap_or_else(|| c.rule.clone()));
+    serde_json::json!({ "passes": fetch::passes(&checks), "cause": cause })
 }
 
 #[cfg(test)]

@@ -420,3 +420,49 @@ async fn other_origins_are_not_recorded_and_the_record_is_not_served_by_the_api(
         assert_problem(res, 404, path).await;
     }
 }
+
+/// The page judges by the doctor's rules, for the credentials mode it used: a wildcard answer
+/// passes a plain call, and fails one with `withCredentials` (the browser refuses it), so the
+/// page never paints a green step where the browser refuses.
+#[tokio::test]
+async fn the_record_judges_each_answer_by_the_fetch_rules_for_the_pages_credentials_mode() {
+    let app = spawn_app_with_page(|args, _| {
+        args.cors.allowed_origins = vec!["*".parse().expect("origin")];
+        args.cors.allow_credentials = false;
+    })
+    .await;
+    let page = app.page_origin();
+    let preflight = app.preflight("/delivery/all", "GET", &page).await;
+    assert_eq!(preflight.status(), 200);
+    assert_eq!(
+        header(preflight.headers(), "access-control-allow-origin"),
+        Some("*")
+    );
+
+    let judged = |mode: &'static str| {
+        let url = format!("{page}/exchanges?after=0&credentials={mode}");
+        let client = app.client.clone();
+        async move {
+            let record: Value = client
+                .get(url)
+                .send()
+                .await
+                .expect("GET /exchanges")
+                .json()
+                .await
+                .expect("JSON");
+            record["exchanges"][0]["fetch"].clone()
+        }
+    };
+    let plain = judged("same-origin").await;
+    assert_eq!(plain["passes"], true, "{plain}");
+    assert_eq!(plain["cause"], Value::Null, "{plain}");
+    let credentialed = judged("include").await;
+    assert_eq!(credentialed["passes"], false, "{credentialed}");
+    assert!(
+        credentialed["cause"]
+            .as_str()
+            .is_some_and(|c| c.contains("must echo the origin, not `*`")),
+        "the doctor's words: {credentialed}"
+    );
+}
