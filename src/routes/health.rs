@@ -1,6 +1,6 @@
 //! `GET /health`: public, and honest: it asks the database, so a dead database reads 503.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -28,7 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (status = 500, response = super::problems::Internal),
     )
 )]
-pub(super) async fn health(db: web::Data<Db>) -> Result<HttpResponse> {
+pub(super) async fn health(req: HttpRequest, db: web::Data<Db>) -> Result<HttpResponse> {
+    super::no_query(&req)?;
     db.ping().await?;
     Ok(HttpResponse::Ok().json(Health {
         status: "ok".into(),

@@ -35,6 +35,19 @@ pub fn extractors(cfg: &mut web::ServiceConfig) {
         .app_data(query_config());
 }
 
+/// Every operation but `GET /delivery/all` takes no query parameters: one sent anyway is a 400
+/// naming it, rather than ignored as if it had done something (`/delivery/1?fields=id`).
+pub fn no_query(req: &HttpRequest) -> Result<(), ApiError> {
+    match url::form_urlencoded::parse(req.query_string().as_bytes()).next() {
+        None => Ok(()),
+        Some((name, _)) => Err(ApiError::BadRequest(format!(
+            "unknown query parameter `{name}`: {} {} takes none",
+            req.method(),
+            req.match_pattern().unwrap_or_else(|| req.path().to_owned())
+        ))),
+    }
+}
+
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound(format!("no resource at {}", req.path())))
 }

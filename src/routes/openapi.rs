@@ -7,8 +7,14 @@
 //! ways that what is documented is what is served.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
-use utoipa::openapi::path::{HttpMethod, Operation};
+use actix_web::{HttpRequest, HttpResponse, web};
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use utoipa::openapi::example::Example;
+use utoipa::openapi::link::Link;
+use utoipa::openapi::path::{HttpMethod, Operation, PathItem};
+use utoipa::openapi::schema::{Object, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr, Server};
 use utoipa::{Modify, OpenApi};
@@ -18,7 +24,7 @@ use super::problems::{
     TooManyRequests, Unauthorized, Unavailable, Unprocessable, UnsupportedMediaType,
 };
 use super::{delivery, health};
-use crate::error::Problem;
+use crate::error::{Problem, Result};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -35,15 +41,28 @@ pub struct OpenApiJson(pub web::Bytes);
 
 impl OpenApiJson {
     /// `api_origin`: `https://localhost:PORT`, the document's only server, so that a client on
-    /// another origin (the API explorer) calls the API there, cross-origin.
+    /// another origin (the API explorer) calls the API there, cross-origin. `localhost`, not the
+    /// ready line's `127.0.0.1`: it is the name the certificate, the demo page, the API explorer
+    /// and every example in the docs use, and it reaches the server on either loopback (a
+    /// `--bind [::1]:PORT` is not on 127.0.0.1). The ready line names the socket as bound, for a
+    /// harness that dials it; the description says they are the same server.
     pub fn new(api_origin: &str) -> Self {
         let mut doc = ApiDoc::openapi();
-        doc.servers = Some(vec![Server::new(api_origin)]);
+        let mut server = Server::new(api_origin);
+        server.description = Some(
+            "This server, by the name its certificate and the demo page use (the ready line's \
+             `api` is the same socket, as bound)."
+                .into(),
+        );
+        doc.servers = Some(vec![server]);
         let json = serde_json::to_vec_pretty(&doc).expect("the document serializes");
         Self(web::Bytes::from(json))
     }
 }
 
+/// This document.
+///
+/// OpenAPI 3.1; public, like `/health`. It changes only with the server's port and version.
 #[utoipa::path(
     get,
     path = "/openapi.json",
@@ -55,12 +74,13 @@ impl OpenApiJson {
         (status = 500, response = Internal),
     )
 )]
-async fn document(json: web::Data<OpenApiJson>) -> HttpResponse {
-    HttpResponse::Ok()
+async fn document(req: HttpRequest, json: web::Data<OpenApiJson>) -> Result<HttpResponse> {
+    super::no_query(&req)?;
+    Ok(HttpResponse::Ok()
         .content_type("application/json")
         // It changes only with the server's port (and version): revalidate, cheaply.
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(json.0.clone())
+        .body(json.0.clone()))
 }
 
 #[derive(OpenApi)]
@@ -73,7 +93,7 @@ async fn document(json: web::Data<OpenApiJson>) -> HttpResponse {
             authentication). Browsers' CORS preflights (`OPTIONS` with \
             `Access-Control-Request-Method`) are answered by the CORS layer, without \
             credentials, and are not operations of this API.",
-        license(name = "MIT OR Apache-2.0"),
+        license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
     ),
     paths(health::health, document),
     nest((path = "/delivery", api = delivery::DeliveryApi)),
@@ -85,7 +105,7 @@ async fn document(json: web::Data<OpenApiJson>) -> HttpResponse {
             InsufficientStorage, Internal
         )
     ),
-    modifiers(&BasicAuth, &HeadLikeGet),
+    modifiers(&BasicAuth, &HeadLikeGet, &Contract),
     tags(
         (name = "deliveries", description = "Needs HTTP Basic auth (a new database has user `demo`; the start-up log says how to log in)."),
         (name = "meta", description = "Public: no credentials."),
@@ -128,4 +148,200 @@ impl Modify for HeadLikeGet {
             item.merge_operations(utoipa::openapi::PathItem::new(HttpMethod::Head, head));
         }
     }
+}
+
+/// What utoipa's annotations cannot say, added to the generated document: public operations
+/// say `security: []` (explicitly no credentials); `X-Total-Count` is a header, so a string, of
+/// digits; the links from a delivery in a response to the operations on it (OpenAPI `links`, so
+/// that a client or a fuzzer knows `id` comes from there); and named examples of the bodies.
+struct Contract;
+
+impl Modify for Contract {
+    fn modify(&self, doc: &mut Document) {
+        for item in doc.paths.paths.values_mut() {
+            for op in operations(item) {
+                op.security.get_or_insert_with(Vec::new);
+                let id = op.operation_id.clone().unwrap_or_default();
+                for (status, response) in op.responses.responses.iter_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    if let Some(RefOr::T(count)) = response.headers.get_mut("X-Total-Count") {
+                        count.schema = Some(
+                            Object::builder()
+                                .schema_type(Type::String)
+                                .pattern(Some("^(0|[1-9][0-9]*)$"))
+                                .examples(["12"])
+                                .into(),
+                        );
+                    }
+                    let from_body = matches!(
+                        (id.as_str(), status.as_str()),
+                        ("create_delivery", "201") | ("read_delivery" | "replace_delivery", "200")
+                    );
+                    if from_body {
+                        response.links = delivery_links();
+                    }
+                }
+                if let Some(RefOr::T(body)) = &mut op.request_body {
+                    for content in body.content.values_mut() {
+                        if let RefOr::T(content) = content {
+                            content.examples = body_examples(&id);
+                        }
+                    }
+                }
+            }
+        }
+        let components = doc.components.get_or_insert_with(Default::default);
+        for (name, examples) in [
+            ("BadRequest", problem_examples_400()),
+            ("Unprocessable", problem_examples_422()),
+        ] {
+            if let Some(RefOr::T(response)) = components.responses.get_mut(name) {
+                for content in response.content.values_mut() {
+                    if let RefOr::T(content) = content {
+                        content.examples = examples.clone();
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.head,
+        &mut item.post,
+        &mut item.put,
+        &mut item.delete,
+        &mut item.patch,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// From a response whose body is a delivery: its `id` is the `{id}` of these operations.
+fn delivery_links() -> BTreeMap<String, RefOr<Link>> {
+    [
+        ("read", "read_delivery", "Read this delivery again."),
+        ("replace", "replace_delivery", "Replace this delivery."),
+        ("delete", "delete_delivery", "Delete this delivery."),
+    ]
+    .into_iter()
+    .map(|(name, operation, what)| {
+        let link = Link::builder()
+            .operation_id(operation)
+            .parameter("id", "$response.body#/id")
+            .description(what)
+            .build();
+        (name.to_owned(), RefOr::T(link))
+    })
+    .collect()
+}
+
+fn example(summary: &str, value: serde_json::Value) -> RefOr<Example> {
+    RefOr::T(
+        Example::builder()
+            .summary(summary)
+            .value(Some(value))
+            .build(),
+    )
+}
+
+/// Named examples of a request body, by operation.
+fn body_examples(operation: &str) -> BTreeMap<String, RefOr<Example>> {
+    let mut examples = BTreeMap::new();
+    match operation {
+        "create_delivery" => {
+            examples.insert(
+                "new".to_owned(),
+                example(
+                    "A new delivery (its status will be `pending`)",
+                    json!({"reference": "R-1001", "recipient": "Ana Silva",
+                           "address": "Rua das Flores 12, Lisboa"}),
+                ),
+            );
+            examples.insert(
+                "multi_line_address".to_owned(),
+                example(
+                    "An address on two lines, already on its way",
+                    json!({"reference": "R-1002", "recipient": "山田 太郎",
+                           "address": "丸の内1-1\n東京都千代田区", "status": "in_transit"}),
+                ),
+            );
+        }
+        "replace_delivery" => {
+            examples.insert(
+                "delivered".to_owned(),
+                example(
+                    "Mark a delivery delivered: every field is sent",
+                    json!({"reference": "R-1001", "recipient": "Ana Silva",
+                           "address": "Rua das Flores 12, Lisboa", "status": "delivered"}),
+                ),
+            );
+        }
+        _ => {}
+    }
+    examples
+}
+
+fn problem(status: u16, title: &str, detail: &str) -> serde_json::Value {
+    json!({"type": "about:blank", "title": title, "status": status, "detail": detail})
+}
+
+fn problem_examples_400() -> BTreeMap<String, RefOr<Example>> {
+    BTreeMap::from([
+        (
+            "unknown_parameter".to_owned(),
+            example(
+                "A query parameter the operation does not take",
+                problem(
+                    400,
+                    "Bad Request",
+                    "unknown query parameter `stauts`: GET /delivery/all takes limit, offset, \
+                     status, q and sort",
+                ),
+            ),
+        ),
+        (
+            "malformed_json".to_owned(),
+            example(
+                "A body that is not JSON",
+                problem(
+                    400,
+                    "Bad Request",
+                    "malformed JSON: EOF while parsing an object at line 1 column 1",
+                ),
+            ),
+        ),
+    ])
+}
+
+fn problem_examples_422() -> BTreeMap<String, RefOr<Example>> {
+    BTreeMap::from([
+        (
+            "missing_status".to_owned(),
+            example(
+                "A PUT without `status`",
+                problem(
+                    422,
+                    "Unprocessable Entity",
+                    "invalid delivery: missing field `status` at line 1 column 70",
+                ),
+            ),
+        ),
+        (
+            "control_character".to_owned(),
+            example(
+                "A line break in a name",
+                problem(
+                    422,
+                    "Unprocessable Entity",
+                    "`recipient` must not contain control, line-break or bidi-override \
+                     characters (found U+000A)",
+                ),
+            ),
+        ),
+    ])
 }

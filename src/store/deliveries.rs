@@ -127,15 +127,122 @@ pub async fn count(db: &Db) -> sqlx::Result<usize> {
     Ok(usize::try_from(count).unwrap_or_default())
 }
 
-/// One page of the list, ordered by id.
-pub async fn page(db: &Db, limit: u32, offset: u32) -> sqlx::Result<Vec<Delivery>> {
-    let sql = db.sql().deliveries.page;
-    let (limit, offset) = (i64::from(limit), i64::from(offset));
-    on_either!(timed db, |pool| sqlx::query_as(sql)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(pool)
-        .await)
+/// What `GET /delivery/all` narrows the list to, and its order.
+#[derive(Debug, Clone, Copy)]
+pub struct Filter<'a> {
+    /// Any of these statuses; every status when empty.
+    pub statuses: &'a [Status],
+    /// A substring of `reference`, `recipient` or `address`; ASCII letters in either case.
+    pub text: Option<&'a str>,
+    pub order: Order,
+}
+
+/// The orders the list can be read in; ties go by id, the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Id,
+    IdDesc,
+    CreatedAt,
+    CreatedAtDesc,
+    UpdatedAt,
+    UpdatedAtDesc,
+}
+
+impl Order {
+    /// Shared by both engines. Qualified: on PostgreSQL a bare `created_at` would be the
+    /// formatted text of the select list, not the column.
+    fn sql(self) -> &'static str {
+        match self {
+            Self::Id => "id",
+            Self::IdDesc => "id DESC",
+            Self::CreatedAt => "deliveries.created_at, id",
+            Self::CreatedAtDesc => "deliveries.created_at DESC, id DESC",
+            Self::UpdatedAt => "deliveries.updated_at, id",
+            Self::UpdatedAtDesc => "deliveries.updated_at DESC, id DESC",
+        }
+    }
+}
+
+impl Filter<'_> {
+    /// ` WHERE …` with `$1…` for the statuses, then the text; and the next free placeholder.
+    fn where_clause(&self, db: &Db) -> (String, usize) {
+        let mut conditions = Vec::new();
+        let mut n = 0;
+        if !self.statuses.is_empty() {
+            let placeholders: Vec<String> = self
+                .statuses
+                .iter()
+                .map(|_| {
+                    n += 1;
+                    format!("${n}")
+                })
+                .collect();
+            conditions.push(format!("status IN ({})", placeholders.join(", ")));
+        }
+        if self.text.is_some() {
+            n += 1;
+            conditions.push(db.sql().deliveries.contains.replace("$Q", &format!("${n}")));
+        }
+        let clause = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        (clause, n + 1)
+    }
+
+    /// The text as the query compares it: ASCII letters lowered (the column's are, in SQL).
+    fn needle(&self) -> Option<String> {
+        self.text.map(str::to_ascii_lowercase)
+    }
+}
+
+/// Up to `limit` deliveries (all when `None`) matching `filter`, in its order, after skipping
+/// `offset` of them.
+pub async fn filtered(
+    db: &Db,
+    filter: &Filter<'_>,
+    limit: Option<u32>,
+    offset: u32,
+) -> sqlx::Result<Vec<Delivery>> {
+    let (clause, n) = filter.where_clause(db);
+    // Only placeholders, the fixed ORDER BY texts and the engine's match expression vary.
+    let sql = format!(
+        "SELECT {} FROM deliveries{clause} ORDER BY {} LIMIT ${n} OFFSET ${}",
+        db.sql().deliveries.columns,
+        filter.order.sql(),
+        n + 1
+    );
+    let needle = filter.needle();
+    let limit = limit.map_or(i64::MAX, i64::from);
+    on_either!(timed db, |pool| {
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for status in filter.statuses {
+            query = query.bind(status.as_str());
+        }
+        if let Some(needle) = &needle {
+            query = query.bind(needle.as_str());
+        }
+        query.bind(limit).bind(i64::from(offset)).fetch_all(pool).await
+    })
+}
+
+/// How many deliveries match `filter`.
+pub async fn count_matching(db: &Db, filter: &Filter<'_>) -> sqlx::Result<usize> {
+    let (clause, _) = filter.where_clause(db);
+    let sql = format!("SELECT count(*) FROM deliveries{clause}");
+    let needle = filter.needle();
+    let count: i64 = on_either!(timed db, |pool| {
+        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+        for status in filter.statuses {
+            query = query.bind(status.as_str());
+        }
+        if let Some(needle) = &needle {
+            query = query.bind(needle.as_str());
+        }
+        query.fetch_one(pool).await
+    })?;
+    Ok(usize::try_from(count).unwrap_or_default())
 }
 
 pub async fn one(db: &Db, id: i64) -> sqlx::Result<Option<Delivery>> {

@@ -10,22 +10,21 @@ pub(super) struct DeliverySql {
     /// The columns of a `Delivery`, for SELECT and RETURNING.
     pub columns: &'static str,
     pub all: &'static str,
-    pub page: &'static str,
+    /// True when the text bound as `$Q` (ASCII letters lowered) is in `reference`, `recipient`
+    /// or `address`, ASCII letters compared in either case and every other character exactly, the
+    /// same on both engines. (`$Q` is replaced by the query's placeholder.)
+    pub contains: &'static str,
     pub one: &'static str,
     pub insert: &'static str,
     pub replace: &'static str,
 }
 
 macro_rules! delivery_sql {
-    (columns: $columns:expr, now: $now:expr) => {
+    (columns: $columns:expr, now: $now:expr, contains: $contains:expr) => {
         DeliverySql {
             columns: $columns,
             all: concat!("SELECT ", $columns, " FROM deliveries ORDER BY id"),
-            page: concat!(
-                "SELECT ",
-                $columns,
-                " FROM deliveries ORDER BY id LIMIT $1 OFFSET $2"
-            ),
+            contains: $contains,
             one: concat!("SELECT ", $columns, " FROM deliveries WHERE id = $1"),
             insert: concat!(
                 "INSERT INTO deliveries (reference, recipient, address, status) \
@@ -67,7 +66,10 @@ pub(super) struct Sql {
 pub(super) const SQLITE: Sql = Sql {
     deliveries: delivery_sql!(
         columns: "id, reference, recipient, address, status, created_at, updated_at",
-        now: "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+        now: "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        // SQLite's built-in lower() changes ASCII letters only; instr() has no wildcards.
+        contains: "(instr(lower(reference), $Q) > 0 OR instr(lower(recipient), $Q) > 0 \
+                   OR instr(lower(address), $Q) > 0)"
     ),
     upsert_user: "INSERT INTO users (name, password_hash) VALUES ($1, $2)
          ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash,
@@ -109,7 +111,12 @@ pub(super) const POSTGRES: Sql = Sql {
             rfc3339!("updated_at"),
             " AS updated_at"
         ),
-        now: "now()"
+        now: "now()",
+        // lower() under the "C" collation changes ASCII letters only, as SQLite's does (the
+        // database's own locale would also fold É to é: the engines would disagree).
+        contains: "(strpos(lower(reference COLLATE \"C\"), $Q) > 0 \
+                   OR strpos(lower(recipient COLLATE \"C\"), $Q) > 0 \
+                   OR strpos(lower(address COLLATE \"C\"), $Q) > 0)"
     ),
     upsert_user: "INSERT INTO users (name, password_hash) VALUES ($1, $2)
          ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash,

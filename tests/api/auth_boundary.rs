@@ -80,7 +80,8 @@ fn spellings(path: &str) -> Vec<(String, Expect)> {
 
 /// Every protected route and method, with a body that would be accepted if auth let it through.
 fn protected_requests() -> Vec<(&'static str, &'static str, &'static str)> {
-    const BODY: &str = r#"{"reference":"PWNED-1","recipient":"Mallory","address":"Nowhere 1"}"#;
+    const BODY: &str =
+        r#"{"reference":"PWNED-1","recipient":"Mallory","address":"Nowhere 1","status":"pending"}"#;
     vec![
         ("GET", "/delivery/all", ""),
         ("HEAD", "/delivery/all", ""),

@@ -369,7 +369,10 @@ async fn every_error_path_carries_the_cors_headers() {
         (
             "404 PUT unknown id",
             app.article_request(Method::PUT, "/delivery/999999", ORIGIN)
-                .body(json!({"reference": "Z", "recipient": "A", "address": "B"}).to_string()),
+                .body(
+                    json!({"reference": "Z", "recipient": "A", "address": "B", "status": "pending"})
+                        .to_string(),
+                ),
             404,
         ),
         (

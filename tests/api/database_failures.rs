@@ -194,8 +194,9 @@ async fn on_a_full_disk_every_acknowledged_write_is_stored_and_writing_recovers(
             let res = served
                 .article_request(Method::PUT, "/delivery/1", ORIGIN)
                 .body(
-                    json!({"reference": "DLV-2026-0001", "recipient": "R", "address": update})
-                        .to_string(),
+                    json!({"reference": "DLV-2026-0001", "recipient": "R", "address": update,
+                           "status": "pending"})
+                    .to_string(),
                 )
                 .send()
                 .await

@@ -317,7 +317,8 @@ async fn writes_that_change_nothing_leave_the_etag_alone() {
     let etag = header(app.get_all().await.headers(), "etag")
         .expect("etag")
         .to_owned();
-    let body = json!({"reference": "DLV-2026-0001", "recipient": "R", "address": "A"});
+    let body = json!({"reference": "DLV-2026-0001", "recipient": "R", "address": "A",
+                      "status": "pending"});
     for (method, path, status) in [
         (Method::PUT, "/delivery/999999", 404),
         (Method::DELETE, "/delivery/999999", 404),

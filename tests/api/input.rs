@@ -169,7 +169,8 @@ async fn text_that_is_invisible_or_carries_control_characters_is_refused_naming_
         ("address", "Rua Augusta\u{1b}1500"),     // ESC in an address
     ];
     for (field, value) in cases {
-        let mut body = json!({"reference": "TEXT-1", "recipient": "A", "address": "B"});
+        let mut body =
+            json!({"reference": "TEXT-1", "recipient": "A", "address": "B", "status": "pending"});
         body[field] = json!(value);
 
         for (status, detail) in post_and_put(&app, &body).await {

@@ -6,6 +6,7 @@ mod auth;
 mod auth_boundary;
 mod browser;
 mod concurrent_starts;
+mod contract;
 mod cors;
 mod cors_log;
 mod database_failures;

@@ -23,8 +23,9 @@ fn concrete(template: &str, id: i64) -> String {
 /// A valid body for the operations that take one.
 fn body_for(method: &str, n: usize) -> Option<String> {
     matches!(method, "POST" | "PUT").then(|| {
-        json!({"reference": format!("OAS-{method}-{n}"), "recipient": "Ana", "address": "Rua 1"})
-            .to_string()
+        json!({"reference": format!("OAS-{method}-{n}"), "recipient": "Ana", "address": "Rua 1",
+               "status": "in_transit"})
+        .to_string()
     })
 }
 
@@ -65,8 +66,8 @@ async fn the_document_is_valid_openapi_3_1_public_and_names_the_api_origin() {
             .unwrap_or_else(|e| panic!("components.schemas.{name}: {e}"));
     }
     assert_eq!(
-        doc["servers"],
-        json!([{ "url": app.base }]),
+        doc["servers"][0]["url"],
+        json!(app.base),
         "the announced https origin, so that an explorer on another origin calls it there"
     );
     assert_eq!(
@@ -252,7 +253,8 @@ async fn the_responses_to_every_route_validate_against_the_document() {
             .body(body.to_owned())
     };
     let new = |reference: &str| {
-        json!({"reference": reference, "recipient": "Ana", "address": "Rua 1"}).to_string()
+        json!({"reference": reference, "recipient": "Ana", "address": "Rua 1", "status": "pending"})
+            .to_string()
     };
     // (method, template, request, expected status)
     let mut cases: Vec<(&str, &str, reqwest::RequestBuilder, u16)> = vec![

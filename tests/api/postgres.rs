@@ -132,8 +132,9 @@ async fn a_delivery_written_through_one_instance_is_in_the_next_list_of_the_othe
     let res = a
         .article_request(Method::PUT, "/delivery/1", ORIGIN)
         .body(
-            json!({"reference": "DLV-2026-0001", "recipient": "Changed on A", "address": "X"})
-                .to_string(),
+            json!({"reference": "DLV-2026-0001", "recipient": "Changed on A", "address": "X",
+                   "status": "pending"})
+            .to_string(),
         )
         .send()
         .await

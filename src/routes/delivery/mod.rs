@@ -6,21 +6,22 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, EntityTag};
 use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, mime, web};
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
 pub mod cache;
 pub mod input;
+pub mod query;
 pub mod wire;
 
 use cache::ReadCache;
-use wire::{Delivery, NewDelivery, Status};
+use query::{ListQuery, Sort};
+use wire::{Delivery, DeliveryReplacement, NewDelivery, Status};
 
-use super::method_not_allowed;
 use super::problems::{
     BadRequest, Conflict, InsufficientStorage, Internal, NotFound, PayloadTooLarge, RequestTimeout,
     TooManyRequests, Unauthorized, Unavailable, Unprocessable, UnsupportedMediaType,
 };
+use super::{method_not_allowed, no_query};
 use crate::error::{ApiError, Result};
 use crate::store::Db;
 use crate::store::deliveries;
@@ -53,30 +54,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     paths(list, create, read, replace, delete),
-    components(schemas(Delivery, NewDelivery, Status))
+    components(schemas(Delivery, NewDelivery, DeliveryReplacement, Status, Sort))
 )]
 pub struct DeliveryApi;
 
-/// `?limit=&offset=`, both optional. Without `limit` the whole list is returned (unchanged API).
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-struct Page {
-    /// Page size. Without it the whole list is returned, with an `ETag`.
-    #[param(minimum = 1, maximum = 1000, value_type = Option<u64>)]
-    limit: Option<u32>,
-    /// How many deliveries to skip (with `limit`).
-    #[serde(default)]
-    #[param(minimum = 0, maximum = 4294967295_u64, default = 0, value_type = u64)]
-    offset: u32,
-}
-
-const MAX_LIMIT: u32 = 1000;
-
-/// The number of deliveries in the whole list, on every form of `GET /delivery/all`, for
-/// data-grid frontends that page (exposed to pages by the CORS policy, as json-server does).
+/// The number of deliveries the list holds (all of them, or those that match the filters), on
+/// every form of `GET /delivery/all`, for data-grid frontends that page (exposed to pages by the
+/// CORS policy, as json-server does).
 const TOTAL_COUNT: &str = "x-total-count";
 
-/// Every delivery, in id order; or one page of them.
+/// Every delivery, in id order; or some of them.
+///
+/// Without parameters: the whole list, as one JSON array, with an `ETag` (the article's call,
+/// served from memory). With `status`, `q`, `sort`, `limit` or `offset`: the deliveries that
+/// match, in that order, read from the database. Any other parameter is a 400 naming it.
 #[utoipa::path(
     get,
     path = "/all",
@@ -84,16 +75,16 @@ const TOTAL_COUNT: &str = "x-total-count";
     operation_id = "list_deliveries",
     security(("basic" = [])),
     params(
-        Page,
+        query::ListParams,
         ("If-None-Match" = Option<String>, Header, nullable = false,
-            description = "The `ETag` of a previous whole list: 304 if unchanged (not with `limit`)."),
+            description = "The `ETag` of a previous whole list: 304 if unchanged (without parameters only)."),
     ),
     responses(
         (status = 200, description = "The deliveries.", body = Vec<Delivery>, headers(
-            ("X-Total-Count" = u64, description = "How many deliveries there are in all."),
-            ("ETag" = String, description = "Without `limit`: the list's version."),
-            ("Cache-Control" = String, description = "Without `limit`: `private, no-cache`."),
-            ("Link" = String, description = "With `limit`: RFC 8288 links, `rel=\"next\"` and `rel=\"prev\"`, when there are such pages."),
+            ("X-Total-Count" = String, description = "How many deliveries match, on every page (all of them without `status` or `q`): a whole number, as digits."),
+            ("ETag" = String, description = "Without parameters: the list's version."),
+            ("Cache-Control" = String, description = "Without parameters: `private, no-cache`."),
+            ("Link" = String, description = "With `limit`: RFC 8288 links, `rel=\"next\"` and `rel=\"prev\"`, when there are such pages (never past either end); every other parameter is kept."),
         )),
         (status = 304, description = "Not modified: `If-None-Match` names the current version.", headers(
             ("ETag" = String, description = "The list's version."),
@@ -111,34 +102,26 @@ async fn list(
     req: HttpRequest,
     db: web::Data<Db>,
     cache: web::Data<ReadCache>,
-    page: web::Query<Page>,
 ) -> Result<HttpResponse> {
-    let Some(limit) = page.limit else {
+    let query = ListQuery::parse(req.query_string())?;
+    if query.is_whole_list() {
         return whole_list(&req, &db, &cache).await;
-    };
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
-        )));
     }
     let revision = deliveries_revision(&req, &db).await?;
-    let items = deliveries::page(&db, limit, page.offset).await?;
-    let total = cache.count(&db, revision).await?;
+    let filter = query.filter();
+    let offset = query.offset.unwrap_or(0);
+    let items = deliveries::filtered(&db, &filter, query.limit, offset).await?;
+    let total = if query.filters() {
+        deliveries::count_matching(&db, &filter).await?
+    } else {
+        cache.count(&db, revision).await?
+    };
     let mut res = HttpResponse::Ok();
     res.insert_header((TOTAL_COUNT, total));
-    // RFC 8288 links to the neighbouring pages (exposed to the page by the CORS policy).
-    let link = |offset: u32, rel: &str| {
-        format!("</delivery/all?limit={limit}&offset={offset}>; rel=\"{rel}\"")
-    };
-    let mut links = Vec::new();
-    if items.len() == limit as usize {
-        links.push(link(page.offset.saturating_add(limit), "next"));
-    }
-    if page.offset > 0 {
-        links.push(link(page.offset.saturating_sub(limit), "prev"));
-    }
-    if !links.is_empty() {
-        res.insert_header((header::LINK, links.join(", ")));
+    if let Some(limit) = query.limit
+        && let Some(links) = query::page_links(&query, limit, total)
+    {
+        res.insert_header((header::LINK, links));
     }
     let items: Vec<Delivery> = items.into_iter().map(Delivery::from).collect();
     Ok(res.json(items))
@@ -211,6 +194,7 @@ async fn read(
     cache: web::Data<ReadCache>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse> {
+    no_query(&req)?;
     let revision = deliveries_revision(&req, &db).await?;
     let delivery = cache
         .one(&db, *id, revision)
@@ -248,9 +232,11 @@ async fn read(
 )]
 #[tracing::instrument(skip_all)]
 async fn create(
+    req: HttpRequest,
     creator: web::Data<deliveries::Creator>,
     body: web::Json<Box<RawValue>>,
 ) -> Result<HttpResponse> {
+    no_query(&req)?;
     let new = input::delivery_from(&body)?;
     let delivery = creator.create(new).await?;
     Ok(HttpResponse::Created()
@@ -258,7 +244,9 @@ async fn create(
         .json(Delivery::from(delivery)))
 }
 
-/// Replaces a delivery (all fields; `status` defaults to `pending`).
+/// Replaces a delivery.
+///
+/// The body is the whole delivery, `status` included: a field left out is a 422 naming it.
 #[utoipa::path(
     put,
     path = "/{id}",
@@ -266,7 +254,7 @@ async fn create(
     operation_id = "replace_delivery",
     security(("basic" = [])),
     params(("id" = i64, Path, description = "The delivery's id.")),
-    request_body(content = NewDelivery, content_type = "application/json"),
+    request_body(content = DeliveryReplacement, content_type = "application/json"),
     responses(
         (status = 200, description = "The delivery as stored.", body = Delivery),
         (status = 400, response = BadRequest),
@@ -285,11 +273,13 @@ async fn create(
 )]
 #[tracing::instrument(skip_all, fields(delivery_id = %*id))]
 async fn replace(
+    req: HttpRequest,
     db: web::Data<Db>,
     id: web::Path<i64>,
     body: web::Json<Box<RawValue>>,
 ) -> Result<HttpResponse> {
-    let new = input::delivery_from(&body)?;
+    no_query(&req)?;
+    let new = input::replacement_from(&body)?;
     let delivery = deliveries::replace(&db, *id, &new)
         .await?
         .ok_or_else(|| not_found(*id))?;
@@ -316,7 +306,8 @@ async fn replace(
     )
 )]
 #[tracing::instrument(skip_all, fields(delivery_id = %*id))]
-async fn delete(db: web::Data<Db>, id: web::Path<i64>) -> Result<HttpResponse> {
+async fn delete(req: HttpRequest, db: web::Data<Db>, id: web::Path<i64>) -> Result<HttpResponse> {
+    no_query(&req)?;
     if deliveries::delete(&db, *id).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {

@@ -7,7 +7,9 @@ use std::fmt;
 use serde::de::{self, Unexpected, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{Object, Type};
 
+use super::input;
 use crate::store::deliveries as store;
 
 /// Where a delivery is.
@@ -94,25 +96,83 @@ impl From<store::Delivery> for Delivery {
     }
 }
 
-/// The body of `POST /delivery` and `PUT /delivery/{id}`. Text is trimmed; empty values (once
-/// spaces and invisible characters are set aside), control characters, and line breaks outside
-/// `address` are refused with 422 (`input.rs`).
+/// The body of `POST /delivery`. Each text field is 1 to 500 characters as sent, with at least one
+/// visible character, and no control or bidi-override characters (line breaks only in
+/// `address`): the `pattern` says exactly that (`input.rs`). Spaces around a value are removed
+/// before it is stored.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDelivery {
-    #[schema(min_length = 1, max_length = 500, example = "R-1001")]
+    #[schema(schema_with = reference)]
     pub reference: String,
-    #[schema(min_length = 1, max_length = 500, example = "Ana Silva")]
+    #[schema(schema_with = recipient)]
     pub recipient: String,
-    #[schema(
-        min_length = 1,
-        max_length = 500,
-        example = "Rua das Flores 12, Lisboa"
-    )]
+    #[schema(schema_with = address)]
     pub address: String,
     /// Defaults to `pending` (`null` is refused).
     #[serde(default)]
     pub status: Status,
+}
+
+/// The body of `PUT /delivery/{id}`: the whole delivery, `status` included (a PUT replaces
+/// what is stored; nothing falls back to a default). The text rules are `NewDelivery`'s.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryReplacement {
+    #[schema(schema_with = reference)]
+    pub reference: String,
+    #[schema(schema_with = recipient)]
+    pub recipient: String,
+    #[schema(schema_with = address)]
+    pub address: String,
+    pub status: Status,
+}
+
+impl From<DeliveryReplacement> for NewDelivery {
+    fn from(put: DeliveryReplacement) -> Self {
+        Self {
+            reference: put.reference,
+            recipient: put.recipient,
+            address: put.address,
+            status: put.status,
+        }
+    }
+}
+
+/// A text field's schema: what `input::validated` accepts, stated as JSON Schema.
+fn text(forbidden: &[(char, char)], what: &str, example: &str) -> Object {
+    Object::builder()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(input::MAX_LEN))
+        .pattern(Some(input::pattern(forbidden)))
+        .description(Some(what))
+        .examples([example])
+        .build()
+}
+
+fn reference() -> Object {
+    text(
+        input::SINGLE_LINE,
+        "Unique among deliveries. One line; spaces around it are removed.",
+        "R-1001",
+    )
+}
+
+fn recipient() -> Object {
+    text(
+        input::SINGLE_LINE,
+        "One line; spaces around it are removed.",
+        "Ana Silva",
+    )
+}
+
+fn address() -> Object {
+    text(
+        input::MULTI_LINE,
+        "May span lines (LF, CR, U+2028, U+2029); spaces around it are removed.",
+        "Rua das Flores 12, Lisboa",
+    )
 }
 
 impl From<NewDelivery> for store::NewDelivery {

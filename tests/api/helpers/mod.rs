@@ -24,6 +24,7 @@ pub use browser::*;
 pub use client::*;
 pub use database::*;
 pub use engine::{on_postgres, sqlite_only};
+pub use openapi::ApiDocument;
 pub use static_files::StaticFiles;
 
 /// The article's frontend origin (Angular's dev server), allowed by default.

@@ -64,6 +64,29 @@ impl ApiDocument {
         op
     }
 
+    /// A validator for the schema at `pointer` in the document (a JSON pointer, `{`/`}` as
+    /// they are: encoded here), its `$ref`s resolved in the document, formats checked.
+    pub fn validator(&self, pointer: &str) -> jsonschema::Validator {
+        let fragment = pointer.replace('{', "%7B").replace('}', "%7D");
+        let schema = serde_json::json!({ "$ref": format!("{DOC_URI}#{fragment}") });
+        jsonschema::options()
+            .with_registry(&self.registry)
+            .should_validate_formats(true)
+            .build(&schema)
+            .unwrap_or_else(|e| panic!("the schema at {pointer} does not build: {e}"))
+    }
+
+    /// `value` with a `$ref` followed (within the document).
+    pub fn resolve<'a>(&'a self, value: &'a Value) -> &'a Value {
+        match value["$ref"].as_str() {
+            Some(target) => self
+                .doc
+                .pointer(target.trim_start_matches('#'))
+                .unwrap_or_else(|| panic!("{target} resolves")),
+            None => value,
+        }
+    }
+
     /// True when the operation names a security requirement (Basic auth).
     pub fn needs_credentials(&self, method: &str, template: &str) -> bool {
         self.operation(method, template)["security"]
@@ -117,6 +140,24 @@ impl ApiDocument {
                     "{what}: sends {name}, which the document does not name (it names {documented:?})"
                 );
             }
+        }
+        // A header's value is text: where its schema says more (a pattern), the value obeys it.
+        for (name, documented) in response["headers"].as_object().into_iter().flatten() {
+            let Some(value) = header(headers, name) else {
+                continue;
+            };
+            let schema = self.resolve(&documented["schema"]);
+            if schema["type"] != "string" {
+                continue;
+            }
+            let escape = |s: &str| s.replace('~', "~0").replace('/', "~1");
+            let at = format!("{pointer}/headers/{}/schema", escape(name));
+            let validator = self.validator(&at);
+            let value = Value::String(value.to_owned());
+            assert!(
+                validator.is_valid(&value),
+                "{what}: header {name}: {value} does not match {schema}"
+            );
         }
         let content = response["content"].as_object();
         if body.is_empty() {
