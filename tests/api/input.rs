@@ -293,3 +293,58 @@ async fn hostile_headers_get_a_clear_4xx_and_the_service_keeps_running() {
     }
     assert_eq!(app.get_all().await.status(), 200, "still serving");
 }
+
+/// What issue 22's fuzzer found: values the document allowed but the server refused, and a value
+/// the server took that the document did not allow. Now both say the same, each way.
+#[tokio::test]
+async fn the_document_and_the_server_agree_on_every_value_the_fuzzer_found() {
+    let app = spawn_app().await;
+    let api = app.openapi().await;
+    let schema = api.validator("/components/schemas/NewDelivery");
+    let long_with_a_space = format!(" {}", "x".repeat(500));
+    let cases: Vec<(&str, &str, bool)> = vec![
+        ("address", "Rua \u{9c} 1", false),       // a C1 control
+        ("recipient", "a\u{202e}b", false),       // a bidi override
+        ("recipient", " \u{3000}\t", false),      // blanks only
+        ("recipient", "A\nB", false),             // a line break outside the address
+        ("address", "A\nB", true),                // an address may span lines
+        ("recipient", &long_with_a_space, false), // 501 characters as sent
+        ("recipient", " Ana ", true),             // 5 as sent; stored trimmed
+        ("reference", "\u{200b}R-1", true),       // invisible inside, visible too
+    ];
+    for (i, (field, value, accepted)) in cases.into_iter().enumerate() {
+        let mut body = json!({"reference": format!("FUZZ-{i}"), "recipient": "A", "address": "B"});
+        body[field] = json!(value);
+
+        assert_eq!(
+            schema.is_valid(&body),
+            accepted,
+            "the document on {field} = {value:?}"
+        );
+        let res = app.create(&body).await;
+        let status = res.status().as_u16();
+        assert_eq!(
+            status,
+            if accepted { 201 } else { 422 },
+            "the server on {field} = {value:?}: {}",
+            res.text().await.unwrap_or_default()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_put_without_status_is_a_422_naming_it_and_changes_nothing() {
+    let app = spawn_app().await;
+    let before = app.snapshot().await;
+
+    let res = app
+        .article_request(Method::PUT, "/delivery/1", ORIGIN)
+        .body(json!({"reference": "DLV-2026-0001", "recipient": "A", "address": "B"}).to_string())
+        .send()
+        .await
+        .expect("sent");
+
+    let detail = assert_problem(res, 422, "PUT without status").await;
+    assert!(detail.contains("`status`"), "{detail}");
+    assert_eq!(app.snapshot().await, before, "delivery 1 kept its status");
+}

@@ -25,6 +25,7 @@ mod http2;
 mod input;
 mod layout;
 mod learner_messages;
+mod listing;
 mod login_limits;
 mod memory;
 mod openapi;

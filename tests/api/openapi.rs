@@ -473,3 +473,107 @@ async fn a_full_databases_507_validates_against_the_document() {
     let (status, _, _) = api.checked("POST", "/delivery", full).await;
     assert_eq!(status, 507);
 }
+
+/// What a client generator or a fuzzer reads besides the schemas: a summary on every operation,
+/// `security: []` where no credentials are needed, an SPDX licence, header schemas a header can
+/// meet (text), links between operations, and named examples that are themselves valid.
+#[tokio::test]
+async fn the_document_says_what_a_client_needs_and_its_examples_are_valid() {
+    let app = spawn_app().await;
+    let api = app.openapi().await;
+    let doc = &api.doc;
+    assert_eq!(doc["info"]["license"]["identifier"], "MIT OR Apache-2.0");
+
+    let operation_ids: Vec<&str> = api
+        .operations()
+        .iter()
+        .map(|(t, m)| {
+            api.operation(m, t)["operationId"]
+                .as_str()
+                .expect("operationId")
+        })
+        .collect();
+    let mut links = 0;
+    let mut examples = 0;
+    for (template, method) in api.operations() {
+        let op = api.operation(&method, &template);
+        let what = format!("{method} {template}");
+        assert!(
+            op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+            "{what}: no summary"
+        );
+        let security = op["security"].as_array().unwrap_or_else(|| {
+            panic!("{what}: no `security`; public operations say `security: []`")
+        });
+        if !template.starts_with("/delivery") {
+            assert!(security.is_empty(), "{what} is public");
+        }
+        for (status, response) in op["responses"].as_object().expect("responses") {
+            let response = api.resolve(response);
+            for (name, header) in response["headers"].as_object().into_iter().flatten() {
+                assert_eq!(
+                    api.resolve(&header["schema"])["type"],
+                    "string",
+                    "{what} {status}: header {name} is text"
+                );
+            }
+            for (name, link) in response["links"].as_object().into_iter().flatten() {
+                links += 1;
+                let target = link["operationId"].as_str().expect("operationId");
+                assert!(
+                    operation_ids.contains(&target),
+                    "{what}: link {name} -> {target}"
+                );
+                assert_eq!(
+                    link["parameters"]["id"], "$response.body#/id",
+                    "{what}: {name}"
+                );
+            }
+        }
+        let escape = |s: &str| s.replace('~', "~0").replace('/', "~1");
+        let at = format!(
+            "/paths/{}/{}",
+            escape(&template),
+            method.to_ascii_lowercase()
+        );
+        for (media, content) in op["requestBody"]["content"]
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            let schema = api.validator(&format!(
+                "{at}/requestBody/content/{}/schema",
+                escape(media)
+            ));
+            for (name, example) in content["examples"].as_object().into_iter().flatten() {
+                examples += 1;
+                assert!(schema.is_valid(&example["value"]), "{what}: example {name}");
+            }
+        }
+    }
+    assert!(
+        links >= 9,
+        "read, replace and delete from POST, GET and PUT: {links}"
+    );
+    let problem = api.validator("/components/schemas/Problem");
+    for (name, response) in doc["components"]["responses"]
+        .as_object()
+        .expect("responses")
+    {
+        for (example, value) in response["content"]["application/problem+json"]["examples"]
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            examples += 1;
+            assert!(
+                problem.is_valid(&value["value"]),
+                "{name}: example {example}"
+            );
+        }
+    }
+    assert!(examples >= 7, "{examples} named examples");
+    let count =
+        &doc["paths"]["/delivery/all"]["get"]["responses"]["200"]["headers"]["X-Total-Count"];
+    assert_eq!(count["schema"]["pattern"], "^(0|[1-9][0-9]*)$");
+}
