@@ -215,12 +215,14 @@ mod properties {
         #[test]
         fn the_documented_pattern_and_the_check_agree(
             chars in prop::collection::vec(tricky_char(), 0..8),
-            stretch in prop::option::weighted(0.2, 495usize..505),
+            stretch in prop::option::weighted(0.3, (495usize..505, prop::sample::select(vec!["", " ", "\u{200B}", "\t"]))),
             multi_line in any::<bool>(),
         ) {
             let mut value: String = chars.iter().collect();
-            if let Some(n) = stretch {
-                value = value.chars().chain(std::iter::repeat('x')).take(n).collect();
+            if let Some((n, around)) = stretch {
+                // Around the edge of maxLength, with blanks around the text (counted as sent).
+                let text: String = value.chars().chain(std::iter::repeat('x')).take(n).collect();
+                value = format!("{around}{text}{around}");
             }
             let forbidden = if multi_line { MULTI_LINE } else { SINGLE_LINE };
             let schema = json!({"type": "string", "minLength": 1, "maxLength": MAX_LEN,
