@@ -406,7 +406,11 @@ async fn requests_generated_from_the_document_get_exactly_the_answers_it_promise
         }
         let res = req.send().await.expect("sent");
         let (status, headers, body) = api.checked(&case.method, &case.template, res).await;
-        let what = format!("case {n}: {} {path} {:?}", case.method, case.body);
+        let what = format!(
+            "case {n} (seed {seed}): {} {path} {}",
+            case.method,
+            short(&format!("{:?}", case.body))
+        );
 
         match &verdict {
             Ok(typed) => {
@@ -418,7 +422,7 @@ async fn requests_generated_from_the_document_get_exactly_the_answers_it_promise
                 assert!(
                     status < 400 || expected_refusal,
                     "{what}: valid per the document, refused with {status}: {}",
-                    String::from_utf8_lossy(&body)
+                    short(&String::from_utf8_lossy(&body))
                 );
                 if status < 300 {
                     honoured(&case, typed, &headers, &body, &what);
@@ -427,8 +431,9 @@ async fn requests_generated_from_the_document_get_exactly_the_answers_it_promise
             Err(why) => {
                 assert!(
                     status == 400 || status == 422,
-                    "{what}: invalid ({why}), answered {status}: {}",
-                    String::from_utf8_lossy(&body)
+                    "{what}: invalid ({}), answered {status}: {}",
+                    short(why),
+                    short(&String::from_utf8_lossy(&body))
                 );
                 if let Some(before) = before {
                     assert_eq!(app.snapshot().await, before, "{what}: nothing is written");
@@ -454,6 +459,14 @@ async fn requests_generated_from_the_document_get_exactly_the_answers_it_promise
         }
     }
     eprintln!("contract: {cases_wanted} requests (seed {seed}): {tally:?}");
+}
+
+/// At most 400 characters of `text`, for a failure message a person can read.
+fn short(text: &str) -> String {
+    match text.char_indices().nth(400) {
+        Some((at, _)) => format!("{}… ({} characters)", &text[..at], text.chars().count()),
+        None => text.to_owned(),
+    }
 }
 
 /// A 2xx did what the request asked.
