@@ -74,11 +74,12 @@ impl HeaderRule {
 
 /// Methods the frontend may use. Preflights only ever ask for non-safelisted ones, but listing
 /// GET/HEAD too is harmless and reads clearly.
-const METHODS: [Method; 5] = [
+const METHODS: [Method; 6] = [
     Method::GET,
     Method::HEAD,
     Method::POST,
     Method::PUT,
+    Method::PATCH,
     Method::DELETE,
 ];
 

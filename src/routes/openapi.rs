@@ -177,7 +177,11 @@ impl Modify for Contract {
                     }
                     let from_body = matches!(
                         (id.as_str(), status.as_str()),
-                        ("create_delivery", "201") | ("read_delivery" | "replace_delivery", "200")
+                        ("create_delivery", "201")
+                            | (
+                                "read_delivery" | "replace_delivery" | "update_delivery",
+                                "200"
+                            )
                     );
                     if from_body {
                         response.links = delivery_links();
@@ -226,6 +230,7 @@ fn delivery_links() -> BTreeMap<String, RefOr<Link>> {
     [
         ("read", "read_delivery", "Read this delivery again."),
         ("replace", "replace_delivery", "Replace this delivery."),
+        ("update", "update_delivery", "Change some of its fields."),
         ("delete", "delete_delivery", "Delete this delivery."),
     ]
     .into_iter()
@@ -268,6 +273,15 @@ fn body_examples(operation: &str) -> BTreeMap<String, RefOr<Example>> {
                     "An address on two lines, already on its way",
                     json!({"reference": "R-1002", "recipient": "山田 太郎",
                            "address": "丸の内1-1\n東京都千代田区", "status": "in_transit"}),
+                ),
+            );
+        }
+        "update_delivery" => {
+            examples.insert(
+                "status_only".to_owned(),
+                example(
+                    "Mark a delivery delivered, keeping every other field",
+                    json!({"status": "delivered"}),
                 ),
             );
         }

@@ -42,7 +42,8 @@ problem_response!(Conflict, "Another delivery already has this `reference`.");
 problem_response!(PayloadTooLarge, "The body is over 64 KiB.");
 problem_response!(
     UnsupportedMediaType,
-    "The body is not sent as `Content-Type: application/json`."
+    "The body is not sent as `Content-Type: application/json` (`application/merge-patch+json` \
+     for a PATCH)."
 );
 problem_response!(
     Unprocessable,

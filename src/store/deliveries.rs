@@ -404,6 +404,33 @@ pub async fn replace(db: &Db, id: i64, new: &NewDelivery) -> Result<Option<Deliv
     Ok(replaced.into_iter().next())
 }
 
+/// The fields a PATCH changes (`None`: kept), already checked (`routes/delivery/input.rs`).
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    pub reference: Option<String>,
+    pub recipient: Option<String>,
+    pub address: Option<String>,
+    pub status: Option<Status>,
+}
+
+/// Changes some fields of delivery `id`; `None` when there is no such delivery.
+pub async fn update(db: &Db, id: i64, changes: &Changes) -> Result<Option<Delivery>, StoreError> {
+    let sql = db.sql().deliveries.update;
+    let updated: Vec<Delivery> = on_either!(timed db, |pool| sqlx::query_as(sql)
+        .bind(changes.reference.as_deref())
+        .bind(changes.recipient.as_deref())
+        .bind(changes.address.as_deref())
+        .bind(changes.status.map(Status::as_str))
+        .bind(id)
+        .fetch_all(pool) // to the last step: the commit (see the module comment)
+        .await)
+    .map_err(|e| match &changes.reference {
+        Some(reference) => duplicate_reference(e, reference),
+        None => e.into(),
+    })?;
+    Ok(updated.into_iter().next())
+}
+
 /// Returns true when a delivery was deleted.
 pub async fn delete(db: &Db, id: i64) -> sqlx::Result<bool> {
     let done = on_either!(timed db, |pool| sqlx::query(

@@ -17,6 +17,8 @@ pub(super) struct DeliverySql {
     pub one: &'static str,
     pub insert: &'static str,
     pub replace: &'static str,
+    /// Sets the fields given (`$1`…`$4`, NULL: kept), in one statement: no lost update.
+    pub update: &'static str,
 }
 
 macro_rules! delivery_sql {
@@ -34,6 +36,14 @@ macro_rules! delivery_sql {
             replace: concat!(
                 "UPDATE deliveries SET reference = $1, recipient = $2, address = $3, \
                  status = $4, updated_at = ",
+                $now,
+                " WHERE id = $5 RETURNING ",
+                $columns
+            ),
+            update: concat!(
+                "UPDATE deliveries SET reference = COALESCE($1, reference), \
+                 recipient = COALESCE($2, recipient), address = COALESCE($3, address), \
+                 status = COALESCE($4, status), updated_at = ",
                 $now,
                 " WHERE id = $5 RETURNING ",
                 $columns

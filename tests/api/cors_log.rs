@@ -56,10 +56,10 @@ async fn each_refused_preflight_logs_one_line_naming_the_rule_and_the_fix() {
             "a method that is not allowed",
             &[
                 ("Origin", ORIGIN),
-                ("Access-Control-Request-Method", "PATCH"),
+                ("Access-Control-Request-Method", "PROPFIND"),
             ],
-            "preflight refused: method \"PATCH\" is not allowed (allowed: GET, HEAD, POST, PUT, \
-             DELETE); no flag allows other methods",
+            "preflight refused: method \"PROPFIND\" is not allowed (allowed: GET, HEAD, POST, PUT, \
+             PATCH, DELETE); no flag allows other methods",
         ),
         (
             "no Access-Control-Request-Method",

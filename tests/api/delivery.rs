@@ -361,3 +361,84 @@ async fn a_deleted_delivery_id_is_never_handed_out_again() {
         "the highest id, once deleted, is not reused: {first} then {second}"
     );
 }
+
+/// PATCH is a JSON merge patch (RFC 7396): the fields sent change, under the PUT rules; the others
+/// stay as stored; nothing can be removed; the media type says it is a merge patch.
+#[tokio::test]
+async fn a_merge_patch_changes_only_the_fields_it_names() {
+    let app = spawn_app().await;
+    let before = json(app.get_all().await).await[0].clone();
+    let patch = |body: Value, content_type: &'static str| {
+        with_content_type(
+            app.article_request(Method::PATCH, "/delivery/1", ORIGIN),
+            content_type,
+        )
+        .body(body.to_string())
+        .send()
+    };
+
+    let res = patch(
+        json!({"status": "cancelled", "recipient": "  Ana S.  "}),
+        MERGE_PATCH,
+    )
+    .await
+    .expect("sent");
+
+    assert_eq!(res.status(), 200);
+    assert_readable_by_origin(&res, "PATCH");
+    let after = json(res).await;
+    assert_eq!(after["status"], "cancelled");
+    assert_eq!(
+        after["recipient"], "Ana S.",
+        "checked and trimmed as in a PUT"
+    );
+    for kept in ["id", "reference", "address", "created_at"] {
+        assert_eq!(after[kept], before[kept], "{kept} is kept");
+    }
+    let stored: (String, String, String) = on_db!(&app.db, |pool| sqlx::query_as(
+        "SELECT status, recipient, address FROM deliveries WHERE id = 1"
+    )
+    .fetch_one(pool)
+    .await)
+    .expect("row");
+    assert_eq!(
+        stored,
+        (
+            "cancelled".to_owned(),
+            "Ana S.".to_owned(),
+            before["address"].as_str().expect("address").to_owned()
+        )
+    );
+
+    let snapshot = app.snapshot().await;
+    for (body, content_type, status, mention) in [
+        (json!({"status": null}), MERGE_PATCH, 422, "`status`"),
+        (
+            json!({"address": "\u{1b}[2J"}),
+            MERGE_PATCH,
+            422,
+            "`address`",
+        ),
+        (json!({"id": 7}), MERGE_PATCH, 422, "`id`"),
+        (
+            json!({"reference": "DLV-2026-0002"}),
+            MERGE_PATCH,
+            409,
+            "DLV-2026-0002",
+        ),
+        (
+            json!({"status": "delivered"}),
+            CONTENT_TYPE,
+            415,
+            "merge-patch",
+        ),
+    ] {
+        let res = patch(body.clone(), content_type).await.expect("sent");
+        let detail = assert_problem(res, status, &body.to_string()).await;
+        assert!(detail.contains(mention), "{body}: {detail}");
+    }
+    let res = patch(json!({}), MERGE_PATCH).await.expect("sent");
+    assert_eq!(res.status(), 200, "an empty patch");
+    assert_eq!(json(res).await, after);
+    assert_eq!(app.snapshot().await, snapshot, "nothing was written");
+}

@@ -22,7 +22,7 @@ fn concrete(template: &str, id: i64) -> String {
 
 /// A valid body for the operations that take one.
 fn body_for(method: &str, n: usize) -> Option<String> {
-    matches!(method, "POST" | "PUT").then(|| {
+    matches!(method, "POST" | "PUT" | "PATCH").then(|| {
         json!({"reference": format!("OAS-{method}-{n}"), "recipient": "Ana", "address": "Rua 1",
                "status": "in_transit"})
         .to_string()
@@ -88,7 +88,8 @@ async fn every_documented_operation_is_served_with_and_without_credentials_as_do
     for (n, (template, method)) in operations.iter().enumerate() {
         let path = concrete(template, 1);
         let with_body = |req: reqwest::RequestBuilder| match body_for(method, n) {
-            Some(body) => req.header("Content-Type", CONTENT_TYPE).body(body),
+            Some(body) if method == "PATCH" => with_content_type(req, MERGE_PATCH).body(body),
+            Some(body) => with_content_type(req, CONTENT_TYPE).body(body),
             None => req,
         };
         let verb = Method::from_bytes(method.as_bytes()).expect("method");

@@ -10,7 +10,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-use super::wire::{DeliveryReplacement, NewDelivery};
+use super::wire::{DeliveryPatch, DeliveryReplacement, NewDelivery};
 use crate::error::{ApiError, Result};
 use crate::store::deliveries as store;
 
@@ -27,6 +27,37 @@ pub fn delivery_from(body: &RawValue) -> Result<store::NewDelivery> {
 pub fn replacement_from(body: &RawValue) -> Result<store::NewDelivery> {
     let new: DeliveryReplacement = object_from(body)?;
     validated(new.into()).map(store::NewDelivery::from)
+}
+
+/// A PATCH body (RFC 7396 merge patch): the fields present are checked as in a PUT, and
+/// trimmed; the others stay as stored.
+pub fn changes_from(body: &RawValue) -> Result<store::Changes> {
+    let patch: DeliveryPatch = object_from(body)?;
+    let mut changes = store::Changes {
+        status: patch.status.map(Into::into),
+        ..Default::default()
+    };
+    for (field, value, forbidden, slot) in [
+        (
+            "reference",
+            patch.reference,
+            SINGLE_LINE,
+            &mut changes.reference,
+        ),
+        (
+            "recipient",
+            patch.recipient,
+            SINGLE_LINE,
+            &mut changes.recipient,
+        ),
+        ("address", patch.address, MULTI_LINE, &mut changes.address),
+    ] {
+        if let Some(value) = value {
+            check_text(field, &value, forbidden)?;
+            *slot = Some(value.trim().to_owned());
+        }
+    }
+    Ok(changes)
 }
 
 fn object_from<T: DeserializeOwned>(body: &RawValue) -> Result<T> {

@@ -15,7 +15,7 @@ pub mod wire;
 
 use cache::ReadCache;
 use query::{ListQuery, Sort};
-use wire::{Delivery, DeliveryReplacement, NewDelivery, Status};
+use wire::{Delivery, DeliveryPatch, DeliveryReplacement, NewDelivery, Status};
 
 use super::problems::{
     BadRequest, Conflict, InsufficientStorage, Internal, NotFound, PayloadTooLarge, RequestTimeout,
@@ -44,8 +44,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(read))
             .route(web::head().to(read))
             .route(web::put().to(replace))
+            .route(web::patch().to(update))
             .route(web::delete().to(delete))
-            .default_service(method_not_allowed("GET, HEAD, PUT, DELETE")),
+            .default_service(method_not_allowed("GET, HEAD, PUT, PATCH, DELETE")),
     );
 }
 
@@ -53,8 +54,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Each needs Basic auth, and can be refused by it: 401, 429 (login limiter), 503 (database).
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(list, create, read, replace, delete),
-    components(schemas(Delivery, NewDelivery, DeliveryReplacement, Status, Sort))
+    paths(list, create, read, replace, update, delete),
+    components(schemas(
+        Delivery,
+        NewDelivery,
+        DeliveryReplacement,
+        DeliveryPatch,
+        Status,
+        Sort
+    ))
 )]
 pub struct DeliveryApi;
 
@@ -283,6 +291,66 @@ async fn replace(
     let delivery = deliveries::replace(&db, *id, &new)
         .await?
         .ok_or_else(|| not_found(*id))?;
+    Ok(HttpResponse::Ok().json(Delivery::from(delivery)))
+}
+
+/// The media type of a PATCH body (RFC 7396).
+const MERGE_PATCH: &str = "application/merge-patch+json";
+
+/// Changes some fields of a delivery.
+///
+/// A JSON merge patch (RFC 7396, `Content-Type: application/merge-patch+json`): the fields sent
+/// are changed, under the same rules as in a PUT; the others are kept. No field can be removed:
+/// `null` is a 422 naming it. An empty patch (`{}`) changes nothing and answers the delivery.
+#[utoipa::path(
+    patch,
+    path = "/{id}",
+    tag = "deliveries",
+    operation_id = "update_delivery",
+    security(("basic" = [])),
+    params(("id" = i64, Path, description = "The delivery's id.")),
+    request_body(content = DeliveryPatch, content_type = "application/merge-patch+json"),
+    responses(
+        (status = 200, description = "The delivery as stored.", body = Delivery),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+        (status = 507, response = InsufficientStorage),
+        (status = 500, response = Internal),
+    )
+)]
+#[tracing::instrument(skip_all, fields(delivery_id = %*id))]
+async fn update(
+    req: HttpRequest,
+    db: web::Data<Db>,
+    id: web::Path<i64>,
+    body: web::Json<Box<RawValue>>,
+) -> Result<HttpResponse> {
+    no_query(&req)?;
+    // The JSON extractor took any JSON type; a merge patch says it is one.
+    if !matches!(req.mime_type(), Ok(Some(m)) if m.essence_str() == MERGE_PATCH) {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "send a PATCH body as {MERGE_PATCH} (RFC 7396)"
+        )));
+    }
+    let changes = input::changes_from(&body)?;
+    let nothing = changes.reference.is_none()
+        && changes.recipient.is_none()
+        && changes.address.is_none()
+        && changes.status.is_none();
+    let delivery = if nothing {
+        deliveries::one(&db, *id).await?
+    } else {
+        deliveries::update(&db, *id, &changes).await?
+    };
+    let delivery = delivery.ok_or_else(|| not_found(*id))?;
     Ok(HttpResponse::Ok().json(Delivery::from(delivery)))
 }
 

@@ -139,6 +139,32 @@ impl From<DeliveryReplacement> for NewDelivery {
     }
 }
 
+/// The body of `PATCH /delivery/{id}` (`application/merge-patch+json`, RFC 7396): the fields to
+/// change, each under the same rules as in a PUT; the others are kept. None can be removed, so
+/// `null` (a merge patch's "remove") is refused like any other wrong type.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryPatch {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = reference)]
+    pub reference: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = recipient)]
+    pub recipient: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = address)]
+    pub address: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
+    pub status: Option<Status>,
+}
+
+/// A field that is there has a value: `null` is refused by the value's own type (a string, a
+/// status), not read as "absent".
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 /// A text field's schema: what `input::validated` accepts, stated as JSON Schema.
 fn text(forbidden: &[(char, char)], what: &str, example: &str) -> Object {
     Object::builder()

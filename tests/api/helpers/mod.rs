@@ -36,3 +36,20 @@ pub const USER: &str = "demo";
 pub const PASSWORD: &str = "demo-password";
 /// Deliveries seeded by the migrations.
 pub const SEEDED: usize = 12;
+
+/// `req` with its `Content-Type` set to `content_type` (replacing the one the article's request
+/// carries: reqwest's `header()` would add a second).
+pub fn with_content_type(
+    req: reqwest::RequestBuilder,
+    content_type: &str,
+) -> reqwest::RequestBuilder {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::CONTENT_TYPE,
+        reqwest::header::HeaderValue::from_str(content_type).expect("a content type"),
+    );
+    req.headers(headers)
+}
+
+/// The media type of a PATCH body (RFC 7396).
+pub const MERGE_PATCH: &str = "application/merge-patch+json";
