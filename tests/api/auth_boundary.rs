@@ -89,6 +89,7 @@ fn protected_requests() -> Vec<(&'static str, &'static str, &'static str)> {
         ("GET", "/delivery/1", ""),
         ("HEAD", "/delivery/1", ""),
         ("PUT", "/delivery/2", BODY),
+        ("PATCH", "/delivery/2", BODY),
         ("DELETE", "/delivery/3", ""),
     ]
 }
