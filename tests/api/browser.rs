@@ -1,8 +1,10 @@
-//! The judge is a real browser: headless Chromium (driven through chromedriver with fantoccini)
-//! loads the demo page from its own origin and makes the article's request to the API over TLS.
+//! The judge is a real browser: headless Chromium and headless Firefox (driven through
+//! chromedriver and geckodriver with fantoccini) load the demo page from its own origin and make
+//! the article's request to the API over TLS.
 //!
 //! The launcher, and how certificates are trusted, is `helpers/browser.rs`; this file is what a
-//! learner does on the demo page.
+//! learner does on the demo page. Each behaviour is one `async fn (kind)`; [`in_both_browsers!`]
+//! makes it a module with two tests, `…::chromium` and `…::firefox`.
 
 use std::time::Duration;
 
@@ -190,14 +192,109 @@ async fn bind_when_free(port: u16) -> std::net::TcpListener {
     panic!("DEMO_SCREENSHOTS takes the default ports, but 127.0.0.1:{port} stays taken")
 }
 
-#[tokio::test]
-#[cfg_attr(
-    not(chromium),
-    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)"
-)]
-async fn with_correct_credentials_the_page_lists_the_deliveries_and_creates_one() {
+/// What docs/troubleshooting.md says `kind` prints for the cause in `row` of its table "What the
+/// browsers print": the code spans of the cell, one per console line, with `<url>` and `<origin>`
+/// replaced. The tests wait for these lines, so the table cannot drift from the browsers.
+fn printed(row: &str, kind: Kind, url: &str, origin: &str) -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/troubleshooting.md");
+    let page = std::fs::read_to_string(path).expect("docs/troubleshooting.md");
+    let section = page
+        .split("\n## ")
+        .find(|s| s.starts_with("What the browsers print"))
+        .expect("docs/troubleshooting.md has a section \"What the browsers print\"");
+    let cells = |line: &str| -> Vec<String> {
+        line.trim()
+            .trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().to_owned())
+            .collect()
+    };
+    let mut table = section.lines().filter(|l| l.starts_with('|'));
+    let header = cells(table.next().expect("a table"));
+    let column = header
+        .iter()
+        .position(|h| *h == format!("{kind:?} console"))
+        .unwrap_or_else(|| panic!("no column \"{kind:?} console\" in {header:?}"));
+    let cells = table
+        .map(cells)
+        .find(|cells| cells[0] == row)
+        .unwrap_or_else(|| panic!("no row {row} in \"What the browsers print\""));
+    cells[column]
+        .split("<br>")
+        .filter_map(|part| part.split('`').nth(1))
+        .map(|line| line.replace("<url>", url).replace("<origin>", origin))
+        .collect()
+}
+
+/// Waits for the lines the table gives for `row` in this browser's console, in that order, and
+/// fails showing the whole console otherwise.
+async fn assert_console_says(browser: &Browser, row: &str, url: &str, origin: &str) {
+    let expected = printed(row, browser.kind, url, origin);
+    assert!(
+        !expected.is_empty(),
+        "row {row} quotes no {:?} line",
+        browser.kind
+    );
+    let console = browser.console_with(expected.last().expect("a line")).await;
+    let mut lines = console.lines();
+    for line in &expected {
+        assert!(
+            lines.any(|printed| printed.contains(line.as_str())),
+            "row {row} of docs/troubleshooting.md says {:?} prints, in this order:\n{}\n\
+             but its console was:\n{console}",
+            browser.kind,
+            expected.join("\n")
+        );
+    }
+}
+
+/// The origin of a URL such as `http://localhost:4200/`.
+fn origin_of(url: &str) -> String {
+    url.trim_end_matches('/').to_owned()
+}
+
+/// For each behaviour `name` (an `async fn name(kind: Kind)` above), a module `name` with the
+/// tests `chromium` and `firefox`, each ignored, with the reason, where its browser is missing.
+macro_rules! in_both_browsers {
+    ($($behaviour:ident),* $(,)?) => {$(
+        mod $behaviour {
+            use crate::helpers::Kind;
+
+            #[tokio::test]
+            #[cfg_attr(
+                not(chromium),
+                ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)"
+            )]
+            async fn chromium() {
+                super::$behaviour(Kind::Chromium).await
+            }
+
+            #[tokio::test]
+            #[cfg_attr(
+                not(firefox),
+                ignore = "needs firefox, geckodriver and certutil: apt-get install firefox-esr libnss3-tools; cargo install geckodriver --locked (.ci/run does)"
+            )]
+            async fn firefox() {
+                super::$behaviour(Kind::Firefox).await
+            }
+        }
+    )*};
+}
+
+in_both_browsers!(
+    with_correct_credentials_the_page_lists_the_deliveries_and_creates_one,
+    with_a_wrong_password_the_page_sees_401_not_0,
+    from_an_origin_that_is_not_allowed_the_browser_blocks_the_response,
+    with_auth_before_cors_the_browser_reports_the_preflight_failure,
+    with_an_untrusted_certificate_the_page_says_nothing_reached_the_server,
+    with_an_http_api_url_the_request_fails_before_any_cors_check,
+    with_the_server_down_the_request_fails_before_any_cors_check,
+    a_moved_demo_page_still_works_in_the_correct_order,
+);
+
+async fn with_correct_credentials_the_page_lists_the_deliveries_and_creates_one(kind: Kind) {
     let app = app_with_page(true, false).await;
-    let browser = Browser::launch(&app).await;
+    let browser = Browser::launch_in(kind, &app, true).await;
     browser.open(app.page.as_deref().expect("page")).await;
     let (allowed, _) = browser.origin_check().await;
     assert_eq!(allowed, "true", "the page's own origin is allowed");
@@ -234,14 +331,9 @@ async fn with_correct_credentials_the_page_lists_the_deliveries_and_creates_one(
     browser.close().await;
 }
 
-#[tokio::test]
-#[cfg_attr(
-    not(chromium),
-    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)"
-)]
-async fn with_a_wrong_password_the_page_sees_401_not_0() {
+async fn with_a_wrong_password_the_page_sees_401_not_0(kind: Kind) {
     let app = app_with_page(true, false).await;
-    let browser = Browser::launch(&app).await;
+    let browser = Browser::launch_in(kind, &app, true).await;
     browser.open(app.page.as_deref().expect("page")).await;
     browser.set_password("not-the-password").await;
 
@@ -261,20 +353,17 @@ async fn with_a_wrong_password_the_page_sees_401_not_0() {
     browser.close().await;
 }
 
-#[tokio::test]
-#[cfg_attr(
-    not(chromium),
-    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)"
-)]
-async fn from_an_origin_that_is_not_allowed_the_browser_blocks_the_response() {
+async fn from_an_origin_that_is_not_allowed_the_browser_blocks_the_response(kind: Kind) {
     // The page's own origin (http://localhost:PORT) is always allowed; opened as
     // http://127.0.0.1:PORT it is another origin, which is not.
     let app = app_with_page(false, false).await;
-    let browser = Browser::launch(&app).await;
-    let page = app.page.as_deref().expect("page");
-    browser
-        .open(&page.replacen("//localhost:", "//127.0.0.1:", 1))
-        .await;
+    let browser = Browser::launch_in(kind, &app, true).await;
+    let page = app
+        .page
+        .as_deref()
+        .expect("page")
+        .replacen("//localhost:", "//127.0.0.1:", 1);
+    browser.open(&page).await;
     let (allowed, words) = browser.origin_check().await;
     assert_eq!(allowed, "false", "{words}");
     assert!(
@@ -285,11 +374,7 @@ async fn from_an_origin_that_is_not_allowed_the_browser_blocks_the_response() {
     let outcome = browser.click("get-all").await;
 
     assert_eq!(outcome.status, 0, "{outcome:?}");
-    let console = browser.console().await.join("\n");
-    assert!(
-        console.contains("has been blocked by CORS policy"),
-        "console: {console}"
-    );
+    assert_console_says(&browser, "1b", &app.url("/delivery/all"), &origin_of(&page)).await;
     assert_eq!(outcome.cause, "origin-not-allowed", "{outcome:?}");
     assert!(
         outcome
@@ -307,14 +392,9 @@ async fn from_an_origin_that_is_not_allowed_the_browser_blocks_the_response() {
     browser.close().await;
 }
 
-#[tokio::test]
-#[cfg_attr(
-    not(chromium),
-    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)"
-)]
-async fn with_auth_before_cors_chromium_reports_the_articles_preflight_failure() {
+async fn with_auth_before_cors_the_browser_reports_the_preflight_failure(kind: Kind) {
     let app = app_with_page(true, true).await;
-    let browser = Browser::launch(&app).await;
+    let browser = Browser::launch_in(kind, &app, true).await;
     browser.open(app.page.as_deref().expect("page")).await;
 
     let outcome = browser.click("get-all").await;
@@ -323,14 +403,11 @@ async fn with_auth_before_cors_chromium_reports_the_articles_preflight_failure()
         outcome.status, 0,
         "the page cannot even see the 401: {outcome:?}"
     );
-    let console = browser.console().await.join("\n");
-    eprintln!("Chromium's console:\n{console}");
     // Chromium checks Access-Control-Allow-Origin before the status: the 401 from an auth layer
-    // outside CORS has no CORS headers, so that is the reason it prints.
-    assert!(
-        console.contains("Response to preflight request doesn't pass access control check: No 'Access-Control-Allow-Origin' header is present"),
-        "console: {console}"
-    );
+    // outside CORS has no CORS headers, so that is the reason it prints. Firefox names the missing
+    // header too, with the preflight's status.
+    let page = app.page.as_deref().expect("page");
+    assert_console_says(&browser, "1a", &app.url("/delivery/all"), &origin_of(page)).await;
     assert_eq!(outcome.cause, "auth-before-cors", "{outcome:?}");
     assert!(
         outcome
@@ -348,15 +425,11 @@ async fn with_auth_before_cors_chromium_reports_the_articles_preflight_failure()
     browser.close().await;
 }
 
-#[tokio::test]
-#[cfg_attr(
-    not(chromium),
-    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)"
-)]
-async fn with_an_untrusted_certificate_the_page_says_nothing_reached_the_server() {
+async fn with_an_untrusted_certificate_the_page_says_nothing_reached_the_server(kind: Kind) {
     let app = app_with_page(true, false).await;
-    // No exception for the API's key: Chromium checks the dev certificate, whose CA it lacks.
-    let browser = Browser::launch_trusting(&app, false).await;
+    // Chromium gets no exception for the API's key, Firefox's profile no CA: each checks the
+    // dev certificate, whose CA it lacks.
+    let browser = Browser::launch_in(kind, &app, false).await;
     browser.open(app.page.as_deref().expect("page")).await;
 
     let outcome = browser.click("get-all").await;
@@ -374,26 +447,124 @@ async fn with_an_untrusted_certificate_the_page_says_nothing_reached_the_server(
         (outcome.preflight.clone(), outcome.request.clone()),
         (None, None)
     );
-    let console = browser.console().await.join("\n");
-    eprintln!("Chromium's console:\n{console}");
+    let page = app.page.as_deref().expect("page");
+    assert_console_says(&browser, "6", &app.url("/delivery/all"), &origin_of(page)).await;
     browser
         .screenshot("demo-page-certificate-not-trusted.png")
         .await;
     browser.close().await;
 }
 
-#[tokio::test]
-#[cfg_attr(
-    not(chromium),
-    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)"
-)]
-async fn a_moved_demo_page_still_works_in_the_correct_order() {
+/// The API URL typed as `http://` for the TLS port: the server answers the plain-HTTP request
+/// with a TLS alert, which no browser reads as HTTP. From a page without a CSP (the demo page's
+/// `connect-src` would block the request before it leaves; see [`plain_page`]).
+async fn with_an_http_api_url_the_request_fails_before_any_cors_check(kind: Kind) {
+    let (app, page) = app_with_plain_page().await;
+    let browser = Browser::launch_in(kind, &app, true).await;
+    browser.open(&page).await;
+    let url = app.url("/delivery/all").replacen("https://", "http://", 1);
+
+    let outcome = fetch_from(&browser, &url).await;
+
+    assert_eq!(outcome, failed(kind), "the page sees status 0");
+    assert_console_says(&browser, "8", &url, &origin_of(&page)).await;
+    browser.close().await;
+}
+
+/// Nothing listens at the API URL's port: the server is down, or the port is wrong. From a page
+/// without a CSP, as [`with_an_http_api_url_the_request_fails_before_any_cors_check`].
+async fn with_the_server_down_the_request_fails_before_any_cors_check(kind: Kind) {
+    let (app, page) = app_with_plain_page().await;
+    let browser = Browser::launch_in(kind, &app, true).await;
+    browser.open(&page).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let url = format!(
+        "https://localhost:{}/delivery/all",
+        closed.local_addr().expect("addr").port()
+    );
+    drop(closed);
+
+    let outcome = fetch_from(&browser, &url).await;
+
+    assert_eq!(outcome, failed(kind), "the page sees status 0");
+    assert_console_says(&browser, "7", &url, &origin_of(&page)).await;
+    browser.close().await;
+}
+
+/// The app, and a page at `http://localhost:PORT/` that is *not* the demo page: a blank page
+/// without a Content-Security-Policy, as an Angular dev server serves one, whose origin is the
+/// app's only allowed origin. The demo page's CSP (`connect-src 'self'` and the API) blocks a URL
+/// typed into its API field before the request leaves, which a learner's own app would not.
+async fn app_with_plain_page() -> (TestApp, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let page = format!(
+        "http://localhost:{}/",
+        listener.local_addr().expect("addr").port()
+    );
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let body = "<!doctype html><title>a page without a CSP</title>";
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    let origin = origin_of(&page);
+    let app = spawn_app_with(|args| {
+        args.cors.allowed_origins = vec![origin.parse().expect("origin")];
+    })
+    .await;
+    (app, page)
+}
+
+/// The article's call from the page: `fetch(url)` with `Authorization: Basic`, which needs a
+/// preflight. Returns `status N`, or `failed: <the TypeError's message>` (status 0).
+async fn fetch_from(browser: &Browser, url: &str) -> String {
+    const FETCH: &str = r#"
+const [url, authorization, done] = arguments;
+fetch(url, { headers: { Authorization: authorization, Accept: 'application/json' } })
+  .then((res) => done('status ' + res.status), (e) => done('failed: ' + e.message));
+"#;
+    let authorization = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+    );
+    browser
+        .client
+        .execute_async(FETCH, vec![json!(url), json!(authorization)])
+        .await
+        .expect("the fetch settles")
+        .as_str()
+        .expect("a string")
+        .to_owned()
+}
+
+/// What `fetch_from` returns for a request the browser blocked or could not make: fetch()'s
+/// TypeError, whose message differs by browser and says nothing of the cause.
+fn failed(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Chromium => "failed: Failed to fetch",
+        Kind::Firefox => "failed: NetworkError when attempting to fetch resource.",
+    }
+}
+
+async fn a_moved_demo_page_still_works_in_the_correct_order(kind: Kind) {
     // As `--demo-page-bind 127.0.0.1:9711` does: only the default origin is listed, and the
     // page's own origin is allowed because it is this program's page.
     let app = app_with_page_at(9711, false, false).await;
     let page = app.page.as_deref().expect("page");
     assert!(!page.starts_with(ORIGIN), "moved: {page}");
-    let browser = Browser::launch(&app).await;
+    let browser = Browser::launch_in(kind, &app, true).await;
     browser.open(page).await;
     let (allowed, words) = browser.origin_check().await;
     assert_eq!(allowed, "true", "{words}");
