@@ -289,6 +289,10 @@ in_both_browsers!(
     with_an_untrusted_certificate_the_page_says_nothing_reached_the_server,
     with_an_http_api_url_the_request_fails_before_any_cors_check,
     with_the_server_down_the_request_fails_before_any_cors_check,
+    with_a_request_header_that_is_not_allowed_the_preflight_is_refused,
+    with_a_method_that_is_not_allowed_the_preflight_is_refused,
+    with_a_wildcard_origin_a_credentialed_request_is_blocked,
+    without_allow_credentials_a_credentialed_request_is_blocked,
     a_moved_demo_page_still_works_in_the_correct_order,
 );
 
@@ -491,11 +495,79 @@ async fn with_the_server_down_the_request_fails_before_any_cors_check(kind: Kind
     browser.close().await;
 }
 
+/// A header the API does not list (`X-Api-Key`): actix-cors refuses the preflight with 400.
+async fn with_a_request_header_that_is_not_allowed_the_preflight_is_refused(kind: Kind) {
+    refused_from_a_plain_page(
+        kind,
+        "1c",
+        |_| {},
+        json!({ "headers": { "X-Api-Key": "k" } }),
+    )
+    .await;
+}
+
+/// A method the API does not list (`PATCH`): actix-cors refuses the preflight with 400.
+async fn with_a_method_that_is_not_allowed_the_preflight_is_refused(kind: Kind) {
+    refused_from_a_plain_page(kind, "1d", |_| {}, json!({ "method": "PATCH" })).await;
+}
+
+/// `--allowed-origin '*' --allow-credentials false`, and the page sends credentials: "include"
+/// (Angular's `withCredentials: true`).
+async fn with_a_wildcard_origin_a_credentialed_request_is_blocked(kind: Kind) {
+    let wildcard = |args: &mut delivery_api::config::ServeArgs| {
+        args.cors.allowed_origins = vec!["*".parse().expect("origin")];
+        args.cors.allow_credentials = false;
+    };
+    refused_from_a_plain_page(kind, "4", wildcard, json!({ "credentials": "include" })).await;
+}
+
+/// `--allow-credentials false` with the page's exact origin, and the page sends
+/// credentials: "include".
+async fn without_allow_credentials_a_credentialed_request_is_blocked(kind: Kind) {
+    let no_credentials = |args: &mut delivery_api::config::ServeArgs| {
+        args.cors.allow_credentials = false;
+    };
+    refused_from_a_plain_page(
+        kind,
+        "5",
+        no_credentials,
+        json!({ "credentials": "include" }),
+    )
+    .await;
+}
+
+/// The page's GET /delivery/all with `init` fails (status 0), and the console says what `row`
+/// of the table quotes.
+async fn refused_from_a_plain_page(
+    kind: Kind,
+    row: &str,
+    configure: impl FnOnce(&mut delivery_api::config::ServeArgs),
+    init: serde_json::Value,
+) {
+    let (app, page) = app_with_plain_page_and(configure).await;
+    let browser = Browser::launch_in(kind, &app, true).await;
+    browser.open(&page).await;
+    let url = app.url("/delivery/all");
+
+    let outcome = fetch_with(&browser, &url, init).await;
+
+    assert_eq!(outcome, failed(kind), "the page sees status 0");
+    assert_console_says(&browser, row, &url, &origin_of(&page)).await;
+    browser.close().await;
+}
+
 /// The app, and a page at `http://localhost:PORT/` that is *not* the demo page: a blank page
 /// without a Content-Security-Policy, as an Angular dev server serves one, whose origin is the
 /// app's only allowed origin. The demo page's CSP (`connect-src 'self'` and the API) blocks a URL
 /// typed into its API field before the request leaves, which a learner's own app would not.
 async fn app_with_plain_page() -> (TestApp, String) {
+    app_with_plain_page_and(|_| {}).await
+}
+
+/// As [`app_with_plain_page`], with the app's flags adjusted by `configure` after.
+async fn app_with_plain_page_and(
+    configure: impl FnOnce(&mut delivery_api::config::ServeArgs),
+) -> (TestApp, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a port");
@@ -522,6 +594,7 @@ async fn app_with_plain_page() -> (TestApp, String) {
     let origin = origin_of(&page);
     let app = spawn_app_with(|args| {
         args.cors.allowed_origins = vec![origin.parse().expect("origin")];
+        configure(args);
     })
     .await;
     (app, page)
@@ -530,9 +603,16 @@ async fn app_with_plain_page() -> (TestApp, String) {
 /// The article's call from the page: `fetch(url)` with `Authorization: Basic`, which needs a
 /// preflight. Returns `status N`, or `failed: <the TypeError's message>` (status 0).
 async fn fetch_from(browser: &Browser, url: &str) -> String {
+    fetch_with(browser, url, json!({})).await
+}
+
+/// As [`fetch_from`], with more of fetch()'s options (`init`: `method`, `credentials`, more
+/// `headers`).
+async fn fetch_with(browser: &Browser, url: &str, init: serde_json::Value) -> String {
     const FETCH: &str = r#"
-const [url, authorization, done] = arguments;
-fetch(url, { headers: { Authorization: authorization, Accept: 'application/json' } })
+const [url, authorization, init, done] = arguments;
+const headers = { Authorization: authorization, Accept: 'application/json', ...(init.headers || {}) };
+fetch(url, { ...init, headers })
   .then((res) => done('status ' + res.status), (e) => done('failed: ' + e.message));
 "#;
     let authorization = format!(
@@ -541,7 +621,7 @@ fetch(url, { headers: { Authorization: authorization, Accept: 'application/json'
     );
     browser
         .client
-        .execute_async(FETCH, vec![json!(url), json!(authorization)])
+        .execute_async(FETCH, vec![json!(url), json!(authorization), init])
         .await
         .expect("the fetch settles")
         .as_str()
