@@ -226,18 +226,16 @@ impl Browser {
             .unwrap_or_default()
     }
 
-    /// The console since the last call, once a line containing `wanted` is in it (a condition:
-    /// a browser may report a failure to its console after the page has already shown it),
+    /// The console since the last call, once `done` says it holds what the test waits for (a
+    /// condition: a browser may report a failure to its console after the page has shown it),
     /// or everything that came within 30 s, for the test's assertion to show.
-    pub async fn console_with(&self, wanted: &str) -> String {
+    pub async fn console_until(&self, done: impl Fn(&[String]) -> bool) -> Vec<String> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         let mut lines = Vec::new();
         loop {
             lines.extend(self.console().await);
-            if lines.iter().any(|line| line.contains(wanted))
-                || tokio::time::Instant::now() > deadline
-            {
-                return lines.join("\n");
+            if done(&lines) || tokio::time::Instant::now() > deadline {
+                return lines;
             }
             // Spaces the polls; the deadline bounds a line that never comes.
             tokio::time::sleep(Duration::from_millis(50)).await;
