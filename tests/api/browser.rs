@@ -341,6 +341,7 @@ in_both_browsers!(
     with_a_wildcard_origin_a_credentialed_request_is_blocked,
     without_allow_credentials_a_credentialed_request_is_blocked,
     a_cached_preflight_hides_auth_before_cors_until_a_new_url,
+    without_a_preflight_a_response_without_allow_origin_is_blocked,
     a_moved_demo_page_still_works_in_the_correct_order,
     the_api_explorer_tries_get_delivery_all_with_the_demo_credentials_and_sees_200,
 );
@@ -585,6 +586,26 @@ async fn without_allow_credentials_a_credentialed_request_is_blocked(kind: Kind)
     .await;
 }
 
+/// A request that needs no preflight (`GET /health`, no header of ours) from an origin that is not
+/// allowed: the server answers it, without `Access-Control-Allow-Origin`, and the browser keeps the
+/// response from the page.
+async fn without_a_preflight_a_response_without_allow_origin_is_blocked(kind: Kind) {
+    let not_the_page = |args: &mut delivery_api::config::ServeArgs| {
+        args.cors.allowed_origins = vec![ORIGIN.parse().expect("origin")];
+    };
+    let (app, page) = app_with_plain_page_and(not_the_page).await;
+    assert_ne!(origin_of(&page), ORIGIN);
+    let browser = Browser::launch_in(kind, &app, true).await;
+    browser.open(&page).await;
+    let url = app.url("/health");
+
+    let outcome = fetch_with(&browser, &url, json!({ "simple": true })).await;
+
+    assert_eq!(outcome, failed(kind), "the page sees status 0");
+    assert_console_says(&browser, "3a", &url, &origin_of(&page)).await;
+    browser.close().await;
+}
+
 /// A preflight the browser has cached (`Access-Control-Max-Age`, `--cors-max-age` 600 s by
 /// default) is not sent again: restarted with `--auth-before-cors` on the same port, the server
 /// still serves the page's call, and the console says nothing, until a request the cache does not
@@ -688,12 +709,14 @@ async fn fetch_from(browser: &Browser, url: &str) -> String {
 }
 
 /// As [`fetch_from`], with more of fetch()'s options (`init`: `method`, `credentials`, more
-/// `headers`).
+/// `headers`; `simple: true` sends no header of ours, so no preflight).
 async fn fetch_with(browser: &Browser, url: &str, init: serde_json::Value) -> String {
     const FETCH: &str = r#"
 const [url, authorization, init, done] = arguments;
-const headers = { Authorization: authorization, Accept: 'application/json', ...(init.headers || {}) };
-fetch(url, { ...init, headers })
+// `simple: true`: no header of ours, so no preflight (a "simple" request in the Fetch sense).
+const { simple, ...options } = init;
+const headers = simple ? {} : { Authorization: authorization, Accept: 'application/json', ...(init.headers || {}) };
+fetch(url, { ...options, headers })
   .then((res) => done('status ' + res.status), (e) => done('failed: ' + e.message));
 "#;
     let authorization = format!(
