@@ -342,6 +342,9 @@ in_both_browsers!(
     without_allow_credentials_a_credentialed_request_is_blocked,
     a_cached_preflight_hides_auth_before_cors_until_a_new_url,
     without_a_preflight_a_response_without_allow_origin_is_blocked,
+    another_servers_preflight_401_with_allow_origin_is_not_ok,
+    another_servers_2xx_preflight_without_the_header_is_refused,
+    another_servers_2xx_preflight_without_the_method_is_refused,
     a_moved_demo_page_still_works_in_the_correct_order,
     the_api_explorer_tries_get_delivery_all_with_the_demo_credentials_and_sees_200,
 );
@@ -604,6 +607,78 @@ async fn without_a_preflight_a_response_without_allow_origin_is_blocked(kind: Ki
     assert_eq!(outcome, failed(kind), "the page sees status 0");
     assert_console_says(&browser, "3a", &url, &origin_of(&page)).await;
     browser.close().await;
+}
+
+/// Row 2, which this server never produces: another server whose preflight answer is a 401
+/// that *does* carry `Access-Control-Allow-Origin` (auth behind a CORS layer that lets OPTIONS
+/// through). Played by [`other_server`].
+async fn another_servers_preflight_401_with_allow_origin_is_not_ok(kind: Kind) {
+    from_another_server(kind, "2", "401 Unauthorized", json!({})).await;
+}
+
+/// Rows 1c/1d as other servers give them: a 2xx preflight with CORS headers that do not list the
+/// page's header (`X-Api-Key`) or method (`PATCH`). This server refuses those preflights with 400
+/// instead (rows 1c, 1d).
+async fn another_servers_2xx_preflight_without_the_header_is_refused(kind: Kind) {
+    let init = json!({ "headers": { "X-Api-Key": "k" } });
+    from_another_server(kind, "1c-2xx", "200 OK", init).await;
+}
+
+async fn another_servers_2xx_preflight_without_the_method_is_refused(kind: Kind) {
+    from_another_server(kind, "1d-2xx", "200 OK", json!({ "method": "PATCH" })).await;
+}
+
+/// The page's call with `init` to [`other_server`], whose preflights get `status`: it fails, and
+/// the console says what `row` quotes.
+async fn from_another_server(kind: Kind, row: &str, status: &'static str, init: serde_json::Value) {
+    let (app, page) = app_with_plain_page().await;
+    let url = other_server(status, origin_of(&page)).await;
+    let browser = Browser::launch_in(kind, &app, true).await;
+    browser.open(&page).await;
+
+    let outcome = fetch_with(&browser, &url, init).await;
+
+    assert_eq!(outcome, failed(kind), "the page sees status 0");
+    assert_console_says(&browser, row, &url, &origin_of(&page)).await;
+    browser.close().await;
+}
+
+/// Another API, at `http://localhost:PORT/delivery/all` (plain HTTP: a page may call localhost
+/// over http), that answers every request `status` with CORS headers for `origin`: methods GET and
+/// POST, headers Authorization and Accept.
+async fn other_server(status: &'static str, origin: String) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let url = format!(
+        "http://localhost:{}/delivery/all",
+        listener.local_addr().expect("addr").port()
+    );
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let origin = origin.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let response = format!(
+                    "HTTP/1.1 {status}\r\n\
+                     access-control-allow-origin: {origin}\r\n\
+                     access-control-allow-methods: GET, POST\r\n\
+                     access-control-allow-headers: authorization, accept\r\n\
+                     vary: Origin\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    url
 }
 
 /// A preflight the browser has cached (`Access-Control-Max-Age`, `--cors-max-age` 600 s by
