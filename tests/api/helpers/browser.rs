@@ -41,6 +41,9 @@ pub struct Browser {
     bidi_log: Option<Arc<Mutex<Vec<String>>>>,
     _bidi: Option<tokio::task::JoinHandle<()>>,
     _driver: tokio::process::Child,
+    /// Set by [`Browser::close`]; otherwise (a test that panicked) dropping the session kills the
+    /// browser, which killing its driver leaves running.
+    closed: bool,
     _profile: TempDir,
 }
 
@@ -112,6 +115,7 @@ impl Browser {
             _bidi: None,
             _driver: driver,
             _profile: profile,
+            closed: false,
         }
     }
 
@@ -184,6 +188,7 @@ impl Browser {
             _bidi: Some(task),
             _driver: driver,
             _profile: profile,
+            closed: false,
         }
     }
 
@@ -294,8 +299,42 @@ impl Browser {
         }
     }
 
-    pub async fn close(self) {
-        self.client.close().await.expect("session closed");
+    pub async fn close(mut self) {
+        self.client.clone().close().await.expect("session closed");
+        self.closed = true;
+    }
+
+    /// The browser's main process: Firefox reports it (`moz:processID`); Chromium names it in its
+    /// profile's `SingletonLock` link (`HOST-PID`).
+    fn browser_pid(&self) -> Option<i32> {
+        match self.kind {
+            Kind::Firefox => self
+                .client
+                .capabilities()?
+                .get("moz:processID")?
+                .as_i64()
+                .and_then(|pid| i32::try_from(pid).ok()),
+            Kind::Chromium => std::fs::read_link(self._profile.path().join("SingletonLock"))
+                .ok()?
+                .to_str()?
+                .rsplit('-')
+                .next()?
+                .parse()
+                .ok(),
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.closed
+            && let Some(pid) = self.browser_pid()
+        {
+            // SAFETY: kill(2) on this session's own browser process; no memory is involved.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
     }
 }
 
