@@ -1,9 +1,10 @@
-//! Tells the browser tests (tests/api/browser.rs) whether Chromium and ChromeDriver are here, the
-//! Angular tests (tests/api/angular.rs) whether the Angular app is built, and the PostgreSQL tests
-//! (tests/api/postgres.rs) whether PostgreSQL's server binaries are, so that without them
-//! `cargo test` reports those tests as *ignored, with the reason*, not as passed. Under `CI=true`
-//! a missing browser or PostgreSQL fails instead (`.ci/run` installs them), and the Angular tests
-//! run, and fail if `scripts/test` did not build the app.
+//! Tells the browser tests (tests/api/browser.rs) whether Chromium and ChromeDriver, and Firefox,
+//! geckodriver and NSS's certutil, are here, the Angular tests (tests/api/angular.rs) whether the
+//! Angular app is built, and the PostgreSQL tests (tests/api/postgres.rs) whether PostgreSQL's
+//! server binaries are, so that without them `cargo test` reports those tests as *ignored, with
+//! the reason*, not as passed. Under `CI=true` a missing browser or PostgreSQL fails instead
+//! (`.ci/run` installs them), and the Angular tests run, and fail if `scripts/test` did not build
+//! the app.
 
 use std::path::PathBuf;
 
@@ -12,6 +13,7 @@ const ANGULAR_INDEX: &str = "examples/angular/dist/browser/index.html";
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(chromium)");
+    println!("cargo::rustc-check-cfg=cfg(firefox)");
     println!("cargo::rustc-check-cfg=cfg(postgres)");
     println!("cargo::rustc-check-cfg=cfg(angular_app)");
     // A new version directory appears here when PostgreSQL is upgraded; a first install also puts
@@ -19,7 +21,15 @@ fn main() {
     if std::path::Path::new("/usr/lib/postgresql").is_dir() {
         println!("cargo::rerun-if-changed=/usr/lib/postgresql");
     }
-    for var in ["PATH", "CHROMIUM", "CHROMEDRIVER", "PG_BIN", "CI"] {
+    for var in [
+        "PATH",
+        "CHROMIUM",
+        "CHROMEDRIVER",
+        "FIREFOX",
+        "GECKODRIVER",
+        "PG_BIN",
+        "CI",
+    ] {
         println!("cargo::rerun-if-env-changed={var}");
     }
     let dirs: Vec<PathBuf> = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
@@ -45,6 +55,19 @@ fn main() {
     } else if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!(
             "CI=true but chromium/chromedriver are missing: install Debian's chromium and chromium-driver"
+        );
+    }
+    // geckodriver is not packaged by Debian: `cargo install geckodriver` puts it in ~/.cargo/bin,
+    // which is on PATH. certutil (libnss3-tools) gives the test profile its CA.
+    let firefox = found("FIREFOX", &["firefox-esr", "firefox"]);
+    let geckodriver = found("GECKODRIVER", &["geckodriver"]);
+    let certutil = dirs.iter().any(|dir| dir.join("certutil").is_file());
+    if firefox && geckodriver && certutil {
+        println!("cargo::rustc-cfg=firefox");
+    } else if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "CI=true but firefox/geckodriver/certutil are missing: install Debian's firefox-esr and \
+             libnss3-tools, and `cargo install geckodriver --locked`"
         );
     }
     // `scripts/test` runs `npm ci` and `ng build` in examples/angular when npm is here. A missing

@@ -1,13 +1,21 @@
-//! A real browser for the tests that need one: headless Chromium driven through chromedriver
-//! with fantoccini (WebDriver), in a throwaway profile.
+//! A real browser for the tests that need one, in a throwaway profile: headless Chromium driven
+//! through chromedriver, or headless Firefox through geckodriver, both with fantoccini
+//! (WebDriver).
 //!
 //! Certificates: Chromium is started with `--ignore-certificate-errors-spki-list` holding the
-//! SHA-256 of *this test's* server key only; every other certificate is still checked. Without
-//! chromium/chromedriver the browser tests are ignored, with the reason (build.rs looks for
-//! them), and fail if run anyway; under `CI=true` a missing browser fails the build.
+//! SHA-256 of *this test's* server key only; every other certificate is still checked. Firefox
+//! gets a new profile whose certificate database (cert9.db, written by NSS's `certutil`) trusts
+//! *this test's* CA and nothing else of ours; `acceptInsecureCerts`, which would accept any bad
+//! certificate, stays off. Without the browser, its driver (and for Firefox `certutil`) these
+//! tests are ignored, with the reason (build.rs looks for them), and fail if run anyway; under
+//! `CI=true` a missing browser fails the build.
+//!
+//! The console: chromedriver has a log endpoint; geckodriver does not, so a Firefox session is
+//! opened with WebDriver BiDi (`webSocketUrl: true`) and its `log.entryAdded` events are kept.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
@@ -18,22 +26,43 @@ use tempfile::TempDir;
 
 use super::TestApp;
 
+/// Which browser a test drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Chromium,
+    Firefox,
+}
+
 /// A headless browser session; closed with [`Browser::close`].
 pub struct Browser {
     pub client: Client,
+    pub kind: Kind,
+    /// Firefox: the console lines received over WebDriver BiDi, not yet read by [`Browser::console`].
+    bidi_log: Option<Arc<Mutex<Vec<String>>>>,
+    _bidi: Option<tokio::task::JoinHandle<()>>,
     _driver: tokio::process::Child,
+    /// Set by [`Browser::close`]; otherwise (a test that panicked) dropping the session kills the
+    /// browser, which killing its driver leaves running.
+    closed: bool,
     _profile: TempDir,
 }
 
 impl Browser {
     /// Starts Chromium for the app's server key.
     pub async fn launch(app: &TestApp) -> Self {
-        Self::launch_trusting(app, true).await
+        Self::launch_in(Kind::Chromium, app, true).await
     }
 
-    /// `trust_api: false` starts Chromium without the exception for the API's key: it then
-    /// checks the dev certificate like any other, and refuses it (its CA is not installed).
-    pub async fn launch_trusting(app: &TestApp, trust_api: bool) -> Self {
+    /// Starts `kind`. `trust_api: false` starts it without trusting the API's certificate: it
+    /// then checks the dev certificate like any other, and refuses it (its CA is not installed).
+    pub async fn launch_in(kind: Kind, app: &TestApp, trust_api: bool) -> Self {
+        match kind {
+            Kind::Chromium => Self::chromium(app, trust_api).await,
+            Kind::Firefox => Self::firefox(app, trust_api).await,
+        }
+    }
+
+    async fn chromium(app: &TestApp, trust_api: bool) -> Self {
         let (chromium, chromedriver) = find_browser();
         let profile = tempfile::tempdir().expect("profile dir");
         let port = free_port();
@@ -44,7 +73,7 @@ impl Browser {
             .kill_on_drop(true)
             .spawn()
             .expect("chromedriver starts");
-        wait_for_port(port).await;
+        wait_for_port(port, "chromedriver").await;
 
         let args = [
             "--headless",
@@ -81,8 +110,85 @@ impl Browser {
             .expect("a Chromium session");
         Self {
             client,
+            kind: Kind::Chromium,
+            bidi_log: None,
+            _bidi: None,
             _driver: driver,
             _profile: profile,
+            closed: false,
+        }
+    }
+
+    async fn firefox(app: &TestApp, trust_api: bool) -> Self {
+        let (firefox, geckodriver) = find_firefox();
+        let profile = tempfile::tempdir().expect("profile dir");
+        let certs = sql_db(profile.path());
+        certutil(&["-N", "-d", &certs, "--empty-password"]);
+        if trust_api {
+            let ca = app.dir.path().join(delivery_api::tls::dev_ca::CA_CERT);
+            certutil(&[
+                "-A",
+                "-d",
+                &certs,
+                "-n",
+                "delivery-api test CA",
+                "-t",
+                "C,,",
+                "-i",
+                &ca.display().to_string(),
+            ]);
+        }
+        let (port, bidi_port) = (free_port(), free_port());
+        let driver = tokio::process::Command::new(&geckodriver)
+            .arg(format!("--port={port}"))
+            // Each geckodriver needs its own BiDi port (the default, 9222, is shared).
+            .arg(format!("--websocket-port={bidi_port}"))
+            .env("MOZ_HEADLESS", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("geckodriver starts");
+        wait_for_port(port, "geckodriver").await;
+        let caps = json!({
+            "browserName": "firefox",
+            "acceptInsecureCerts": false,
+            "webSocketUrl": true,
+            "moz:firefoxOptions": {
+                "binary": firefox,
+                // geckodriver uses a profile named in args in place (it writes `prefs` into its
+                // user.js) instead of copying a new one.
+                "args": ["-headless", "-profile", profile.path()],
+                "prefs": firefox_prefs(),
+            },
+        });
+        let serde_json::Value::Object(caps) = caps else {
+            unreachable!()
+        };
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a Firefox session");
+        client
+            .set_window_size(1100, 900)
+            .await
+            .expect("window size");
+        let bidi_url = client
+            .capabilities()
+            .and_then(|caps| caps.get("webSocketUrl"))
+            .and_then(|url| url.as_str())
+            .expect("geckodriver returns webSocketUrl")
+            .to_owned();
+        let (log, task) = bidi_console(&bidi_url).await;
+        Self {
+            client,
+            kind: Kind::Firefox,
+            bidi_log: Some(log),
+            _bidi: Some(task),
+            _driver: driver,
+            _profile: profile,
+            closed: false,
         }
     }
 
@@ -103,8 +209,12 @@ impl Browser {
     pub async fn find(&self, locator: Locator<'_>) -> fantoccini::elements::Element {
         self.client.find(locator).await.expect("element")
     }
-    /// The browser console since the last call (chromedriver's log endpoint).
+    /// The browser console since the last call: chromedriver's log endpoint, or the BiDi
+    /// `log.entryAdded` events Firefox has sent so far.
     pub async fn console(&self) -> Vec<String> {
+        if let Some(log) = &self.bidi_log {
+            return std::mem::take(&mut *log.lock().expect("log"));
+        }
         let entries = self
             .client
             .issue_cmd(BrowserLog("browser"))
@@ -121,8 +231,25 @@ impl Browser {
             .unwrap_or_default()
     }
 
+    /// The console since the last call, once `done` says it holds what the test waits for (a
+    /// condition: a browser may report a failure to its console after the page has shown it),
+    /// or everything that came within 30 s, for the test's assertion to show.
+    pub async fn console_until(&self, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut lines = Vec::new();
+        loop {
+            lines.extend(self.console().await);
+            if done(&lines) || tokio::time::Instant::now() > deadline {
+                return lines;
+            }
+            // Spaces the polls; the deadline bounds a line that never comes.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The protocols ("h2", "http/1.1") of the responses received from URLs starting with
     /// `prefix`, from DevTools' Network events (a page cannot read them cross-origin).
+    /// Chromium only: geckodriver has no such log.
     pub async fn protocols(&self, prefix: &str) -> Vec<String> {
         let mut seen = Vec::new();
         for event in self.devtools_events().await {
@@ -141,8 +268,9 @@ impl Browser {
     }
 
     /// DevTools protocol events since the last call (`{"method": "Network.…", "params": …}`),
-    /// from chromedriver's performance log.
+    /// from chromedriver's performance log. Chromium only: geckodriver has no such log.
     pub async fn devtools_events(&self) -> Vec<serde_json::Value> {
+        assert_eq!(self.kind, Kind::Chromium, "DevTools' Network events");
         let entries = self
             .client
             .issue_cmd(BrowserLog("performance"))
@@ -158,16 +286,55 @@ impl Browser {
             .collect()
     }
 
-    /// Saves a screenshot when DEMO_SCREENSHOTS names a directory (how docs/ was made).
+    /// Saves a screenshot when DEMO_SCREENSHOTS names a directory (how docs/ was made). The
+    /// docs show Chromium: in Firefox, `firefox-` is put before the name.
     pub async fn screenshot(&self, name: &str) {
         if let Some(dir) = std::env::var_os("DEMO_SCREENSHOTS") {
+            let name = match self.kind {
+                Kind::Chromium => name.to_owned(),
+                Kind::Firefox => format!("firefox-{name}"),
+            };
             let png = self.client.screenshot().await.expect("screenshot");
-            std::fs::write(Path::new(&dir).join(name), png).expect("write screenshot");
+            std::fs::write(Path::new(&dir).join(&name), png).expect("write screenshot");
         }
     }
 
-    pub async fn close(self) {
-        self.client.close().await.expect("session closed");
+    pub async fn close(mut self) {
+        self.client.clone().close().await.expect("session closed");
+        self.closed = true;
+    }
+
+    /// The browser's main process: Firefox reports it (`moz:processID`); Chromium names it in its
+    /// profile's `SingletonLock` link (`HOST-PID`).
+    fn browser_pid(&self) -> Option<i32> {
+        match self.kind {
+            Kind::Firefox => self
+                .client
+                .capabilities()?
+                .get("moz:processID")?
+                .as_i64()
+                .and_then(|pid| i32::try_from(pid).ok()),
+            Kind::Chromium => std::fs::read_link(self._profile.path().join("SingletonLock"))
+                .ok()?
+                .to_str()?
+                .rsplit('-')
+                .next()?
+                .parse()
+                .ok(),
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.closed
+            && let Some(pid) = self.browser_pid()
+        {
+            // SAFETY: kill(2) on this session's own browser process; no memory is involved.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
     }
 }
 
@@ -234,8 +401,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-pub async fn wait_for_port(port: u16) {
-    // A poll for a condition (chromedriver listening), not a wait for a time: the pause only
+pub async fn wait_for_port(port: u16, driver: &str) {
+    // A poll for a condition (the driver listening), not a wait for a time: the pause only
     // spaces the attempts; the deadline is for a chromedriver that never starts.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while tokio::time::Instant::now() < deadline {
@@ -247,5 +414,149 @@ pub async fn wait_for_port(port: u16) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("chromedriver did not start listening on {port} within 60 s");
+    panic!("{driver} did not start listening on {port} within 60 s");
+}
+
+/// Firefox, geckodriver and NSS's certutil, or a failed test: without them the Firefox tests are
+/// `#[ignore]`d (build.rs).
+pub fn find_firefox() -> (PathBuf, PathBuf) {
+    let firefox = std::env::var_os("FIREFOX")
+        .map(PathBuf::from)
+        .or_else(|| which(&["firefox-esr", "firefox"]));
+    let driver = std::env::var_os("GECKODRIVER")
+        .map(PathBuf::from)
+        .or_else(|| which(&["geckodriver"]));
+    match (firefox, driver, which(&["certutil"])) {
+        (Some(firefox), Some(driver), Some(_)) => (firefox, driver),
+        _ => panic!(
+            "firefox, geckodriver and certutil not found: apt-get install firefox-esr \
+             libnss3-tools, cargo install geckodriver --locked; or set FIREFOX / GECKODRIVER"
+        ),
+    }
+}
+
+fn which(names: &[&str]) -> Option<PathBuf> {
+    names.iter().find_map(|name| {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|dir| dir.join(name))
+            .find(|path| path.is_file())
+    })
+}
+
+/// NSS's name for the SQLite certificate database (cert9.db, key4.db) in a profile directory.
+fn sql_db(profile: &Path) -> String {
+    format!("sql:{}", profile.display())
+}
+
+fn certutil(args: &[&str]) {
+    let out = std::process::Command::new("certutil")
+        .args(args)
+        .output()
+        .expect("certutil runs");
+    assert!(
+        out.status.success(),
+        "certutil {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Prefs that keep Firefox off the network (this machine has none, CI neither): geckodriver sets
+/// many of these itself (Marionette's recommended prefs); stating them here does not depend on
+/// its version.
+fn firefox_prefs() -> serde_json::Value {
+    json!({
+        // Updates of the browser, add-ons, plugins (GMP).
+        "app.update.disabledForTesting": true,
+        "app.update.auto": false,
+        "extensions.update.enabled": false,
+        "extensions.getAddons.cache.enabled": false,
+        "media.gmp-manager.updateEnabled": false,
+        // Telemetry, studies, experiments, remote settings (blocklists, CRLite, intermediates).
+        "toolkit.telemetry.enabled": false,
+        "toolkit.telemetry.unified": false,
+        "toolkit.telemetry.server": "",
+        "datareporting.policy.dataSubmissionEnabled": false,
+        "datareporting.healthreport.uploadEnabled": false,
+        "app.normandy.enabled": false,
+        "app.shield.optoutstudies.enabled": false,
+        "messaging-system.rsexperimentloader.enabled": false,
+        "services.settings.server": "data:,#remote-settings-dummy/v1",
+        "security.remote_settings.crlite_filters.enabled": false,
+        "security.remote_settings.intermediates.enabled": false,
+        // Captive portal and connectivity checks, DNS over HTTPS, Safe Browsing, geolocation.
+        "network.captive-portal-service.enabled": false,
+        "network.connectivity-service.enabled": false,
+        "network.trr.mode": 5,
+        "browser.safebrowsing.malware.enabled": false,
+        "browser.safebrowsing.phishing.enabled": false,
+        "browser.safebrowsing.downloads.enabled": false,
+        "browser.safebrowsing.blockedURIs.enabled": false,
+        "browser.safebrowsing.update.enabled": false,
+        "geo.provider.network.url": "",
+        // OCSP: the test CA names no responder, and none could be reached.
+        "security.OCSP.enabled": 0,
+        // Prefetching, speculative connections, the new-tab page and its feeds.
+        "network.dns.disablePrefetch": true,
+        "network.prefetch-next": false,
+        "network.predictor.enabled": false,
+        "network.http.speculative-parallel-limit": 0,
+        "browser.newtabpage.enabled": false,
+        "browser.newtabpage.activity-stream.feeds.system.topstories": false,
+        "browser.newtabpage.activity-stream.feeds.snippets": false,
+        "browser.startup.page": 0,
+        "browser.startup.homepage": "about:blank",
+        "browser.shell.checkDefaultBrowser": false,
+    })
+}
+
+/// Subscribes to Firefox's console over WebDriver BiDi (`log.entryAdded`) and keeps each entry's
+/// text, until the session ends.
+async fn bidi_console(url: &str) -> (Arc<Mutex<Vec<String>>>, tokio::task::JoinHandle<()>) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .unwrap_or_else(|e| panic!("WebDriver BiDi at {url}: {e}"));
+    let subscribe = json!({
+        "id": 1,
+        "method": "session.subscribe",
+        "params": { "events": ["log.entryAdded"] },
+    });
+    socket
+        .send(Message::text(subscribe.to_string()))
+        .await
+        .expect("subscribe");
+    // The subscription is in force once its answer arrives: only then may the test go on.
+    loop {
+        let message = socket
+            .next()
+            .await
+            .expect("BiDi answers")
+            .expect("BiDi message");
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let answer: serde_json::Value = serde_json::from_str(&text).expect("BiDi JSON");
+        if answer["id"] == 1 {
+            assert_eq!(answer["type"], "success", "session.subscribe: {answer}");
+            break;
+        }
+    }
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&log);
+    let task = tokio::spawn(async move {
+        while let Some(Ok(message)) = socket.next().await {
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let event: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            if event["method"] == "log.entryAdded"
+                && let Some(line) = event["params"]["text"].as_str()
+            {
+                kept.lock().expect("log").push(line.to_owned());
+            }
+        }
+    });
+    (log, task)
 }
