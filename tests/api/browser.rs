@@ -559,9 +559,9 @@ async fn with_a_request_header_that_is_not_allowed_the_preflight_is_refused(kind
     .await;
 }
 
-/// A method the API does not list (`PATCH`): actix-cors refuses the preflight with 400.
+/// A method the API does not list (`PROPFIND`): actix-cors refuses the preflight with 400.
 async fn with_a_method_that_is_not_allowed_the_preflight_is_refused(kind: Kind) {
-    refused_from_a_plain_page(kind, "1d", |_| {}, json!({ "method": "PATCH" })).await;
+    refused_from_a_plain_page(kind, "1d", |_| {}, json!({ "method": "PROPFIND" })).await;
 }
 
 /// `--allowed-origin '*' --allow-credentials false`, and the page sends credentials: "include"
