@@ -4,7 +4,17 @@ use delivery_api::{cli, startup::Application, telemetry};
 
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
-    let args = Cli::parse();
+    let args = match Cli::try_parse() {
+        Ok(args) => args,
+        // With --log-format json, stderr holds JSON objects only: a bad command line too.
+        Err(e) if e.use_stderr() && json_wanted() => {
+            telemetry::init_as(LogFormat::Json, "info");
+            let reason = e.render().to_string();
+            tracing::error!(error = reason.trim_end(), "invalid command line");
+            return std::process::ExitCode::from(2); // as clap's own usage errors
+        }
+        Err(e) => e.exit(),
+    };
     let log_format = match &args.command {
         Some(Command::Serve(serve)) => serve.operating.log_format,
         None => args.serve.operating.log_format,
@@ -35,6 +45,15 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `--log-format json` (or its environment variable), read before the flags could be parsed.
+fn json_wanted() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2)
+        .any(|pair| pair[0] == "--log-format" && pair[1] == "json")
+        || args.iter().any(|arg| arg == "--log-format=json")
+        || std::env::var("DELIVERY_API_LOG_FORMAT").is_ok_and(|v| v == "json")
 }
 
 async fn serve_until_stopped(args: delivery_api::config::ServeArgs) -> anyhow::Result<()> {

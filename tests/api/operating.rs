@@ -96,6 +96,44 @@ async fn with_log_format_json_stderr_holds_only_json_objects_and_stdout_the_read
     let _ = child.start_kill();
 }
 
+#[tokio::test]
+async fn with_log_format_json_a_bad_command_line_is_one_json_object_too() {
+    for (args, env) in [
+        (
+            &["serve", "--log-format", "json", "--bind", "nonsense"][..],
+            None,
+        ),
+        (&["serve", "--bind", "nonsense"][..], Some("json")),
+    ] {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"));
+        command.args(args).env_remove("DELIVERY_API_LOG_FORMAT");
+        if let Some(format) = env {
+            command.env("DELIVERY_API_LOG_FORMAT", format);
+        }
+        let out = command.output().await.expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line: {stderr}");
+        let object: serde_json::Value = serde_json::from_str(lines[0]).expect("a JSON object");
+        assert_eq!(object["level"], "ERROR", "{object}");
+        assert!(
+            object["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("invalid value 'nonsense' for '--bind <BIND>'")),
+            "{object}"
+        );
+    }
+    // Help is not an error: printed as text, on stdout.
+    let help = tokio::process::Command::new(env!("CARGO_BIN_EXE_delivery-api"))
+        .args(["serve", "--log-format", "json", "--help"])
+        .output()
+        .await
+        .expect("runs");
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Usage:"));
+}
+
 /// The value of the sample `name{labels}` in a Prometheus text scrape (labels in any order), or
 /// `None` when there is no such series.
 fn sample(scrape: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
