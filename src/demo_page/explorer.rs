@@ -23,7 +23,11 @@ const PAGE: &str = r#"<!doctype html>
 <p style="font-family: sans-serif; margin: 1em 2em">
   <a href="/">← the demo page</a> · the API explorer: every call below goes from this page's
   origin to the API's, cross-origin, after a preflight. Click <b>Authorize</b> (demo /
-  demo-password), then an operation's <b>Try it out</b>.
+  demo-password), then an operation's <b>Try it out</b>. If a call says "Failed to fetch" with
+  "Possible cross-origin (CORS) issue?", the browser hid the reason (status 0): most often here
+  it does not trust the API's certificate (trust <code>certs/dev-ca.crt</code>, or open the
+  API's <code>/health</code> once), else the server is not running, or this origin is not
+  allowed. The demo page (←) names which, from what the server saw.
 </p>
 <div id="swagger-ui"></div>
 <script src="swagger-ui-bundle.js"></script>

@@ -120,6 +120,11 @@ async fn the_explorer_is_served_from_the_binary_on_the_page_origin_within_a_csp(
     );
     let html = res.text().await.expect("html");
     assert!(!html.contains("//cdn") && !html.contains("unpkg"), "{html}");
+    assert!(
+        html.contains("Possible cross-origin (CORS) issue?")
+            && html.contains("does not trust the API's certificate"),
+        "Swagger UI's status-0 message is explained on the page: {html}"
+    );
 
     let init = get("explorer/init.js").await.expect("sent");
     let init = init.text().await.expect("js");
