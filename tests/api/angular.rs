@@ -1,5 +1,6 @@
 //! The article's Angular app (examples/angular), as built by `ng build`, served from an origin of
-//! its own by this test and driven in headless Chromium against the real server. In the right
+//! its own by this test and driven in headless Chromium (and, for the three behaviours of the
+//! article, Firefox too) against the real server. In the right
 //! order it lists, creates, and shows what each refusal means (401, 422, 429), and its Basic
 //! header carries UTF-8; with `--auth-before-cors` it gets the article's status 0.
 //!
@@ -27,7 +28,7 @@ struct Shown {
     references: Vec<String>,
 }
 
-/// The built app, open in Chromium.
+/// The built app, open in a browser.
 struct AngularPage {
     browser: Browser,
     /// Calls made so far: the message area numbers each answer (`data-call`).
@@ -39,7 +40,11 @@ impl AngularPage {
     /// Opens the app `files` serves, with `?api=` naming `app`'s API, which must allow the
     /// files' origin (see [`api_allowing_the_page`]).
     async fn open(app: &TestApp, files: StaticFiles) -> Self {
-        let browser = Browser::launch(app).await;
+        Self::open_in(Kind::Chromium, app, files).await
+    }
+
+    async fn open_in(kind: Kind, app: &TestApp, files: StaticFiles) -> Self {
+        let browser = Browser::launch_in(kind, app, true).await;
         let page = format!("{}/?api={}", files.origin(), app.base);
         browser.open(&page).await;
         let shown = browser.wait_for("[data-testid='api']").await;
@@ -140,6 +145,47 @@ impl AngularPage {
 
 /// The API, allowing only the origin the app is served from (as `--allowed-origin
 /// http://localhost:PORT` would), in the given middleware order.
+/// Each behaviour of the article as `…::chromium` and `…::firefox`.
+macro_rules! in_both_browsers_with_the_app {
+    ($($behaviour:ident),* $(,)?) => {$(
+        mod $behaviour {
+            use crate::helpers::Kind;
+
+            #[tokio::test]
+            #[cfg_attr(
+                not(chromium),
+                ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)"
+            )]
+            #[cfg_attr(
+                all(chromium, not(angular_app)),
+                ignore = "needs the Angular app built: cd examples/angular && npm ci && npm run build (scripts/test does when npm is here)"
+            )]
+            async fn chromium() {
+                super::$behaviour(Kind::Chromium).await
+            }
+
+            #[tokio::test]
+            #[cfg_attr(
+                not(firefox),
+                ignore = "needs firefox, geckodriver and certutil: apt-get install firefox-esr libnss3-tools; cargo install geckodriver --locked (.ci/run does)"
+            )]
+            #[cfg_attr(
+                all(firefox, not(angular_app)),
+                ignore = "needs the Angular app built: cd examples/angular && npm ci && npm run build (scripts/test does when npm is here)"
+            )]
+            async fn firefox() {
+                super::$behaviour(Kind::Firefox).await
+            }
+        }
+    )*};
+}
+
+in_both_browsers_with_the_app!(
+    with_cors_before_auth_the_angular_app_lists_the_deliveries_and_creates_one,
+    with_cors_before_auth_a_wrong_password_shows_the_401_message_not_status_0,
+    with_auth_before_cors_the_angular_app_gets_status_0_and_the_browser_blames_the_preflight,
+);
+
 async fn api_allowing_the_page(files: &StaticFiles, auth_before_cors: bool) -> TestApp {
     let origin = files.origin();
     spawn_app_with(|args| {
@@ -149,19 +195,10 @@ async fn api_allowing_the_page(files: &StaticFiles, auth_before_cors: bool) -> T
     .await
 }
 
-#[tokio::test]
-#[cfg_attr(
-    not(chromium),
-    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)"
-)]
-#[cfg_attr(
-    all(chromium, not(angular_app)),
-    ignore = "needs the Angular app built: cd examples/angular && npm ci && npm run build (scripts/test does when npm is here)"
-)]
-async fn with_cors_before_auth_the_angular_app_lists_the_deliveries_and_creates_one() {
+async fn with_cors_before_auth_the_angular_app_lists_the_deliveries_and_creates_one(kind: Kind) {
     let files = StaticFiles::serve(Path::new(DIST)).await;
     let app = api_allowing_the_page(&files, false).await;
-    let mut page = AngularPage::open(&app, files).await;
+    let mut page = AngularPage::open_in(kind, &app, files).await;
 
     let listed = page.load(USER, PASSWORD).await;
 
@@ -185,19 +222,10 @@ async fn with_cors_before_auth_the_angular_app_lists_the_deliveries_and_creates_
     page.close().await;
 }
 
-#[tokio::test]
-#[cfg_attr(
-    not(chromium),
-    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)"
-)]
-#[cfg_attr(
-    all(chromium, not(angular_app)),
-    ignore = "needs the Angular app built: cd examples/angular && npm ci && npm run build (scripts/test does when npm is here)"
-)]
-async fn with_cors_before_auth_a_wrong_password_shows_the_401_message_not_status_0() {
+async fn with_cors_before_auth_a_wrong_password_shows_the_401_message_not_status_0(kind: Kind) {
     let files = StaticFiles::serve(Path::new(DIST)).await;
     let app = api_allowing_the_page(&files, false).await;
-    let mut page = AngularPage::open(&app, files).await;
+    let mut page = AngularPage::open_in(kind, &app, files).await;
 
     let refused = page.load(USER, "not-the-password").await;
 
@@ -218,19 +246,12 @@ async fn with_cors_before_auth_a_wrong_password_shows_the_401_message_not_status
     page.close().await;
 }
 
-#[tokio::test]
-#[cfg_attr(
-    not(chromium),
-    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)"
-)]
-#[cfg_attr(
-    all(chromium, not(angular_app)),
-    ignore = "needs the Angular app built: cd examples/angular && npm ci && npm run build (scripts/test does when npm is here)"
-)]
-async fn with_auth_before_cors_the_angular_app_gets_status_0_and_chromium_blames_the_preflight() {
+async fn with_auth_before_cors_the_angular_app_gets_status_0_and_the_browser_blames_the_preflight(
+    kind: Kind,
+) {
     let files = StaticFiles::serve(Path::new(DIST)).await;
     let app = api_allowing_the_page(&files, true).await;
-    let mut page = AngularPage::open(&app, files).await;
+    let mut page = AngularPage::open_in(kind, &app, files).await;
 
     let blocked = page.load(USER, PASSWORD).await;
 
@@ -251,22 +272,30 @@ async fn with_auth_before_cors_the_angular_app_gets_status_0_and_chromium_blames
         "the app names what to check: {blocked:?}"
     );
     assert!(blocked.references.is_empty(), "{blocked:?}");
-    let console = page.console().await;
-    eprintln!("Chromium's console:\n{console}");
-    // Angular 21's HttpClient uses XMLHttpRequest unless `withFetch()`. Chromium checks
-    // Access-Control-Allow-Origin before the status: the 401 from an auth layer outside CORS has
-    // no CORS headers, so that is the reason it gives, not the article's "does not have HTTP ok
-    // status" (docs/browser.md).
-    assert!(
-        console.contains(&format!(
-            "Access to XMLHttpRequest at '{}' from origin '{}' has been blocked by CORS policy: \
-             Response to preflight request doesn't pass access control check: No \
-             'Access-Control-Allow-Origin' header is present on the requested resource.",
-            app.url("/delivery/all"),
-            page.files.origin()
-        )),
-        "console: {console}"
-    );
+    let (api, origin) = (app.url("/delivery/all"), page.files.origin());
+    let expected = match kind {
+        // Angular 21's HttpClient uses XMLHttpRequest unless `withFetch()`. Chromium checks
+        // Access-Control-Allow-Origin before the status: the 401 from an auth layer outside CORS
+        // has no CORS headers, so that is the reason it gives, not the article's "does not have
+        // HTTP ok status" (docs/browser.md).
+        Kind::Chromium => format!(
+            "Access to XMLHttpRequest at '{api}' from origin '{origin}' has been blocked by CORS \
+             policy: Response to preflight request doesn't pass access control check: No \
+             'Access-Control-Allow-Origin' header is present on the requested resource."
+        ),
+        // Firefox names the missing header and the preflight's status (troubleshooting.md, 1a).
+        Kind::Firefox => format!(
+            "Cross-Origin Request Blocked: The Same Origin Policy disallows reading the remote \
+             resource at {api}. (Reason: CORS header ‘Access-Control-Allow-Origin’ missing). \
+             Status code: 401."
+        ),
+    };
+    let console = page
+        .browser
+        .console_until(|lines| lines.iter().any(|l| l.contains(&expected)))
+        .await
+        .join("\n");
+    assert!(console.contains(&expected), "{kind:?}'s console: {console}");
     page.close().await;
 }
 
