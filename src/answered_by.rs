@@ -16,6 +16,8 @@ pub enum Layer {
     BasicAuth,
     /// Too many failed logins: refused before any password check (429).
     LoginLimiter,
+    /// `--test-support` answered with the fault the request asked for (`Prefer: code=…`).
+    TestSupport,
     /// It went through to the routes (a handler, or the router's 404/405).
     Handler,
 }

@@ -33,6 +33,7 @@ use crate::routes::delivery::cache::ReadCache;
 use crate::store::Db;
 use crate::store::deliveries::Creator;
 use crate::store::revision::RevisionProbe;
+use crate::test_support::{self, RequestLog};
 
 /// The application, as `startup.rs` (and so every test) serves it.
 pub fn app(state: AppState) -> App<impl AppFactory> {
@@ -40,6 +41,7 @@ pub fn app(state: AppState) -> App<impl AppFactory> {
     let cors = state.cors.clone();
     let exchanges = state.exchanges.clone();
     let metrics = state.metrics.clone();
+    let test_support = state.test_support.clone();
 
     App::new()
         .configure(|cfg| state.register(cfg))
@@ -49,18 +51,25 @@ pub fn app(state: AppState) -> App<impl AppFactory> {
         .service(
             web::scope("/delivery")
                 .configure(routes::protected)
+                .wrap(test_support::InjectFault) //           <- innermost: `Prefer: code=503` (--test-support only), answered as a real 503 would be
                 .wrap(Condition::new(correct, auth::basic())) // <- inner: auth, after CORS (correct)
                 .wrap(cors.policy()) //                         <- answers preflights; adds CORS headers to every response, 401 included
                 .wrap(Condition::new(!correct, auth::basic_before_cors())), // <- outer: auth before CORS (the bug, --auth-before-cors only)
         )
         // PUBLIC: /health, and the 404 for paths outside /delivery. CORS, no auth.
-        .service(web::scope("").configure(routes::public).wrap(cors.policy()))
+        .service(
+            web::scope("")
+                .configure(routes::public)
+                .wrap(test_support::InjectFault)
+                .wrap(cors.policy()),
+        )
         // ANCHOR_END: middleware
         .wrap(from_fn(net::bound_request_body)) // <- 400 for an ambiguous length; a deadline on bodies (408)
         .wrap(Measure(metrics)) //                    <- counts each answer (route pattern, status, which layer answered); never rejects
         .wrap(Recorder(exchanges)) //                 <- notes what the demo page's origin sent and which layer answered; never rejects
         .wrap(security_headers()) //                  <- never rejects anything
         .wrap(from_fn(access::echo_id)) //            <- X-Request-Id on every response
+        .wrap(test_support::Observe(test_support)) // <- --test-support: `Prefer: delay=…`, the request log; a pass-through when off
         .wrap(TracingLogger::<access::RootSpan>::new()) // <- outermost: a span (and request id) for every request, preflights too
 }
 
@@ -92,6 +101,8 @@ pub struct AppState {
     pub openapi: web::Data<routes::openapi::OpenApiJson>,
     /// One log line per request (`--access-log`).
     pub access_log: AccessLog,
+    /// `--test-support`'s request log (`None`: off, and `Prefer` does nothing).
+    pub test_support: Option<Arc<RequestLog>>,
 }
 
 impl AppState {

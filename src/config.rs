@@ -326,6 +326,23 @@ pub struct HarnessArgs {
     /// "status"?}], "users": [{"name", "password"}]}. Without "users" the demo user stays.
     #[arg(long, env = "DELIVERY_API_SEED")]
     pub seed: Option<PathBuf>,
+
+    /// For a test suite on this machine (refused unless --bind is a loopback address): `Prefer:
+    /// code=503, delay=250` injects a fault or a delay into a request; POST /reset puts the seed
+    /// back and GET /requests?request_id=ID reads the request log, on --test-support-bind; the
+    /// login and per-client connection limits are lifted. See docs/test-support.md.
+    #[arg(long, env = "DELIVERY_API_TEST_SUPPORT")]
+    pub test_support: bool,
+
+    /// Where --test-support serves POST /reset, GET and DELETE /requests: plain HTTP, a loopback
+    /// address only. Port 0 picks a free port, named in the ready line (`test_support`).
+    #[arg(
+        long,
+        env = "DELIVERY_API_TEST_SUPPORT_BIND",
+        default_value = "127.0.0.1:0",
+        requires = "test_support"
+    )]
+    pub test_support_bind: SocketAddr,
 }
 
 #[derive(Debug, Clone, Args)]

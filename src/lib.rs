@@ -25,6 +25,10 @@ pub mod preflight;
 // A request arrives: THE middleware order (CORS outside auth), and why. Start reading here.
 pub mod app;
 
+// A test suite's tools, off unless --test-support.
+/// `--test-support`: faults and delays asked for with `Prefer`, the request log, reset to the seed.
+pub mod test_support;
+
 // Observers, outermost: they never reject.
 /// Each request's id (`X-Request-Id`) and its access-log line.
 pub mod access;

@@ -18,12 +18,13 @@ use anyhow::Context;
 use crate::app::{self, AppState, MiddlewareOrder};
 use crate::auth::Authenticator;
 use crate::config::ServeArgs;
-use crate::cors::CorsConfig;
+use crate::cors::{CorsConfig, HeaderRule};
 use crate::exchanges::Exchanges;
 use crate::metrics::{self, Metrics};
 use crate::routes::delivery::cache::ReadCache;
 use crate::store::deliveries::Creator;
 use crate::store::{self, Db, users};
+use crate::test_support::{self, ResetTo};
 use crate::tls::TlsFiles;
 use crate::{access, demo_page, net, routes};
 use ephemeral::Ephemeral;
@@ -34,6 +35,8 @@ pub struct Application {
     demo: Option<(SocketAddr, Server)>,
     /// `--metrics-bind`: the plain-HTTP server of `GET /metrics`.
     metrics: Option<(SocketAddr, Server)>,
+    /// `--test-support`: the plain-HTTP server of `POST /reset` and `/requests`.
+    test_support: Option<(SocketAddr, Server)>,
     db: Db,
     authenticator: web::Data<Authenticator>,
     /// What the ready line says (`ready.rs`), and where else to write it.
@@ -94,9 +97,16 @@ impl Application {
         let metrics_listener = (args.operating.metrics_bind)
             .map(|addr| metrics::bind(addr, args.operating.metrics_public))
             .transpose()?;
+        let support_listener = test_support_bind(&args, &listeners)?;
         let ephemeral = args.harness.ephemeral.then(Ephemeral::create).transpose()?;
         let pages = DemoOrigins::of(&listeners)?;
-        let cors = args.cors.settings(pages.origin.as_deref());
+        let mut cors = args.cors.settings(pages.origin.as_deref());
+        if support_listener.is_some() {
+            // A page's `Prefer` makes its request preflighted: allowed, and its answer readable.
+            cors.allow_headers
+                .push(HeaderRule::Name(test_support::prefer::PREFER));
+            (cors.expose_headers).push(HeaderRule::Name(test_support::prefer::PREFERENCE_APPLIED));
+        }
         cors.validate().map_err(anyhow::Error::msg)?;
         let base = ephemeral.as_ref().map_or(Path::new(""), Ephemeral::dir);
         let tls_files = TlsFiles::resolve(base, args.tls.cert.as_deref(), args.tls.key.as_deref())?;
@@ -105,14 +115,16 @@ impl Application {
         if let Some(ephemeral) = &ephemeral {
             database.url = ephemeral.database_url();
         }
-        let (db, location) = open_database(&database, args.harness.seed.as_deref()).await?;
+        let (db, location, seed) = open_database(&database, args.harness.seed.as_deref()).await?;
 
         let addr = listeners.api.local_addr()?;
         let demo_default = refuse_a_public_bind_with_the_published_password(&db, addr).await?;
-        let authenticator = web::Data::new(Authenticator::with_settings(
-            db.clone(),
-            &args.auth.settings(),
-        )?);
+        let (mut auth_settings, mut limits) = (args.auth.settings(), args.connections.limits());
+        if support_listener.is_some() {
+            test_support::lift_limits(&mut auth_settings, &mut limits);
+        }
+        let authenticator =
+            web::Data::new(Authenticator::with_settings(db.clone(), &auth_settings)?);
         authenticator.calibrate().await;
         let meters = metrics_listener
             .as_ref()
@@ -133,7 +145,9 @@ impl Application {
             metrics: meters.clone(),
             openapi: web::Data::new(routes::openapi::OpenApiJson::new(&api_origin)),
             access_log: access::AccessLog(args.operating.access_log),
+            test_support: support_listener.as_ref().map(|_| Arc::default()),
         };
+        let request_log = state.test_support.clone();
 
         let server = net::serve(
             listeners.api,
@@ -141,7 +155,7 @@ impl Application {
             move || app::app(state.clone()),
             workers(args.workers),
             args.shutdown_grace,
-            args.connections.limits(),
+            limits,
         )?;
         let demo = serve_demo_page(listeners.demo_page, pages.exchanges, &api_origin, &cors)?;
         let metrics = serve_metrics(
@@ -149,11 +163,13 @@ impl Application {
             meters.as_ref(),
             args.operating.metrics_public,
         )?;
+        let test_support = serve_test_support(support_listener, &db, request_log, seed)?;
 
         let served = ready::Served {
             api: addr,
             demo_page: demo.as_ref().map(|(a, _)| *a),
             metrics: metrics.as_ref().map(|(a, _)| *a),
+            test_support: test_support.as_ref().map(|(a, _)| *a),
             tls: &tls_files,
             database: &location,
             allowed_origins: &args.cors.allowed_origins,
@@ -165,6 +181,7 @@ impl Application {
             server,
             demo,
             metrics,
+            test_support,
             db,
             authenticator,
             ready: served.ready_line(),
@@ -224,6 +241,11 @@ impl Application {
         self.metrics.as_ref().map(|(addr, _)| *addr)
     }
 
+    /// Where `--test-support` serves `POST /reset` and `/requests`, if it does.
+    pub fn test_support_addr(&self) -> Option<SocketAddr> {
+        self.test_support.as_ref().map(|(addr, _)| *addr)
+    }
+
     /// Stops the servers from outside (tests restart them on the same database).
     pub fn handle(&self) -> AppHandle {
         let mut servers = vec![self.server.handle()];
@@ -231,11 +253,12 @@ impl Application {
         AppHandle { servers }
     }
 
-    /// The plain-HTTP servers beside the API: the demo page, the metrics.
+    /// The plain-HTTP servers beside the API: the demo page, the metrics, test support.
     fn side_servers(&self) -> impl Iterator<Item = &Server> {
         let demo = self.demo.as_ref().map(|(_, server)| server);
         demo.into_iter()
             .chain(self.metrics.as_ref().map(|(_, server)| server))
+            .chain(self.test_support.as_ref().map(|(_, server)| server))
     }
 
     /// Serves until SIGINT/SIGTERM (in-flight requests get the grace period), then closes the pool.
@@ -244,6 +267,7 @@ impl Application {
             .demo
             .into_iter()
             .chain(self.metrics)
+            .chain(self.test_support)
             .map(|(_, server)| server);
         let side = futures_util::future::try_join_all(side);
         let result = tokio::try_join!(self.server, side).map(|_| ());
@@ -293,7 +317,7 @@ impl DemoOrigins {
 async fn open_database(
     settings: &store::Settings,
     seed: Option<&Path>,
-) -> anyhow::Result<(Db, store::Location)> {
+) -> anyhow::Result<(Db, store::Location, Option<seed::Seed>)> {
     if let (Some(seed), Some(path)) = (seed, store::database_path(&settings.url)?)
         && path.exists()
     {
@@ -307,7 +331,7 @@ async fn open_database(
     let seed = seed.map(seed::read).transpose()?;
     let connected = store::connect(settings).await?;
     let Some(seed) = seed else {
-        return Ok((connected.db, connected.location));
+        return Ok((connected.db, connected.location, None));
     };
     if !connected.created {
         anyhow::bail!(
@@ -320,7 +344,43 @@ async fn open_database(
         store::discard_new(connected).await;
         return Err(e);
     }
-    Ok((connected.db, connected.location))
+    Ok((connected.db, connected.location, Some(seed)))
+}
+
+/// `--test-support`: refused unless the API is on loopback, then its own bind (checked and bound
+/// early, like the metrics', so a refusal leaves nothing behind).
+fn test_support_bind(
+    args: &ServeArgs,
+    listeners: &Listeners,
+) -> anyhow::Result<Option<TcpListener>> {
+    if !args.harness.test_support {
+        return Ok(None);
+    }
+    test_support::refuse_a_public_bind(listeners.api.local_addr()?)?;
+    test_support::bind(args.harness.test_support_bind).map(Some)
+}
+
+/// `POST /reset` and `/requests` on their own bind, if `--test-support` is on.
+fn serve_test_support(
+    listener: Option<TcpListener>,
+    db: &Db,
+    log: Option<Arc<test_support::RequestLog>>,
+    seed: Option<seed::Seed>,
+) -> anyhow::Result<Option<(SocketAddr, Server)>> {
+    let (Some(listener), Some(log)) = (listener, log) else {
+        return Ok(None);
+    };
+    let addr = listener.local_addr()?;
+    let reset_to = seed.map_or(ResetTo::BuiltIn, |seed| {
+        let (deliveries, users) = seed.into_data();
+        ResetTo::Seed { deliveries, users }
+    });
+    let admin = test_support::Admin {
+        db: db.clone(),
+        log,
+        reset_to,
+    };
+    Ok(Some((addr, test_support::serve(listener, admin)?)))
 }
 
 /// `--auth-before-cors` swaps the layers, loudly.

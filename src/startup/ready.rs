@@ -22,6 +22,8 @@ pub struct Served<'a> {
     pub api: SocketAddr,
     pub demo_page: Option<SocketAddr>,
     pub metrics: Option<SocketAddr>,
+    /// `--test-support`'s admin bind.
+    pub test_support: Option<SocketAddr>,
     pub tls: &'a TlsFiles,
     pub database: &'a Location,
     /// `--allowed-origin`, as given (the demo page's origin is shown on its own line).
@@ -83,6 +85,16 @@ impl Served<'_> {
                 dialable(addr)
             );
         }
+        if let Some(addr) = self.test_support {
+            tracing::warn!(
+                target: TARGET,
+                "!!! --test-support is ON: for a test suite on this machine, never a shared \
+                 server. `Prefer: code=503, delay=250` injects faults and delays; POST \
+                 http://{0}/reset puts the seed back; GET http://{0}/requests?request_id=ID \
+                 reads the request log; the login and per-client connection limits are lifted. !!!",
+                dialable(addr)
+            );
+        }
         if self.demo_default {
             tracing::info!(
             target: TARGET,
@@ -129,6 +141,7 @@ impl Served<'_> {
             "api": format!("https://{}", dialable(self.api)),
             "demo_page": self.demo_page.map(demo_page::origin),
             "metrics": self.metrics.map(|a| format!("http://{}/metrics", dialable(a))),
+            "test_support": self.test_support.map(|a| format!("http://{}", dialable(a))),
             "ca_cert": self.tls.dev_ca(),
             "cert": std::path::absolute(&self.tls.cert).ok(),
             "database": self.database.for_machines(),

@@ -79,6 +79,13 @@ pub fn read(file: &Path) -> anyhow::Result<Seed> {
     })
 }
 
+impl Seed {
+    /// The checked deliveries and users (name, hash), for `--test-support`'s reset.
+    pub fn into_data(self) -> (Vec<NewDelivery>, Vec<(String, String)>) {
+        (self.deliveries, self.users)
+    }
+}
+
 /// Replaces the sample data of a new database with the seed, in one transaction.
 pub async fn load(db: &Db, seed: &Seed) -> anyhow::Result<()> {
     let at = seed.file.display();

@@ -22,6 +22,10 @@ pub const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("THE middleware order: CORS outside auth", &["app"]),
     (
+        "--test-support: Prefer faults and delays, the request log, reset",
+        &["test_support"],
+    ),
+    (
         "observers that never reject",
         &["access", "metrics", "exchanges"],
     ),
