@@ -38,5 +38,6 @@ mod signals;
 mod slots;
 mod startup;
 mod suite;
+mod test_support;
 mod tls;
 mod users;

@@ -26,6 +26,8 @@ pub struct TestApp {
     pub page: Option<String>,
     /// `http://ADDR/metrics`, when started with `--metrics-bind` (see [`TestApp::scrape`]).
     pub metrics: Option<String>,
+    /// `http://ADDR`, the admin bind of `--test-support` (`POST /reset`, `/requests`).
+    pub test_support: Option<String>,
     handle: AppHandle,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -136,6 +138,7 @@ async fn start(
         .demo_page_addr()
         .map(|a| format!("http://localhost:{}/", a.port()));
     let metrics = app.metrics_addr().map(|a| format!("http://{a}/metrics"));
+    let test_support = app.test_support_addr().map(|a| format!("http://{a}"));
     let db = app.db().clone();
     let authenticator = app.authenticator();
     let handle = app.handle();
@@ -148,6 +151,7 @@ async fn start(
         dir,
         page,
         metrics,
+        test_support,
         handle,
         server,
     }
