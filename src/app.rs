@@ -33,7 +33,7 @@ use crate::routes::delivery::cache::ReadCache;
 use crate::store::Db;
 use crate::store::deliveries::Creator;
 use crate::store::revision::RevisionProbe;
-use crate::test_support::{self, RequestLog};
+use crate::test_support::{self, Faults, RequestLog};
 
 /// The application, as `startup.rs` (and so every test) serves it.
 pub fn app(state: AppState) -> App<impl AppFactory> {
@@ -51,18 +51,13 @@ pub fn app(state: AppState) -> App<impl AppFactory> {
         .service(
             web::scope("/delivery")
                 .configure(routes::protected)
-                .wrap(test_support::InjectFault) //           <- innermost: `Prefer: code=503` (--test-support only), answered as a real 503 would be
+                .wrap(Faults) //                               <- innermost: `Prefer: code=503` (--test-support only), answered as a real 503 would be
                 .wrap(Condition::new(correct, auth::basic())) // <- inner: auth, after CORS (correct)
                 .wrap(cors.policy()) //                         <- answers preflights; adds CORS headers to every response, 401 included
                 .wrap(Condition::new(!correct, auth::basic_before_cors())), // <- outer: auth before CORS (the bug, --auth-before-cors only)
         )
         // PUBLIC: /health, and the 404 for paths outside /delivery. CORS, no auth.
-        .service(
-            web::scope("")
-                .configure(routes::public)
-                .wrap(test_support::InjectFault)
-                .wrap(cors.policy()),
-        )
+        .service(web::scope("").configure(routes::public).wrap(cors.policy()))
         // ANCHOR_END: middleware
         .wrap(from_fn(net::bound_request_body)) // <- 400 for an ambiguous length; a deadline on bodies (408)
         .wrap(Measure(metrics)) //                    <- counts each answer (route pattern, status, which layer answered); never rejects

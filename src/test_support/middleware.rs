@@ -5,9 +5,10 @@
 //!   the request arrived, says what it honoured in `Preference-Applied`, and writes the request
 //!   log. With test support off it is a pass-through (no `Box`, no parsing), so `Prefer` does
 //!   nothing at all.
-//! - [`InjectFault`], innermost in each scope: inside CORS, so the page can read the fault; on
-//!   `/delivery` inside Basic auth too, so a request without credentials still gets the 401 it
-//!   would get from a real server whose database is down. It answers `code=…` with the problem
+//! - [`Faults`], innermost in the `/delivery` scope: inside CORS, so the page can read the
+//!   fault, and inside Basic auth, so a request without credentials still gets the 401 it would
+//!   get from a real server whose database is down. (The public routes, `/health` and the
+//!   documents, only get delays: their failures are not what a frontend's tests are about.) It answers `code=…` with the problem
 //!   the layer that really answers that status would send (its headers included: `Retry-After`
 //!   on a 503 or a 429, `WWW-Authenticate` on a 401), and marks the request as answered by
 //!   `test-support`, so neither the log nor the metrics take it for a real failure.
@@ -88,7 +89,7 @@ where
         let path = telemetry::client_text(req.path());
         let delay = preferences.delay;
         if preferences.code.is_some() {
-            req.extensions_mut().insert(preferences.clone()); // for `InjectFault`
+            req.extensions_mut().insert(preferences.clone()); // for `Faults`
         }
         let answer = self.service.call(req);
         Either::Right(Box::pin(async move {
@@ -121,7 +122,7 @@ where
                     false,
                 ),
             };
-            // A code is applied only if the request got as far as `InjectFault` (without
+            // A code is applied only if the request got as far as `Faults` (without
             // credentials, auth answered first).
             let applied = Preferences {
                 code: preferences.code.filter(|_| injected),
@@ -164,9 +165,9 @@ fn log_ignored(ignored: &[String]) {
 
 /// The inner layer: answers a request whose `Prefer` asked for a `code` (as `Observe` found it)
 /// with that problem; every other request goes straight through.
-pub struct InjectFault;
+pub struct Faults;
 
-impl<S, B> Transform<S, ServiceRequest> for InjectFault
+impl<S, B> Transform<S, ServiceRequest> for Faults
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
     B: MessageBody + 'static,
@@ -174,21 +175,21 @@ where
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = actix_web::Error;
     type InitError = ();
-    type Transform = InjectFaultService<S>;
+    type Transform = FaultsService<S>;
     type Future = Ready<Result<Self::Transform, ()>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(InjectFaultService { service }))
+        ready(Ok(FaultsService { service }))
     }
 }
 
-pub struct InjectFaultService<S> {
+pub struct FaultsService<S> {
     service: S,
 }
 
 type Answer<B> = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>;
 
-impl<S, B> Service<ServiceRequest> for InjectFaultService<S>
+impl<S, B> Service<ServiceRequest> for FaultsService<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
     B: MessageBody + 'static,

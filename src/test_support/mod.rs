@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 
 pub use admin::{Admin, bind, serve};
-pub use middleware::{InjectFault, Observe};
+pub use middleware::{Faults, Observe};
 pub use requests::RequestLog;
 
 use crate::auth;

@@ -620,6 +620,7 @@ async fn start_server(scene: &Scene, flags: &[String]) -> Result<Server, String>
         ("--bind", Some(8443)),
         ("--demo-page-bind", Some(4200)),
         ("--metrics-bind", None),
+        ("--test-support-bind", None),
     ] {
         let port = match flags.iter().position(|f| f == flag) {
             Some(i) => {
@@ -697,6 +698,7 @@ async fn start_server(scene: &Scene, flags: &[String]) -> Result<Server, String>
         ("--bind", "api"),
         ("--demo-page-bind", "demo_page"),
         ("--metrics-bind", "metrics"),
+        ("--test-support-bind", "test_support"),
     ] {
         if let (Some(shown), Some(real)) = (shown_ports.get(flag), port_of(field)) {
             ports.push(Port {
