@@ -59,14 +59,19 @@ async fn replace(db: &Db, sample: Sample<'_>, only_if_new: bool) -> anyhow::Resu
     let built_in = built_in_sample(db)?;
     let restored = on_either!(db, |pool| {
         let mut tx = pool.begin().await?;
-        let revision: i64 = sqlx::query_scalar(sql.seed_revision)
-            .fetch_one(&mut *tx)
-            .await?;
-        if only_if_new && revision != NEW_DATABASE_REVISION {
-            anyhow::bail!(
-                "the new database was changed since this start migrated it (another instance \
-                 seeded it first?): not seeding over it"
-            );
+        // A reset starts by writing: on SQLite a transaction that read first could not take the
+        // write lock while requests of the test before are still writing (SQLITE_BUSY at once,
+        // where a first write waits out the busy timeout).
+        if only_if_new {
+            let revision: i64 = sqlx::query_scalar(sql.seed_revision)
+                .fetch_one(&mut *tx)
+                .await?;
+            if revision != NEW_DATABASE_REVISION {
+                anyhow::bail!(
+                    "the new database was changed since this start migrated it (another \
+                     instance seeded it first?): not seeding over it"
+                );
+            }
         }
         for statement in sql.seed_reset {
             sqlx::query(*statement).execute(&mut *tx).await?;

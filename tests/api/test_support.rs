@@ -484,3 +484,31 @@ async fn stop(child: tokio::process::Child, ready: &Value) -> std::process::Outp
     assert!(out.status.success(), "{:?}", out.status);
     out
 }
+
+#[tokio::test]
+async fn a_reset_while_the_test_before_is_still_writing_waits_its_turn() {
+    let app = spawn_with_test_support().await;
+    let creates = (0..256).map(|i| {
+        let body = json!({"reference": format!("LATE-{i}"), "recipient": "R", "address": "A"});
+        let app = &app;
+        async move { app.create(&body).await.status() }
+    });
+    let resets = (0..8).map(|_| async {
+        let res = (app.client.post(admin(&app, "/reset"))).send().await;
+        let res = res.expect("reset");
+        (res.status(), res.text().await.expect("body"))
+    });
+    let (statuses, resets) = tokio::join!(
+        futures_util::future::join_all(creates),
+        futures_util::future::join_all(resets)
+    );
+    for (status, body) in resets {
+        assert_eq!(status, 200, "{body}");
+    }
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    let kept = app.count_deliveries().await - SEEDED as i64;
+    assert!(
+        (0..=256).contains(&kept),
+        "the seed, and the writes after the last reset: {kept}"
+    );
+}
