@@ -512,3 +512,20 @@ async fn a_reset_while_the_test_before_is_still_writing_waits_its_turn() {
         "the seed, and the writes after the last reset: {kept}"
     );
 }
+
+#[tokio::test]
+async fn the_test_profile_lifts_the_per_client_connection_cap() {
+    // A parallel suite's browsers all connect from 127.0.0.1: a cap of 4 is raised.
+    let app = spawn_app_with(|args| {
+        args.harness.test_support = true;
+        args.connections.max_connections_per_ip = 4;
+    })
+    .await;
+    let mut held = Vec::new();
+    for i in 0..8 {
+        let tcp = tokio::net::TcpStream::connect(app.addr).await.expect("TCP");
+        let tls = app.tls_over(tcp, &[b"http/1.1"]).await;
+        held.push(tls.unwrap_or_else(|e| panic!("connection {} closed: {e}", i + 1)));
+    }
+    assert_eq!(app.get_all().await.status(), 200, "and one more request");
+}
