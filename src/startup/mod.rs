@@ -18,7 +18,7 @@ use anyhow::Context;
 use crate::app::{self, AppState, MiddlewareOrder};
 use crate::auth::Authenticator;
 use crate::config::ServeArgs;
-use crate::cors::{CorsConfig, HeaderRule};
+use crate::cors::CorsConfig;
 use crate::exchanges::Exchanges;
 use crate::metrics::{self, Metrics};
 use crate::routes::delivery::cache::ReadCache;
@@ -102,10 +102,7 @@ impl Application {
         let pages = DemoOrigins::of(&listeners)?;
         let mut cors = args.cors.settings(pages.origin.as_deref());
         if support_listener.is_some() {
-            // A page's `Prefer` makes its request preflighted: allowed, and its answer readable.
-            cors.allow_headers
-                .push(HeaderRule::Name(test_support::prefer::PREFER));
-            (cors.expose_headers).push(HeaderRule::Name(test_support::prefer::PREFERENCE_APPLIED));
+            test_support::allow_prefer(&mut cors);
         }
         cors.validate().map_err(anyhow::Error::msg)?;
         let base = ephemeral.as_ref().map_or(Path::new(""), Ephemeral::dir);

@@ -24,6 +24,7 @@ pub use middleware::{Faults, Observe};
 pub use requests::RequestLog;
 
 use crate::auth;
+use crate::cors::{CorsConfig, HeaderRule};
 use crate::net;
 use crate::store::Db;
 use crate::store::deliveries::NewDelivery;
@@ -61,6 +62,12 @@ pub fn refuse_a_public_bind(api: SocketAddr) -> anyhow::Result<()> {
          It is for a test suite on this machine: --bind 127.0.0.1:PORT (or [::1]:PORT). \
          Anywhere else, leave --test-support (DELIVERY_API_TEST_SUPPORT) off"
     )
+}
+
+/// A page's `Prefer` makes its request preflighted: allowed, and `Preference-Applied` readable.
+pub fn allow_prefer(cors: &mut CorsConfig) {
+    cors.allow_headers.push(HeaderRule::Name(prefer::PREFER));
+    (cors.expose_headers).push(HeaderRule::Name(prefer::PREFERENCE_APPLIED));
 }
 
 /// Password checks a minute per client and per user under `--test-support` (at least).
