@@ -6,7 +6,8 @@
 //! - a request that carries `Origin` or `Sec-Fetch-Site` comes from a browser, so from a page:
 //!   refused (403). Browsers send `Origin` on every POST and DELETE, so no site open in the
 //!   developer's browser can reset the data with a form or a `fetch`; curl, Node's `fetch` and
-//!   Playwright's or Cypress's request APIs send neither.
+//!   Playwright's or Cypress's request APIs send neither. (Node's `fetch` does send
+//!   `Sec-Fetch-Mode: cors`, with no origin to go with it: that header alone is no page.)
 //!
 //! `POST /reset` puts the seed back; `GET /requests[?request_id=…][&since=SEQ]` reads the request
 //! log, `DELETE /requests` clears it.

@@ -419,6 +419,20 @@ async fn the_admin_bind_answers_test_runners_not_pages_or_rebound_names() {
         .await
         .expect("POST");
     assert_problem(from_a_page, 403, "a page's POST /reset").await;
+    // What Node's `fetch` sends (undici): Sec-Fetch-Mode, but no Origin and no Sec-Fetch-Site.
+    let from_node = (app.client.post(admin(&app, "/reset")))
+        .header("Sec-Fetch-Mode", "cors")
+        .header("Accept-Language", "*")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(from_node.status(), 200, "a test runner's reset");
+    let fetched_by_a_page = (app.client.get(admin(&app, "/requests")))
+        .header("Sec-Fetch-Site", "cross-site")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(fetched_by_a_page.status(), 403);
     let port = app
         .test_support
         .as_deref()
