@@ -100,29 +100,16 @@ impl Application {
         let support_listener = test_support_bind(&args, &listeners)?;
         let ephemeral = args.harness.ephemeral.then(Ephemeral::create).transpose()?;
         let pages = DemoOrigins::of(&listeners)?;
-        let mut cors = args.cors.settings(pages.origin.as_deref());
-        if support_listener.is_some() {
-            test_support::allow_prefer(&mut cors);
-        }
-        cors.validate().map_err(anyhow::Error::msg)?;
+        let testing = support_listener.is_some();
+        let cors = cors_settings(&args, pages.origin.as_deref(), testing)?;
         let base = ephemeral.as_ref().map_or(Path::new(""), Ephemeral::dir);
         let tls_files = TlsFiles::resolve(base, args.tls.cert.as_deref(), args.tls.key.as_deref())?;
         let tls = tls_files.server_config()?;
-        let mut database = args.db.settings();
-        if let Some(ephemeral) = &ephemeral {
-            database.url = ephemeral.database_url();
-        }
-        let (db, location, seed) = open_database(&database, args.harness.seed.as_deref()).await?;
+        let (db, location, seed) = open_store(&args, ephemeral.as_ref()).await?;
 
         let addr = listeners.api.local_addr()?;
         let demo_default = refuse_a_public_bind_with_the_published_password(&db, addr).await?;
-        let (mut auth_settings, mut limits) = (args.auth.settings(), args.connections.limits());
-        if support_listener.is_some() {
-            test_support::lift_limits(&mut auth_settings, &mut limits);
-        }
-        let authenticator =
-            web::Data::new(Authenticator::with_settings(db.clone(), &auth_settings)?);
-        authenticator.calibrate().await;
+        let (authenticator, limits) = authentication(&args, &db, testing).await?;
         let meters = metrics_listener
             .as_ref()
             .map(|_| Metrics::new())
@@ -378,6 +365,47 @@ fn serve_test_support(
         reset_to,
     };
     Ok(Some((addr, test_support::serve(listener, admin)?)))
+}
+
+/// The CORS policy from its flags, with the test-support header when that is on; checked.
+fn cors_settings(
+    args: &ServeArgs,
+    demo_origin: Option<&str>,
+    testing: bool,
+) -> anyhow::Result<CorsConfig> {
+    let mut cors = args.cors.settings(demo_origin);
+    if testing {
+        test_support::allow_prefer(&mut cors);
+    }
+    cors.validate().map_err(anyhow::Error::msg)?;
+    Ok(cors)
+}
+
+/// The database the flags (or `--ephemeral`) name, opened, migrated and seeded.
+async fn open_store(
+    args: &ServeArgs,
+    ephemeral: Option<&Ephemeral>,
+) -> anyhow::Result<(Db, store::Location, Option<seed::Seed>)> {
+    let mut database = args.db.settings();
+    if let Some(ephemeral) = ephemeral {
+        database.url = ephemeral.database_url();
+    }
+    open_database(&database, args.harness.seed.as_deref()).await
+}
+
+/// The authenticator (calibrated) and the connection limits, both lifted under test support.
+async fn authentication(
+    args: &ServeArgs,
+    db: &Db,
+    testing: bool,
+) -> anyhow::Result<(web::Data<Authenticator>, net::Limits)> {
+    let (mut auth_settings, mut limits) = (args.auth.settings(), args.connections.limits());
+    if testing {
+        test_support::lift_limits(&mut auth_settings, &mut limits);
+    }
+    let authenticator = web::Data::new(Authenticator::with_settings(db.clone(), &auth_settings)?);
+    authenticator.calibrate().await;
+    Ok((authenticator, limits))
 }
 
 /// `--auth-before-cors` swaps the layers, loudly.
