@@ -1,8 +1,11 @@
 //! Builds the server from its flags, in named steps (`build_on` reads as the list): bind what
 //! can be refused early, turn each group of flags into its layer's settings, open the database,
 //! build the app's state, serve, announce. `main` and the tests both go through
-//! [`Application::build`], so the tests serve exactly what users run.
+//! [`Application::build`], so the tests serve exactly what users run. The servers beside the API
+//! (demo page, metrics, test support) are `beside.rs`; the ready line `ready.rs`; `--ephemeral`
+//! and `--seed` their own files.
 
+mod beside;
 mod ephemeral;
 mod ready;
 mod seed;
@@ -19,14 +22,14 @@ use crate::app::{self, AppState, MiddlewareOrder};
 use crate::auth::Authenticator;
 use crate::config::ServeArgs;
 use crate::cors::CorsConfig;
-use crate::exchanges::Exchanges;
 use crate::metrics::{self, Metrics};
 use crate::routes::delivery::cache::ReadCache;
 use crate::store::deliveries::Creator;
 use crate::store::{self, Db, users};
-use crate::test_support::{self, ResetTo};
+use crate::test_support;
 use crate::tls::TlsFiles;
 use crate::{access, demo_page, net, routes};
+use beside::{DemoOrigins, serve_demo_page, serve_metrics, serve_test_support, test_support_bind};
 use ephemeral::Ephemeral;
 
 pub struct Application {
@@ -271,29 +274,6 @@ fn forget_the_ready_file(args: &ServeArgs) {
     }
 }
 
-/// The demo page's origin (what it is announced as) and the record of what the API saw of its
-/// requests (under every name the page can be opened as); both `None` without a demo page.
-struct DemoOrigins {
-    origin: Option<String>,
-    exchanges: Option<Arc<Exchanges>>,
-}
-
-impl DemoOrigins {
-    fn of(listeners: &Listeners) -> anyhow::Result<Self> {
-        let Some(listener) = &listeners.demo_page else {
-            return Ok(Self {
-                origin: None,
-                exchanges: None,
-            });
-        };
-        let addr = listener.local_addr()?;
-        Ok(Self {
-            origin: Some(demo_page::origin(addr)),
-            exchanges: Some(Exchanges::new(demo_page::origins(addr))),
-        })
-    }
-}
-
 /// Opens (creating and migrating) the database, and loads `--seed` into it. A seed goes only into
 /// a new database: an existing file is refused before anything is opened, the seed file is
 /// checked before the database is created, and a new SQLite file whose seeding fails is removed
@@ -329,42 +309,6 @@ async fn open_database(
         return Err(e);
     }
     Ok((connected.db, connected.location, Some(seed)))
-}
-
-/// `--test-support`: refused unless the API is on loopback, then its own bind (checked and bound
-/// early, like the metrics', so a refusal leaves nothing behind).
-fn test_support_bind(
-    args: &ServeArgs,
-    listeners: &Listeners,
-) -> anyhow::Result<Option<TcpListener>> {
-    if !args.harness.test_support {
-        return Ok(None);
-    }
-    test_support::refuse_a_public_bind(listeners.api.local_addr()?)?;
-    test_support::bind(args.harness.test_support_bind).map(Some)
-}
-
-/// `POST /reset` and `/requests` on their own bind, if `--test-support` is on.
-fn serve_test_support(
-    listener: Option<TcpListener>,
-    db: &Db,
-    log: Option<Arc<test_support::RequestLog>>,
-    seed: Option<seed::Seed>,
-) -> anyhow::Result<Option<(SocketAddr, Server)>> {
-    let (Some(listener), Some(log)) = (listener, log) else {
-        return Ok(None);
-    };
-    let addr = listener.local_addr()?;
-    let reset_to = seed.map_or(ResetTo::BuiltIn, |seed| {
-        let (deliveries, users) = seed.into_data();
-        ResetTo::Seed { deliveries, users }
-    });
-    let admin = test_support::Admin {
-        db: db.clone(),
-        log,
-        reset_to,
-    };
-    Ok(Some((addr, test_support::serve(listener, admin)?)))
 }
 
 /// The CORS policy from its flags, with the test-support header when that is on; checked.
@@ -455,36 +399,4 @@ async fn refuse_a_public_bind_with_the_published_password(
         );
     }
     Ok(demo_default)
-}
-
-/// `GET /metrics` on its own bind, if asked for.
-fn serve_metrics(
-    listener: Option<TcpListener>,
-    meters: Option<&Arc<Metrics>>,
-    public: bool,
-) -> anyhow::Result<Option<(SocketAddr, Server)>> {
-    let (Some(listener), Some(meters)) = (listener, meters) else {
-        return Ok(None);
-    };
-    let addr = listener.local_addr()?;
-    Ok(Some((addr, metrics::serve(listener, meters, public)?)))
-}
-
-/// The demo page on its own bind, calling the API at `api_origin`.
-fn serve_demo_page(
-    listener: Option<TcpListener>,
-    exchanges: Option<Arc<Exchanges>>,
-    api_origin: &str,
-    cors: &CorsConfig,
-) -> anyhow::Result<Option<(SocketAddr, Server)>> {
-    let (Some(listener), Some(exchanges)) = (listener, exchanges) else {
-        return Ok(None);
-    };
-    let addr = listener.local_addr()?;
-    let page = demo_page::Page {
-        api_base: api_origin.to_owned(),
-        allowed_origins: cors.origins.iter().map(ToString::to_string).collect(),
-        exchanges,
-    };
-    Ok(Some((addr, demo_page::serve(listener, page)?)))
 }
