@@ -39,6 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ORIGIN = "http://localhost:4200"
+DURABLE_BIN = None  # set in main(): target/<profile>/examples/durable
 ARTICLE_HEADERS = [
     "Origin: " + ORIGIN,
     "Accept: application/json, text/plain, */*",
@@ -143,50 +144,82 @@ class Postgres:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def oha(url, args, duration, connections, protocol="http1"):
+def cpu_seconds(pids):
+    """User + system CPU time the processes have used so far (all their threads)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def oha(url, args, duration, connections, protocol="http1", pids=()):
     cmd = ["oha", "-z", f"{duration}s", "-c", str(connections), "--no-tui", "--insecure",
            "--output-format", "json", *(["--http2"] if protocol == "h2" else []), *args, url]
+    cpu = cpu_seconds(pids)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(pids) - cpu
     d = json.loads(out)
     codes = {int(k): v for k, v in d.get("statusCodeDistribution", {}).items()}
+    return summarize([d], codes, cpu)
+
+
+def summarize(outs, codes, cpu):
+    """One oha run (or two at once): req/s, 2xx/s, the worse percentiles, CPU µs per answer."""
+    answered = sum(codes.values())
+    ok = sum(v for k, v in codes.items() if 200 <= k < 300)
+    rps = sum(d["summary"]["requestsPerSec"] for d in outs)
     return {
-        "rps": d["summary"]["requestsPerSec"],
-        "p50": d["latencyPercentiles"]["p50"] * 1000,
-        "p99": d["latencyPercentiles"]["p99"] * 1000,
-        "non2xx": sum(v for k, v in codes.items() if not 200 <= k < 300),
+        "rps": rps,
+        "ok_rps": rps * ok / answered if answered else 0,
+        "p50": max(d["latencyPercentiles"]["p50"] or 0 for d in outs) * 1000,
+        "p99": max(d["latencyPercentiles"]["p99"] or 0 for d in outs) * 1000,
+        "non2xx": answered - ok,
         "codes": codes,
-        "bytes": d["summary"].get("sizePerRequest") or 0,
+        "bytes": outs[0]["summary"].get("sizePerRequest") or 0,
+        "cpu_us": 1e6 * cpu / answered if answered else 0,
     }
 
 
-def oha_both(urls, args, duration, connections, protocol):
+def durable(work, connections, duration):
+    """bench/durable.rs: the same creations made durable by one writer, no HTTP (a fresh file)."""
+    db = work / f"durable-{time.monotonic_ns()}.db"
+    before = os.times()
+    out = subprocess.run([DURABLE_BIN, db, ROOT / "migrations/sqlite", str(connections), str(duration)],
+                         capture_output=True, text=True, check=True).stdout
+    after = os.times()
+    d = json.loads(out)
+    made = d["created_per_sec"] * duration
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    for f in work.glob(db.name + "*"):
+        f.unlink()
+    return {"rps": d["created_per_sec"], "ok_rps": d["created_per_sec"], "p50": d["p50_ms"],
+            "p99": d["p99_ms"], "non2xx": 0, "codes": {201: round(made)}, "bytes": 0,
+            "cpu_us": 1e6 * cpu / made if made else 0, "rows_per_commit": d["rows_per_commit"]}
+
+
+def oha_both(urls, args, duration, connections, protocol, pids=()):
     """Two oha processes at once, one per instance, half the connections each: summed req/s,
     the worse instance's percentiles."""
     half = max(1, connections // 2)
+    cpu = cpu_seconds(pids)
     procs = [subprocess.Popen(
         ["oha", "-z", f"{duration}s", "-c", str(half), "--no-tui", "--insecure", "--output-format", "json",
          *(["--http2"] if protocol == "h2" else []), *a, u], stdout=subprocess.PIPE, text=True)
         for u, a in zip(urls, args)]
     outs = [json.loads(p.communicate()[0]) for p in procs]
+    cpu = cpu_seconds(pids) - cpu
     codes = {}
     for d in outs:
         for k, v in d.get("statusCodeDistribution", {}).items():
             codes[int(k)] = codes.get(int(k), 0) + v
-    return {
-        "rps": sum(d["summary"]["requestsPerSec"] for d in outs),
-        "p50": max(d["latencyPercentiles"]["p50"] for d in outs) * 1000,
-        "p99": max(d["latencyPercentiles"]["p99"] for d in outs) * 1000,
-        "non2xx": sum(v for k, v in codes.items() if not 200 <= k < 300),
-        "codes": codes,
-        "bytes": outs[0]["summary"].get("sizePerRequest") or 0,
-    }
+    return summarize(outs, codes, cpu)
 
 
 def median_run(runs):
     return {
-        "rps": statistics.median(r["rps"] for r in runs),
-        "p50": statistics.median(r["p50"] for r in runs),
-        "p99": statistics.median(r["p99"] for r in runs),
+        **{k: statistics.median(r[k] for r in runs) for k in ("rps", "ok_rps", "p50", "p99", "cpu_us")},
         "non2xx": sum(r["non2xx"] for r in runs),
         "codes": runs[-1]["codes"],
         "bytes": runs[-1]["bytes"],
@@ -201,8 +234,9 @@ def main():
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--rows", type=int, default=100)
     ap.add_argument("--no-build", action="store_true")
-    ap.add_argument("--profile", default="peak",
-                    help="cargo profile to build and run: peak (fat LTO, the default) or release")
+    ap.add_argument("--profile", default="release",
+                    help="cargo profile to build and run: release (what `cargo run --release` builds, the "
+                         "default) or peak (fat LTO, one codegen unit)")
     ap.add_argument("--no-scaling", action="store_true")
     ap.add_argument("--no-flood", action="store_true")
     ap.add_argument("--flood-only", action="store_true", help="only the flood comparison")
@@ -215,10 +249,12 @@ def main():
     if not shutil.which("oha"):
         sys.exit("oha is missing: cargo install oha --locked")
     if not opts.no_build:
-        sh(["cargo", "build", "--profile", opts.profile, "--bin", "delivery-api", "--example", "ceiling"],
-           cwd=ROOT)
+        sh(["cargo", "build", "--profile", opts.profile, "--bin", "delivery-api", "--example", "ceiling",
+            "--example", "durable"], cwd=ROOT)
+    global DURABLE_BIN
     service_bin = ROOT / f"target/{opts.profile}/delivery-api"
     ceiling_bin = ROOT / f"target/{opts.profile}/examples/ceiling"
+    DURABLE_BIN = ROOT / f"target/{opts.profile}/examples/durable"
 
     work = Path(tempfile.mkdtemp(prefix="delivery-bench-"))
     db = work / "bench.db"
@@ -247,6 +283,7 @@ def main():
 
         # Each engine: (ports it serves on, its database); pg2 is two instances on one database.
         targets = {"sqlite": ([sport], db)} if "sqlite" in engines else {}
+        pids = {sport: service.pid}
         if "pg" in engines or "pg2" in engines:
             pg = Postgres(work, opts.port + 10)
             for name, ports in (("pg", [sport + 3]), ("pg2", [sport + 4, sport + 5])):
@@ -254,12 +291,13 @@ def main():
                     continue
                 pg.create(f"bench_{name}")
                 for port in ports:
-                    procs.append(subprocess.Popen(
+                    procs.append(proc := subprocess.Popen(
                         [service_bin, "serve", "--bind", f"127.0.0.1:{port}", "--no-demo-page",
                          "--database-url", pg.url(f"bench_{name}"), "--cert", work / "certs/localhost.crt",
                          "--key", work / "certs/localhost.key"],
                         cwd=work, env=env, stdout=subprocess.DEVNULL,
                         stderr=open(work / f"service-{port}.log", "w")))
+                    pids[port] = proc.pid
                     wait_https(port, cacert)
                 pg.seed(f"bench_{name}", opts.rows)
                 targets[name] = (ports, (pg, f"bench_{name}"))
@@ -269,6 +307,7 @@ def main():
              work / "list.json", work / "one.json"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(ceiling)
+        pids[cport] = ceiling.pid
         wait_https(cport, cacert, "/ping")
 
         hdrs = sum((["-H", h] for h in ARTICLE_HEADERS), [])
@@ -300,29 +339,39 @@ def main():
             order = [("ceiling", [cport], cpath)] + [
                 (t, ports, spath) for t, (ports, _) in targets.items() if connections > 1 or len(ports) == 1]
             runs = {t: [] for t, _, _ in order}
+            if name.startswith("POST"):
+                runs["durable"] = []  # the disk's limit for the same creations, no HTTP
             for r in range(opts.rounds):
                 for target, ports, path in order:
                     tag = f"{target}-{protocol}-{connections}-{r}"
+                    owners = [pids[p] for p in ports]
                     if len(ports) == 1:
                         runs[target].append(oha(f"https://localhost:{ports[0]}{path}", make_args(tag),
-                                                opts.duration, connections, protocol))
+                                                opts.duration, connections, protocol, owners))
                     else:
                         runs[target].append(oha_both(
                             [f"https://localhost:{p}{path}" for p in ports],
                             [make_args(f"{tag}-{i}") for i in range(len(ports))],
-                            opts.duration, connections, protocol))
+                            opts.duration, connections, protocol, owners))
+                if "durable" in runs:
+                    runs["durable"].append(durable(work, connections, opts.duration))
             if name.startswith("POST"):
                 for _, target_db in targets.values():
                     seed(target_db, opts.rows)  # back to N rows for the next scenarios
-            return median_run(runs.pop("ceiling")), {t: median_run(r) for t, r in runs.items()}
+            yardsticks = {"ceiling": median_run(runs.pop("ceiling"))}
+            if "durable" in runs:
+                yardsticks["durable"] = median_run(runs.pop("durable"))
+            return yardsticks, {t: median_run(r) for t, r in runs.items()}
 
         protocols = ["http1", "h2"] if opts.protocol == "both" else [opts.protocol]
+        summary = {}
         for protocol in protocols if not opts.flood_only else []:
             results = []
             for i, (name, spath, cpath, make_args) in enumerate(scenarios):
                 c, s = side_by_side(name, spath, cpath, make_args, protocol, opts.connections)
                 results.append((name, c, s, {t: checks[t][i] for t in s}))
             print_table(results, opts, protocol, opts.connections)
+            summary[f"{protocol}x{opts.connections}"] = summarize_ratios(results)
         if not opts.flood_only:
             # One client, one connection, one request at a time: per-request latency.
             for protocol in protocols:
@@ -331,6 +380,10 @@ def main():
                     c, s = side_by_side(name, spath, cpath, make_args, protocol, 1)
                     results.append((name, c, s, {t: checks[t][i] for t in s}))
                 print_table(results, opts, protocol, 1)
+                summary[f"{protocol}x1"] = summarize_ratios(results)
+        if summary:
+            # One line a script can read: `grep '^summary ' | cut -c9- | jq`.
+            print("\nsummary " + json.dumps({"profile": opts.profile, "rounds": opts.rounds, **summary}))
         if not opts.no_scaling and not opts.flood_only:
             scaling(sport, cacert, db, good, opts)
         if not opts.no_flood:
@@ -379,25 +432,66 @@ def check_correctness(port, cacert, first_id, rows):
     return ["ok" if c else "FAILED" for c in out]
 
 
+KEYS = {"preflight": "preflight", "GET /delivery/all": "get_all", "GET /delivery/{id}": "get_one",
+        "POST": "post", "GET, wrong": "wrong_password"}
+
+
+def key(name):
+    return next(k for prefix, k in KEYS.items() if name.startswith(prefix))
+
+
 def print_table(results, opts, protocol, connections):
+    """req/s is answers per second, except for POST: rows created (2xx) per second, so that a 409
+    for a reference oha happened to send twice is not counted as work done. CPU µs: the process's
+    user + system time per answer (all its threads), service and yardstick alike."""
     what = "one connection, sequential requests" if connections == 1 else f"{connections} connections"
     print(f"\n{'HTTP/2' if protocol == 'h2' else 'HTTP/1.1'}, {what}, {opts.duration:g} s x {opts.rounds} "
-          f"interleaved rounds per target (median), HTTPS on loopback, {os.cpu_count()} CPUs\n")
+          f"interleaved rounds per target (median), HTTPS on loopback, {os.cpu_count()} CPUs, "
+          f"{opts.profile} profile\n")
     head = f"{'scenario':36} {'target':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} " \
-           f"{'rps ratio':>9} {'p99 ratio':>9}  check"
+           f"{'CPU µs':>7} {'rps ratio':>9} {'p99 ratio':>9}  check"
     print(head)
     print("-" * len(head))
-    for name, c, services, check in results:
-        print(f"{name:36} {'ceiling':8} {c['rps']:9.0f} {c['p50']:8.2f} {c['p99']:8.2f} {c['non2xx']:8d}")
+    for name, yardsticks, services, check in results:
+        post = key(name) == "post"
+        rate = "ok_rps" if post else "rps"
+        for label, y in yardsticks.items():
+            print(f"{name if label == 'ceiling' else '':36} {label:8} {y[rate]:9.0f} {y['p50']:8.2f} "
+                  f"{y['p99']:8.2f} {y['non2xx']:8d} {y['cpu_us']:7.1f}")
+        c = yardsticks["durable" if post else "ceiling"]
         for target, s in services.items():
-            print(f"{'':36} {target:8} {s['rps']:9.0f} {s['p50']:8.2f} {s['p99']:8.2f} {s['non2xx']:8d} "
-                  f"{s['rps'] / c['rps']:9.2f} {s['p99'] / c['p99']:9.2f}  {check[target]}")
-    for name, c, services, _ in results:
+            print(f"{'':36} {target:8} {s[rate]:9.0f} {s['p50']:8.2f} {s['p99']:8.2f} {s['non2xx']:8d} "
+                  f"{s['cpu_us']:7.1f} {s[rate] / c[rate]:9.2f} {s['p99'] / c['p99']:9.2f}  {check[target]}")
+    for name, _, services, _ in results:
         for target, s in services.items():
             odd = {k: v for k, v in s["codes"].items() if not 200 <= k < 300}
             if odd:
                 print(f"{target} non-2xx in the last '{name}' run: {odd}")
-    print("(the wrong-password scenario's 401s are expected)")
+    print("(POST: created/s, and its ratios are to the durable-write limit (bench/durable.rs, the same "
+          "creations, one writer, no HTTP);\n the 409s are references oha sent twice: it picks body lines "
+          "at random. The wrong-password 401s are expected.)")
+
+
+def summarize_ratios(results):
+    """Per scenario and service: ratio of req/s and of p99 to the yardstick (POST: to the durable
+    limit, and to the ceiling), and CPU µs per answer beside the ceiling's."""
+    out = {}
+    for name, yardsticks, services, _ in results:
+        k = key(name)
+        if k == "wrong_password":
+            continue
+        c = yardsticks["ceiling"]
+        y = yardsticks.get("durable", c)
+        rate = "ok_rps" if k == "post" else "rps"
+        for target, s in services.items():
+            out.setdefault(target, {})[k] = {
+                "rps": round(s[rate]), "rps_ratio": round(s[rate] / y[rate], 3),
+                "p99_ratio": round(s["p99"] / y["p99"], 3), "cpu_us": round(s["cpu_us"], 1),
+                "ceiling_cpu_us": round(c["cpu_us"], 1),
+                **({"rps_vs_ceiling": round(s[rate] / c[rate], 3),
+                    "p99_vs_ceiling": round(s["p99"] / c["p99"], 3)} if k == "post" else {}),
+            }
+    return out
 
 
 def flood(port, good, bad, opts, label):
