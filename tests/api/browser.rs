@@ -6,6 +6,8 @@
 //! learner does on the demo page. Each behaviour is one `async fn (kind)`; [`in_both_browsers!`]
 //! makes it a module with two tests, `…::chromium` and `…::firefox`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -345,6 +347,8 @@ in_both_browsers!(
     another_servers_preflight_401_with_allow_origin_is_not_ok,
     another_servers_2xx_preflight_without_the_header_is_refused,
     another_servers_2xx_preflight_without_the_method_is_refused,
+    a_431_from_below_the_cors_layer_has_no_allow_origin,
+    another_servers_401_after_a_passing_preflight_has_no_allow_origin,
     a_moved_demo_page_still_works_in_the_correct_order,
     the_api_explorer_tries_get_delivery_all_with_the_demo_credentials_and_sees_200,
 );
@@ -609,11 +613,39 @@ async fn without_a_preflight_a_response_without_allow_origin_is_blocked(kind: Ki
     browser.close().await;
 }
 
+/// Row 3b: a response produced outside this server's CORS layer. The preflight passes; the
+/// actual request carries 100 KiB of `Authorization`, past what HTTP/2 accepts of a header list
+/// (`--h2-max-header-list`, 64 KiB), and the HTTP/2 layer answers it 431 before any middleware
+/// sees it: without `Access-Control-Allow-Origin`. (HTTP/1.1 does the same past 128 KiB.)
+async fn a_431_from_below_the_cors_layer_has_no_allow_origin(kind: Kind) {
+    let (app, page) = app_with_plain_page().await;
+    let browser = Browser::launch_in(kind, &app, true).await;
+    browser.open(&page).await;
+    let url = app.url("/delivery/all");
+    let huge = format!("Basic {}", "A".repeat(100 * 1024));
+
+    let outcome = fetch_with(
+        &browser,
+        &url,
+        json!({ "headers": { "Authorization": huge } }),
+    )
+    .await;
+
+    assert_eq!(outcome, failed(kind), "the page sees status 0");
+    assert_console_says(&browser, "3b", &url, &origin_of(&page)).await;
+    if kind == Kind::Chromium {
+        // Chromium's line has no status: DevTools' Network events do.
+        let statuses = browser.statuses(&url, 2).await;
+        assert_eq!(statuses, [200, 431], "the preflight, then the request");
+    }
+    browser.close().await;
+}
+
 /// Row 2, which this server never produces: another server whose preflight answer is a 401
 /// that *does* carry `Access-Control-Allow-Origin` (auth behind a CORS layer that lets OPTIONS
 /// through). Played by [`other_server`].
 async fn another_servers_preflight_401_with_allow_origin_is_not_ok(kind: Kind) {
-    from_another_server(kind, "2", "401 Unauthorized", json!({})).await;
+    from_another_server(kind, "2", Answers::all("401 Unauthorized"), json!({})).await;
 }
 
 /// Rows 1c/1d as other servers give them: a 2xx preflight with CORS headers that do not list the
@@ -621,18 +653,19 @@ async fn another_servers_preflight_401_with_allow_origin_is_not_ok(kind: Kind) {
 /// instead (rows 1c, 1d).
 async fn another_servers_2xx_preflight_without_the_header_is_refused(kind: Kind) {
     let init = json!({ "headers": { "X-Api-Key": "k" } });
-    from_another_server(kind, "1c-2xx", "200 OK", init).await;
+    from_another_server(kind, "1c-2xx", Answers::all("200 OK"), init).await;
 }
 
 async fn another_servers_2xx_preflight_without_the_method_is_refused(kind: Kind) {
-    from_another_server(kind, "1d-2xx", "200 OK", json!({ "method": "PATCH" })).await;
+    let init = json!({ "method": "PATCH" });
+    from_another_server(kind, "1d-2xx", Answers::all("200 OK"), init).await;
 }
 
-/// The page's call with `init` to [`other_server`], whose preflights get `status`: it fails, and
-/// the console says what `row` quotes.
-async fn from_another_server(kind: Kind, row: &str, status: &'static str, init: serde_json::Value) {
+/// The page's call with `init` to [`other_server`], which answers as `answers` says: it fails,
+/// and the console says what `row` quotes.
+async fn from_another_server(kind: Kind, row: &str, answers: Answers, init: serde_json::Value) {
     let (app, page) = app_with_plain_page().await;
-    let url = other_server(status, origin_of(&page)).await;
+    let (url, _) = other_server(answers, origin_of(&page)).await;
     let browser = Browser::launch_in(kind, &app, true).await;
     browser.open(&page).await;
 
@@ -643,10 +676,57 @@ async fn from_another_server(kind: Kind, row: &str, status: &'static str, init: 
     browser.close().await;
 }
 
+/// Row 3c, as other servers give it (this one never does): the preflight passes, and the actual
+/// request meets an error path that skips the CORS headers (actix-cors 0.7.1 and older with an
+/// auth middleware's `Err`, nginx `add_header` without `always`): a 401 without
+/// `Access-Control-Allow-Origin`, which the page cannot read.
+async fn another_servers_401_after_a_passing_preflight_has_no_allow_origin(kind: Kind) {
+    let (app, page) = app_with_plain_page().await;
+    let answers = Answers {
+        preflight: "200 OK",
+        actual: "401 Unauthorized",
+        actual_allows_origin: false,
+    };
+    let (url, _) = other_server(answers, origin_of(&page)).await;
+    let browser = Browser::launch_in(kind, &app, true).await;
+    browser.open(&page).await;
+
+    let outcome = fetch_from(&browser, &url).await;
+
+    assert_eq!(outcome, failed(kind), "the page sees status 0");
+    assert_console_says(&browser, "3c", &url, &origin_of(&page)).await;
+    if kind == Kind::Chromium {
+        // Chromium's line has no status: DevTools' Network events do.
+        let statuses = browser.statuses(&url, 2).await;
+        assert_eq!(statuses, [200, 401], "the preflight, then the request");
+    }
+    browser.close().await;
+}
+
+/// How [`other_server`] answers: preflights (`OPTIONS`) with `preflight` and CORS headers for the
+/// page's origin; other requests with `actual`, with those headers if `actual_allows_origin`.
+#[derive(Clone, Copy)]
+struct Answers {
+    preflight: &'static str,
+    actual: &'static str,
+    actual_allows_origin: bool,
+}
+
+impl Answers {
+    /// Every request `status`, with CORS headers.
+    fn all(status: &'static str) -> Self {
+        Self {
+            preflight: status,
+            actual: status,
+            actual_allows_origin: true,
+        }
+    }
+}
+
 /// Another API, at `http://localhost:PORT/delivery/all` (plain HTTP: a page may call localhost
-/// over http), that answers every request `status` with CORS headers for `origin`: methods GET and
-/// POST, headers Authorization and Accept.
-async fn other_server(status: &'static str, origin: String) -> String {
+/// over http), that answers as `answers` says, with CORS headers for `origin`: methods GET and
+/// POST, headers Authorization and Accept. Also returns how many connections it has accepted.
+async fn other_server(answers: Answers, origin: String) -> (String, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a port");
@@ -654,9 +734,12 @@ async fn other_server(status: &'static str, origin: String) -> String {
         "http://localhost:{}/delivery/all",
         listener.local_addr().expect("addr").port()
     );
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&connections);
     tokio::spawn(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         while let Ok((mut stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
             let origin = origin.clone();
             tokio::spawn(async move {
                 let mut request = Vec::new();
@@ -667,18 +750,27 @@ async fn other_server(status: &'static str, origin: String) -> String {
                         Ok(n) => request.extend_from_slice(&buf[..n]),
                     }
                 }
+                let (status, cors) = match request.starts_with(b"OPTIONS ") {
+                    true => (answers.preflight, true),
+                    false => (answers.actual, answers.actual_allows_origin),
+                };
+                let cors = match cors {
+                    true => format!(
+                        "access-control-allow-origin: {origin}\r\n\
+                         access-control-allow-methods: GET, POST\r\n\
+                         access-control-allow-headers: authorization, accept\r\n"
+                    ),
+                    false => String::new(),
+                };
                 let response = format!(
-                    "HTTP/1.1 {status}\r\n\
-                     access-control-allow-origin: {origin}\r\n\
-                     access-control-allow-methods: GET, POST\r\n\
-                     access-control-allow-headers: authorization, accept\r\n\
+                    "HTTP/1.1 {status}\r\n{cors}\
                      vary: Origin\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
                 );
                 let _ = stream.write_all(response.as_bytes()).await;
             });
         }
     });
-    url
+    (url, connections)
 }
 
 /// A preflight the browser has cached (`Access-Control-Max-Age`, `--cors-max-age` 600 s by

@@ -267,6 +267,39 @@ impl Browser {
         seen
     }
 
+    /// The statuses of the responses to requests for `url`, preflights included, in the order
+    /// they came, once there are `count` of them (or after 30 s), from DevTools' Network events:
+    /// they hold the status of a response the page may not read, which the console line does
+    /// not give. Chromium only.
+    pub async fn statuses(&self, url: &str, count: usize) -> Vec<u16> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let (mut requests, mut statuses) = (Vec::new(), Vec::new());
+        loop {
+            for event in self.devtools_events().await {
+                let params = &event["params"];
+                match event["method"].as_str() {
+                    Some("Network.requestWillBeSent") if params["request"]["url"] == url => {
+                        requests.push(params["requestId"].clone());
+                    }
+                    Some("Network.responseReceivedExtraInfo") => {
+                        statuses.push((params["requestId"].clone(), params["statusCode"].clone()));
+                    }
+                    _ => {}
+                }
+            }
+            let seen: Vec<u16> = statuses
+                .iter()
+                .filter(|(id, _)| requests.contains(id))
+                .filter_map(|(_, status)| status.as_u64()?.try_into().ok())
+                .collect();
+            if seen.len() >= count || tokio::time::Instant::now() > deadline {
+                return seen;
+            }
+            // Spaces the polls; the deadline bounds a response that never comes.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// DevTools protocol events since the last call (`{"method": "Network.…", "params": …}`),
     /// from chromedriver's performance log. Chromium only: geckodriver has no such log.
     pub async fn devtools_events(&self) -> Vec<serde_json::Value> {
