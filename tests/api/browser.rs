@@ -195,7 +195,8 @@ async fn bind_when_free(port: u16) -> std::net::TcpListener {
 }
 
 /// What docs/troubleshooting.md says `kind` prints for the cause in `row` of its table "What the
-/// browsers print": the code spans of the cell, one per console line, with `<url>` and `<origin>`
+/// browsers print": the code spans of the cell, one per console line, with `<url>`, `<origin>`
+/// and `<page>` (the page's URL: every test serves its page at the root of its origin)
 /// replaced. The tests wait for these lines, so the table cannot drift from the browsers.
 fn printed(row: &str, kind: Kind, url: &str, origin: &str) -> Vec<String> {
     let (header, rows) = what_the_browsers_print();
@@ -210,7 +211,11 @@ fn printed(row: &str, kind: Kind, url: &str, origin: &str) -> Vec<String> {
     cells[column]
         .split("<br>")
         .filter_map(|part| part.split('`').nth(1))
-        .map(|line| line.replace("<url>", url).replace("<origin>", origin))
+        .map(|line| {
+            line.replace("<url>", url)
+                .replace("<origin>", origin)
+                .replace("<page>", &format!("{origin}/"))
+        })
         .collect()
 }
 
@@ -349,6 +354,7 @@ in_both_browsers!(
     another_servers_2xx_preflight_without_the_method_is_refused,
     a_431_from_below_the_cors_layer_has_no_allow_origin,
     another_servers_401_after_a_passing_preflight_has_no_allow_origin,
+    from_an_https_page_an_http_api_is_blocked_as_mixed_content,
     a_moved_demo_page_still_works_in_the_correct_order,
     the_api_explorer_tries_get_delivery_all_with_the_demo_credentials_and_sees_200,
 );
@@ -641,6 +647,38 @@ async fn a_431_from_below_the_cors_layer_has_no_allow_origin(kind: Kind) {
     browser.close().await;
 }
 
+/// Row 9: a page served over https:// calls an http:// API by a name that is not loopback
+/// (`api.test`, resolved to 127.0.0.1; `http://localhost` would count as potentially
+/// trustworthy, so not as mixed content). Both browsers block the call before it is sent, with
+/// `fetch()` and with `XMLHttpRequest`: the API hears nothing. By `localhost`, it answers.
+async fn from_an_https_page_an_http_api_is_blocked_as_mixed_content(kind: Kind) {
+    let app = spawn_app().await;
+    let page = blank_page(Some(tls_of(&app))).await;
+    let (url, connections) = other_server(Answers::all("200 OK"), origin_of(&page)).await;
+    let url = url.replacen("//localhost:", "//api.test:", 1);
+    let browser = Browser::launch_resolving(kind, &app, "api.test").await;
+    browser.open(&page).await;
+
+    let fetched = fetch_from(&browser, &url).await;
+    assert_eq!(fetched, failed(kind), "the page sees status 0");
+    assert_console_says(&browser, "9", &url, &origin_of(&page)).await;
+    let requested = xhr_from(&browser, &url).await;
+    assert_eq!(requested, "error: status 0", "the page sees status 0");
+    assert_console_says(&browser, "9-xhr", &url, &origin_of(&page)).await;
+
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "nothing left the browser"
+    );
+
+    // The same API by its loopback name is potentially trustworthy: no mixed content.
+    let loopback = url.replacen("//api.test:", "//localhost:", 1);
+    assert_eq!(fetch_from(&browser, &loopback).await, "status 200");
+    assert_eq!(xhr_from(&browser, &loopback).await, "status 200");
+    browser.close().await;
+}
+
 /// Row 2, which this server never produces: another server whose preflight answer is a 401
 /// that *does* carry `Access-Control-Allow-Origin` (auth behind a CORS layer that lets OPTIONS
 /// through). Played by [`other_server`].
@@ -837,29 +875,7 @@ async fn app_with_plain_page() -> (TestApp, String) {
 async fn app_with_plain_page_and(
     configure: impl FnOnce(&mut delivery_api::config::ServeArgs),
 ) -> (TestApp, String) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a port");
-    let page = format!(
-        "http://localhost:{}/",
-        listener.local_addr().expect("addr").port()
-    );
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut request = [0u8; 4096];
-                let _ = stream.read(&mut request).await;
-                let body = "<!doctype html><title>a page without a CSP</title>";
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\
-                     connection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-            });
-        }
-    });
+    let page = blank_page(None).await;
     let origin = origin_of(&page);
     let app = spawn_app_with(|args| {
         args.cors.allowed_origins = vec![origin.parse().expect("origin")];
@@ -867,6 +883,62 @@ async fn app_with_plain_page_and(
     })
     .await;
     (app, page)
+}
+
+/// A blank page without a Content-Security-Policy, at `http://localhost:PORT/`, or with `tls` at
+/// `https://localhost:PORT/`; returns its URL.
+async fn blank_page(tls: Option<tokio_rustls::TlsAcceptor>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let page = format!(
+        "{scheme}://localhost:{}/",
+        listener.local_addr().expect("addr").port()
+    );
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                match tls {
+                    None => answer_blank(stream).await,
+                    Some(tls) => {
+                        if let Ok(stream) = tls.accept(stream).await {
+                            answer_blank(stream).await;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    page
+}
+
+/// Reads a request (its first bytes) and answers with the blank page.
+async fn answer_blank(mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut request = [0u8; 4096];
+    let _ = stream.read(&mut request).await;
+    let body = "<!doctype html><title>a page without a CSP</title>";
+    let response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// The app's own certificate and key (issued by its dev CA for `localhost`), for a page served
+/// over https that the test's browser trusts as it trusts the API.
+fn tls_of(app: &TestApp) -> tokio_rustls::TlsAcceptor {
+    let files = delivery_api::tls::TlsFiles {
+        cert: app.dir.path().join(delivery_api::tls::dev_ca::SERVER_CERT),
+        key: app.dir.path().join(delivery_api::tls::dev_ca::SERVER_KEY),
+        generated: false,
+    };
+    let config = files.server_config().expect("the app's certificate");
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
 /// The article's call from the page: `fetch(url)` with `Authorization: Basic`, which needs a
@@ -895,6 +967,33 @@ fetch(url, { ...options, headers })
         .execute_async(FETCH, vec![json!(url), json!(authorization), init])
         .await
         .expect("the fetch settles")
+        .as_str()
+        .expect("a string")
+        .to_owned()
+}
+
+/// The same call as [`fetch_from`] with `XMLHttpRequest`, as Angular's `HttpClient` makes it
+/// without `withFetch()`. Returns `status N`, or `error: status 0` (its `error` event).
+async fn xhr_from(browser: &Browser, url: &str) -> String {
+    const XHR: &str = r#"
+const [url, authorization, done] = arguments;
+const xhr = new XMLHttpRequest();
+xhr.open('GET', url);
+xhr.setRequestHeader('Authorization', authorization);
+xhr.setRequestHeader('Accept', 'application/json');
+xhr.onload = () => done('status ' + xhr.status);
+xhr.onerror = () => done('error: status ' + xhr.status);
+try { xhr.send(); } catch (e) { done('threw: ' + e.message); }
+"#;
+    let authorization = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+    );
+    browser
+        .client
+        .execute_async(XHR, vec![json!(url), json!(authorization)])
+        .await
+        .expect("the request settles")
         .as_str()
         .expect("a string")
         .to_owned()
