@@ -6,6 +6,8 @@
 //! learner does on the demo page. Each behaviour is one `async fn (kind)`; [`in_both_browsers!`]
 //! makes it a module with two tests, `…::chromium` and `…::firefox`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -193,7 +195,8 @@ async fn bind_when_free(port: u16) -> std::net::TcpListener {
 }
 
 /// What docs/troubleshooting.md says `kind` prints for the cause in `row` of its table "What the
-/// browsers print": the code spans of the cell, one per console line, with `<url>` and `<origin>`
+/// browsers print": the code spans of the cell, one per console line, with `<url>`, `<origin>`
+/// and `<page>` (the page's URL: every test serves its page at the root of its origin)
 /// replaced. The tests wait for these lines, so the table cannot drift from the browsers.
 fn printed(row: &str, kind: Kind, url: &str, origin: &str) -> Vec<String> {
     let (header, rows) = what_the_browsers_print();
@@ -208,7 +211,11 @@ fn printed(row: &str, kind: Kind, url: &str, origin: &str) -> Vec<String> {
     cells[column]
         .split("<br>")
         .filter_map(|part| part.split('`').nth(1))
-        .map(|line| line.replace("<url>", url).replace("<origin>", origin))
+        .map(|line| {
+            line.replace("<url>", url)
+                .replace("<origin>", origin)
+                .replace("<page>", &format!("{origin}/"))
+        })
         .collect()
 }
 
@@ -345,6 +352,9 @@ in_both_browsers!(
     another_servers_preflight_401_with_allow_origin_is_not_ok,
     another_servers_2xx_preflight_without_the_header_is_refused,
     another_servers_2xx_preflight_without_the_method_is_refused,
+    a_431_from_below_the_cors_layer_has_no_allow_origin,
+    another_servers_401_after_a_passing_preflight_has_no_allow_origin,
+    from_an_https_page_an_http_api_is_blocked_as_mixed_content,
     a_moved_demo_page_still_works_in_the_correct_order,
     the_api_explorer_tries_get_delivery_all_with_the_demo_credentials_and_sees_200,
 );
@@ -609,11 +619,71 @@ async fn without_a_preflight_a_response_without_allow_origin_is_blocked(kind: Ki
     browser.close().await;
 }
 
+/// Row 3b: a response produced outside this server's CORS layer. The preflight passes; the
+/// actual request carries 100 KiB of `Authorization`, past what HTTP/2 accepts of a header list
+/// (`--h2-max-header-list`, 64 KiB), and the HTTP/2 layer answers it 431 before any middleware
+/// sees it: without `Access-Control-Allow-Origin`. (HTTP/1.1 does the same past 128 KiB.)
+async fn a_431_from_below_the_cors_layer_has_no_allow_origin(kind: Kind) {
+    let (app, page) = app_with_plain_page().await;
+    let browser = Browser::launch_in(kind, &app, true).await;
+    browser.open(&page).await;
+    let url = app.url("/delivery/all");
+    let huge = format!("Basic {}", "A".repeat(100 * 1024));
+
+    let outcome = fetch_with(
+        &browser,
+        &url,
+        json!({ "headers": { "Authorization": huge } }),
+    )
+    .await;
+
+    assert_eq!(outcome, failed(kind), "the page sees status 0");
+    assert_console_says(&browser, "3b", &url, &origin_of(&page)).await;
+    if kind == Kind::Chromium {
+        // Chromium's line has no status: DevTools' Network events do.
+        let statuses = browser.statuses(&url, 2).await;
+        assert_eq!(statuses, [200, 431], "the preflight, then the request");
+    }
+    browser.close().await;
+}
+
+/// Row 9: a page served over https:// calls an http:// API by a name that is not loopback
+/// (`api.test`, resolved to 127.0.0.1; `http://localhost` would count as potentially
+/// trustworthy, so not as mixed content). Both browsers block the call before it is sent, with
+/// `fetch()` and with `XMLHttpRequest`: the API hears nothing. By `localhost`, it answers.
+async fn from_an_https_page_an_http_api_is_blocked_as_mixed_content(kind: Kind) {
+    let app = spawn_app().await;
+    let page = blank_page(Some(tls_of(&app))).await;
+    let (url, connections) = other_server(Answers::all("200 OK"), origin_of(&page)).await;
+    let url = url.replacen("//localhost:", "//api.test:", 1);
+    let browser = Browser::launch_resolving(kind, &app, "api.test").await;
+    browser.open(&page).await;
+
+    let fetched = fetch_from(&browser, &url).await;
+    assert_eq!(fetched, failed(kind), "the page sees status 0");
+    assert_console_says(&browser, "9", &url, &origin_of(&page)).await;
+    let requested = xhr_from(&browser, &url).await;
+    assert_eq!(requested, "error: status 0", "the page sees status 0");
+    assert_console_says(&browser, "9-xhr", &url, &origin_of(&page)).await;
+
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "nothing left the browser"
+    );
+
+    // The same API by its loopback name is potentially trustworthy: no mixed content.
+    let loopback = url.replacen("//api.test:", "//localhost:", 1);
+    assert_eq!(fetch_from(&browser, &loopback).await, "status 200");
+    assert_eq!(xhr_from(&browser, &loopback).await, "status 200");
+    browser.close().await;
+}
+
 /// Row 2, which this server never produces: another server whose preflight answer is a 401
 /// that *does* carry `Access-Control-Allow-Origin` (auth behind a CORS layer that lets OPTIONS
 /// through). Played by [`other_server`].
 async fn another_servers_preflight_401_with_allow_origin_is_not_ok(kind: Kind) {
-    from_another_server(kind, "2", "401 Unauthorized", json!({})).await;
+    from_another_server(kind, "2", Answers::all("401 Unauthorized"), json!({})).await;
 }
 
 /// Rows 1c/1d as other servers give them: a 2xx preflight with CORS headers that do not list the
@@ -621,18 +691,19 @@ async fn another_servers_preflight_401_with_allow_origin_is_not_ok(kind: Kind) {
 /// instead (rows 1c, 1d).
 async fn another_servers_2xx_preflight_without_the_header_is_refused(kind: Kind) {
     let init = json!({ "headers": { "X-Api-Key": "k" } });
-    from_another_server(kind, "1c-2xx", "200 OK", init).await;
+    from_another_server(kind, "1c-2xx", Answers::all("200 OK"), init).await;
 }
 
 async fn another_servers_2xx_preflight_without_the_method_is_refused(kind: Kind) {
-    from_another_server(kind, "1d-2xx", "200 OK", json!({ "method": "PATCH" })).await;
+    let init = json!({ "method": "PATCH" });
+    from_another_server(kind, "1d-2xx", Answers::all("200 OK"), init).await;
 }
 
-/// The page's call with `init` to [`other_server`], whose preflights get `status`: it fails, and
-/// the console says what `row` quotes.
-async fn from_another_server(kind: Kind, row: &str, status: &'static str, init: serde_json::Value) {
+/// The page's call with `init` to [`other_server`], which answers as `answers` says: it fails,
+/// and the console says what `row` quotes.
+async fn from_another_server(kind: Kind, row: &str, answers: Answers, init: serde_json::Value) {
     let (app, page) = app_with_plain_page().await;
-    let url = other_server(status, origin_of(&page)).await;
+    let (url, _) = other_server(answers, origin_of(&page)).await;
     let browser = Browser::launch_in(kind, &app, true).await;
     browser.open(&page).await;
 
@@ -643,10 +714,57 @@ async fn from_another_server(kind: Kind, row: &str, status: &'static str, init: 
     browser.close().await;
 }
 
+/// Row 3c, as other servers give it (this one never does): the preflight passes, and the actual
+/// request meets an error path that skips the CORS headers (actix-cors 0.7.1 and older with an
+/// auth middleware's `Err`, nginx `add_header` without `always`): a 401 without
+/// `Access-Control-Allow-Origin`, which the page cannot read.
+async fn another_servers_401_after_a_passing_preflight_has_no_allow_origin(kind: Kind) {
+    let (app, page) = app_with_plain_page().await;
+    let answers = Answers {
+        preflight: "200 OK",
+        actual: "401 Unauthorized",
+        actual_allows_origin: false,
+    };
+    let (url, _) = other_server(answers, origin_of(&page)).await;
+    let browser = Browser::launch_in(kind, &app, true).await;
+    browser.open(&page).await;
+
+    let outcome = fetch_from(&browser, &url).await;
+
+    assert_eq!(outcome, failed(kind), "the page sees status 0");
+    assert_console_says(&browser, "3c", &url, &origin_of(&page)).await;
+    if kind == Kind::Chromium {
+        // Chromium's line has no status: DevTools' Network events do.
+        let statuses = browser.statuses(&url, 2).await;
+        assert_eq!(statuses, [200, 401], "the preflight, then the request");
+    }
+    browser.close().await;
+}
+
+/// How [`other_server`] answers: preflights (`OPTIONS`) with `preflight` and CORS headers for the
+/// page's origin; other requests with `actual`, with those headers if `actual_allows_origin`.
+#[derive(Clone, Copy)]
+struct Answers {
+    preflight: &'static str,
+    actual: &'static str,
+    actual_allows_origin: bool,
+}
+
+impl Answers {
+    /// Every request `status`, with CORS headers.
+    fn all(status: &'static str) -> Self {
+        Self {
+            preflight: status,
+            actual: status,
+            actual_allows_origin: true,
+        }
+    }
+}
+
 /// Another API, at `http://localhost:PORT/delivery/all` (plain HTTP: a page may call localhost
-/// over http), that answers every request `status` with CORS headers for `origin`: methods GET and
-/// POST, headers Authorization and Accept.
-async fn other_server(status: &'static str, origin: String) -> String {
+/// over http), that answers as `answers` says, with CORS headers for `origin`: methods GET and
+/// POST, headers Authorization and Accept. Also returns how many connections it has accepted.
+async fn other_server(answers: Answers, origin: String) -> (String, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a port");
@@ -654,9 +772,12 @@ async fn other_server(status: &'static str, origin: String) -> String {
         "http://localhost:{}/delivery/all",
         listener.local_addr().expect("addr").port()
     );
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&connections);
     tokio::spawn(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         while let Ok((mut stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
             let origin = origin.clone();
             tokio::spawn(async move {
                 let mut request = Vec::new();
@@ -667,18 +788,27 @@ async fn other_server(status: &'static str, origin: String) -> String {
                         Ok(n) => request.extend_from_slice(&buf[..n]),
                     }
                 }
+                let (status, cors) = match request.starts_with(b"OPTIONS ") {
+                    true => (answers.preflight, true),
+                    false => (answers.actual, answers.actual_allows_origin),
+                };
+                let cors = match cors {
+                    true => format!(
+                        "access-control-allow-origin: {origin}\r\n\
+                         access-control-allow-methods: GET, POST\r\n\
+                         access-control-allow-headers: authorization, accept\r\n"
+                    ),
+                    false => String::new(),
+                };
                 let response = format!(
-                    "HTTP/1.1 {status}\r\n\
-                     access-control-allow-origin: {origin}\r\n\
-                     access-control-allow-methods: GET, POST\r\n\
-                     access-control-allow-headers: authorization, accept\r\n\
+                    "HTTP/1.1 {status}\r\n{cors}\
                      vary: Origin\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
                 );
                 let _ = stream.write_all(response.as_bytes()).await;
             });
         }
     });
-    url
+    (url, connections)
 }
 
 /// A preflight the browser has cached (`Access-Control-Max-Age`, `--cors-max-age` 600 s by
@@ -745,29 +875,7 @@ async fn app_with_plain_page() -> (TestApp, String) {
 async fn app_with_plain_page_and(
     configure: impl FnOnce(&mut delivery_api::config::ServeArgs),
 ) -> (TestApp, String) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a port");
-    let page = format!(
-        "http://localhost:{}/",
-        listener.local_addr().expect("addr").port()
-    );
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut request = [0u8; 4096];
-                let _ = stream.read(&mut request).await;
-                let body = "<!doctype html><title>a page without a CSP</title>";
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\
-                     connection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-            });
-        }
-    });
+    let page = blank_page(None).await;
     let origin = origin_of(&page);
     let app = spawn_app_with(|args| {
         args.cors.allowed_origins = vec![origin.parse().expect("origin")];
@@ -775,6 +883,62 @@ async fn app_with_plain_page_and(
     })
     .await;
     (app, page)
+}
+
+/// A blank page without a Content-Security-Policy, at `http://localhost:PORT/`, or with `tls` at
+/// `https://localhost:PORT/`; returns its URL.
+async fn blank_page(tls: Option<tokio_rustls::TlsAcceptor>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let page = format!(
+        "{scheme}://localhost:{}/",
+        listener.local_addr().expect("addr").port()
+    );
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                match tls {
+                    None => answer_blank(stream).await,
+                    Some(tls) => {
+                        if let Ok(stream) = tls.accept(stream).await {
+                            answer_blank(stream).await;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    page
+}
+
+/// Reads a request (its first bytes) and answers with the blank page.
+async fn answer_blank(mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut request = [0u8; 4096];
+    let _ = stream.read(&mut request).await;
+    let body = "<!doctype html><title>a page without a CSP</title>";
+    let response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// The app's own certificate and key (issued by its dev CA for `localhost`), for a page served
+/// over https that the test's browser trusts as it trusts the API.
+fn tls_of(app: &TestApp) -> tokio_rustls::TlsAcceptor {
+    let files = delivery_api::tls::TlsFiles {
+        cert: app.dir.path().join(delivery_api::tls::dev_ca::SERVER_CERT),
+        key: app.dir.path().join(delivery_api::tls::dev_ca::SERVER_KEY),
+        generated: false,
+    };
+    let config = files.server_config().expect("the app's certificate");
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
 /// The article's call from the page: `fetch(url)` with `Authorization: Basic`, which needs a
@@ -803,6 +967,33 @@ fetch(url, { ...options, headers })
         .execute_async(FETCH, vec![json!(url), json!(authorization), init])
         .await
         .expect("the fetch settles")
+        .as_str()
+        .expect("a string")
+        .to_owned()
+}
+
+/// The same call as [`fetch_from`] with `XMLHttpRequest`, as Angular's `HttpClient` makes it
+/// without `withFetch()`. Returns `status N`, or `error: status 0` (its `error` event).
+async fn xhr_from(browser: &Browser, url: &str) -> String {
+    const XHR: &str = r#"
+const [url, authorization, done] = arguments;
+const xhr = new XMLHttpRequest();
+xhr.open('GET', url);
+xhr.setRequestHeader('Authorization', authorization);
+xhr.setRequestHeader('Accept', 'application/json');
+xhr.onload = () => done('status ' + xhr.status);
+xhr.onerror = () => done('error: status ' + xhr.status);
+try { xhr.send(); } catch (e) { done('threw: ' + e.message); }
+"#;
+    let authorization = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+    );
+    browser
+        .client
+        .execute_async(XHR, vec![json!(url), json!(authorization)])
+        .await
+        .expect("the request settles")
         .as_str()
         .expect("a string")
         .to_owned()

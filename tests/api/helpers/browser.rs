@@ -57,12 +57,24 @@ impl Browser {
     /// then checks the dev certificate like any other, and refuses it (its CA is not installed).
     pub async fn launch_in(kind: Kind, app: &TestApp, trust_api: bool) -> Self {
         match kind {
-            Kind::Chromium => Self::chromium(app, trust_api).await,
-            Kind::Firefox => Self::firefox(app, trust_api).await,
+            Kind::Chromium => Self::chromium(app, trust_api, None).await,
+            Kind::Firefox => Self::firefox(app, trust_api, None).await,
         }
     }
 
-    async fn chromium(app: &TestApp, trust_api: bool) -> Self {
+    /// As [`Browser::launch_in`] (trusting the API), with `host` resolving to 127.0.0.1: a name
+    /// that is not `localhost`, for what browsers treat differently from loopback (they count
+    /// `http://localhost` and `http://127.0.0.1` as potentially trustworthy, so as no mixed
+    /// content). Chromium maps it (`--host-resolver-rules`); Firefox resolves every name to
+    /// 127.0.0.1 (`network.dns.forceResolve`), which changes nothing for `localhost`.
+    pub async fn launch_resolving(kind: Kind, app: &TestApp, host: &str) -> Self {
+        match kind {
+            Kind::Chromium => Self::chromium(app, true, Some(host)).await,
+            Kind::Firefox => Self::firefox(app, true, Some(host)).await,
+        }
+    }
+
+    async fn chromium(app: &TestApp, trust_api: bool, host: Option<&str>) -> Self {
         let (chromium, chromedriver) = find_browser();
         let profile = tempfile::tempdir().expect("profile dir");
         let port = free_port();
@@ -94,6 +106,7 @@ impl Browser {
             trust_api
                 .then(|| format!("--ignore-certificate-errors-spki-list={}", spki_sha256(app))),
         )
+        .chain(host.map(|host| format!("--host-resolver-rules=MAP {host} 127.0.0.1")))
         .collect::<Vec<_>>();
         let caps = json!({
             "browserName": "chrome",
@@ -119,7 +132,7 @@ impl Browser {
         }
     }
 
-    async fn firefox(app: &TestApp, trust_api: bool) -> Self {
+    async fn firefox(app: &TestApp, trust_api: bool, host: Option<&str>) -> Self {
         let (firefox, geckodriver) = find_firefox();
         let profile = tempfile::tempdir().expect("profile dir");
         let certs = sql_db(profile.path());
@@ -137,6 +150,10 @@ impl Browser {
                 "-i",
                 &ca.display().to_string(),
             ]);
+        }
+        let mut prefs = firefox_prefs();
+        if host.is_some() {
+            prefs["network.dns.forceResolve"] = json!("127.0.0.1");
         }
         let (port, bidi_port) = (free_port(), free_port());
         let driver = tokio::process::Command::new(&geckodriver)
@@ -159,7 +176,7 @@ impl Browser {
                 // geckodriver uses a profile named in args in place (it writes `prefs` into its
                 // user.js) instead of copying a new one.
                 "args": ["-headless", "-profile", profile.path()],
-                "prefs": firefox_prefs(),
+                "prefs": prefs,
             },
         });
         let serde_json::Value::Object(caps) = caps else {
@@ -265,6 +282,39 @@ impl Browser {
             }
         }
         seen
+    }
+
+    /// The statuses of the responses to requests for `url`, preflights included, in the order
+    /// they came, once there are `count` of them (or after 30 s), from DevTools' Network events:
+    /// they hold the status of a response the page may not read, which the console line does
+    /// not give. Chromium only.
+    pub async fn statuses(&self, url: &str, count: usize) -> Vec<u16> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let (mut requests, mut statuses) = (Vec::new(), Vec::new());
+        loop {
+            for event in self.devtools_events().await {
+                let params = &event["params"];
+                match event["method"].as_str() {
+                    Some("Network.requestWillBeSent") if params["request"]["url"] == url => {
+                        requests.push(params["requestId"].clone());
+                    }
+                    Some("Network.responseReceivedExtraInfo") => {
+                        statuses.push((params["requestId"].clone(), params["statusCode"].clone()));
+                    }
+                    _ => {}
+                }
+            }
+            let seen: Vec<u16> = statuses
+                .iter()
+                .filter(|(id, _)| requests.contains(id))
+                .filter_map(|(_, status)| status.as_u64()?.try_into().ok())
+                .collect();
+            if seen.len() >= count || tokio::time::Instant::now() > deadline {
+                return seen;
+            }
+            // Spaces the polls; the deadline bounds a response that never comes.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// DevTools protocol events since the last call (`{"method": "Network.…", "params": …}`),
