@@ -1,21 +1,25 @@
 //! Tells the browser tests (tests/api/browser.rs) whether Chromium and ChromeDriver, and Firefox,
 //! geckodriver and NSS's certutil, are here, the Angular tests (tests/api/angular.rs) whether the
-//! Angular app is built, and the PostgreSQL tests (tests/api/postgres.rs) whether PostgreSQL's
+//! Angular app is built, the Playwright example (tests/api/playwright.rs) whether its packages are
+//! installed, and the PostgreSQL tests (tests/api/postgres.rs) whether PostgreSQL's
 //! server binaries are, so that without them `cargo test` reports those tests as *ignored, with
 //! the reason*, not as passed. Under `CI=true` a missing browser or PostgreSQL fails instead
-//! (`.ci/run` installs them), and the Angular tests run, and fail if `scripts/test` did not build
-//! the app.
+//! (`.ci/run` installs them), and the Angular and Playwright tests run, and fail if `scripts/test`
+//! did not build the app or install the example.
 
 use std::path::PathBuf;
 
 /// What `ng build` writes (examples/angular/angular.json's `outputPath`, then `browser/`).
 const ANGULAR_INDEX: &str = "examples/angular/dist/browser/index.html";
+/// What `npm ci` writes last in examples/playwright.
+const PLAYWRIGHT_INSTALLED: &str = "examples/playwright/node_modules/.package-lock.json";
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(chromium)");
     println!("cargo::rustc-check-cfg=cfg(firefox)");
     println!("cargo::rustc-check-cfg=cfg(postgres)");
     println!("cargo::rustc-check-cfg=cfg(angular_app)");
+    println!("cargo::rustc-check-cfg=cfg(playwright_example)");
     // A new version directory appears here when PostgreSQL is upgraded; a first install also puts
     // psql in /usr/bin, which is on PATH and so already watched (below).
     if std::path::Path::new("/usr/lib/postgresql").is_dir() {
@@ -81,6 +85,16 @@ fn main() {
     }
     if built.is_file() || std::env::var("CI").is_ok_and(|v| v == "true") {
         println!("cargo::rustc-cfg=angular_app");
+    }
+    // `scripts/test` runs `npm ci` in examples/playwright when npm is here: watched the same way.
+    let installed = std::path::Path::new(PLAYWRIGHT_INSTALLED);
+    if installed.is_file() {
+        println!("cargo::rerun-if-changed={PLAYWRIGHT_INSTALLED}");
+    } else {
+        println!("cargo::rerun-if-changed=examples/playwright");
+    }
+    if installed.is_file() || std::env::var("CI").is_ok_and(|v| v == "true") {
+        println!("cargo::rustc-cfg=playwright_example");
     }
     // Debian's layout (/usr/lib/postgresql/N/bin), $PG_BIN, or PATH: where tests/api/helpers/pg.rs
     // looks.

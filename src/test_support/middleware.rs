@@ -11,7 +11,8 @@
 //!   documents, only get delays: their failures are not what a frontend's tests are about.) It answers `code=…` with the problem
 //!   the layer that really answers that status would send (its headers included: `Retry-After`
 //!   on a 503 or a 429, `WWW-Authenticate` on a 401), and marks the request as answered by
-//!   `test-support`, so neither the log nor the metrics take it for a real failure.
+//!   `test-support`, so neither the log nor the metrics take it for a real failure. Every
+//!   answer it lets through or gives says `Vary: Prefer`: a `Prefer` could have changed it.
 //!
 //! The delay is a floor on the time to answer, counted from arrival, not added to it: it holds
 //! only a timer and the finished response (no CPU, no database), waits after the handler has read
@@ -25,6 +26,7 @@ use std::time::{Instant, SystemTime};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderValue, VARY};
 use actix_web::{HttpMessage as _, ResponseError as _};
 use futures_util::future::{Either, LocalBoxFuture};
 
@@ -88,9 +90,7 @@ where
         let method = telemetry::client_text(req.method().as_str());
         let path = telemetry::client_text(req.path());
         let delay = preferences.delay;
-        if preferences.code.is_some() {
-            req.extensions_mut().insert(preferences.clone()); // for `Faults`
-        }
+        req.extensions_mut().insert(preferences.clone()); // for `Faults`: test support is on
         let answer = self.service.call(req);
         Either::Right(Box::pin(async move {
             let mut result = answer.await;
@@ -208,17 +208,40 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         use futures_util::TryFutureExt as _;
-        let code = req.extensions().get::<Preferences>().and_then(|p| p.code);
-        let Some(code) = code else {
-            let pass: fn(ServiceResponse<B>) -> ServiceResponse<EitherBody<B>> =
-                ServiceResponse::map_into_left_body;
-            return Either::Left(self.service.call(req).map_ok(pass));
+        // `Observe` leaves the request's preferences here only when test support is on.
+        let asked = req.extensions().get::<Preferences>().map(|p| p.code);
+        let pass: fn(ServiceResponse<B>) -> ServiceResponse<EitherBody<B>> = match asked {
+            Some(Some(code)) => return Either::Right(ready(Ok(inject(req, code)))),
+            Some(None) => |res| vary_by_prefer(res.map_into_left_body()),
+            None => ServiceResponse::map_into_left_body, // test support off
         };
-        let note = format!("Prefer: code={}", code.as_u16());
-        AnsweredBy::mark(&req, Layer::TestSupport, "injected", Some(note));
-        let problem = fault(code).error_response();
-        Either::Right(ready(Ok(req.into_response(problem).map_into_right_body())))
+        Either::Left(self.service.call(req).map_ok(pass))
     }
+}
+
+/// The fault `Prefer: code=…` asked for, in place of the answer.
+fn inject<B>(req: ServiceRequest, code: StatusCode) -> ServiceResponse<EitherBody<B>> {
+    let note = format!("Prefer: code={}", code.as_u16());
+    AnsweredBy::mark(&req, Layer::TestSupport, "injected", Some(note));
+    let problem = req.into_response(fault(code).error_response());
+    vary_by_prefer(problem.map_into_right_body())
+}
+
+/// `Vary: Prefer` (RFC 7240 §2): with test support on, a `Prefer` could have turned this answer
+/// into a fault, so a cache must not give it to a request whose `Prefer` differs, whether or not
+/// this one sent any. (Only here: a preflight, a 401 from auth and the public routes are the same
+/// whatever the `Prefer`; a delay changes when an answer comes, not what it is.) One field:
+/// actix-cors, outside this layer, reads the first `Vary` field and appends its names to it.
+fn vary_by_prefer<B>(mut res: ServiceResponse<B>) -> ServiceResponse<B> {
+    let headers = res.headers_mut();
+    let mut names: Vec<&str> = (headers.get_all(VARY))
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    names.push("Prefer");
+    if let Ok(value) = HeaderValue::from_str(&names.join(", ")) {
+        headers.insert(VARY, value);
+    }
+    res
 }
 
 /// The problem a real server answers with this status, from the layer that answers it: the same

@@ -3,7 +3,8 @@
 //!
 //! - every relative link, and every source path written as code, points to something that exists;
 //! - every quoted piece of source (`<!-- excerpt: FILE#NAME -->` before a fenced block) equals the
-//!   region between `ANCHOR: NAME` and `ANCHOR_END: NAME` in FILE;
+//!   region between `ANCHOR: NAME` and `ANCHOR_END: NAME` in FILE (`<!-- excerpt: FILE -->`: the
+//!   whole file);
 //! - every flags reference (`<!-- generated: delivery-api ARGS --help -->`) is what clap renders
 //!   today, and every default a table states is clap's;
 //! - every `sh` / `console` block is run (`<!-- check: … -->`) or says why not (`<!-- not run: … -->`),
@@ -1007,13 +1008,19 @@ fn leading_number(cell: &str) -> Option<f64> {
 // ---------------------------------------------------------------------------------------------
 // Source excerpts
 
-/// The region `FILE#NAME` names, common indentation removed.
+/// The region `FILE#NAME` names, common indentation removed; or, for `FILE` alone, the whole file
+/// (an example a reader copies whole, with no anchor comments in it).
 fn excerpt(spec: &str) -> Result<String, String> {
-    let (file, name) = spec
-        .split_once('#')
-        .ok_or_else(|| format!("`{spec}`: write FILE#ANCHOR"))?;
+    let (file, name) = spec.split_once('#').unwrap_or((spec, ""));
     let text = std::fs::read_to_string(Path::new(ROOT).join(file))
         .map_err(|e| format!("`{spec}`: cannot read {file}: {e}"))?;
+    if name.is_empty() {
+        return Ok(text
+            .lines()
+            .map(str::trim_end)
+            .collect::<Vec<_>>()
+            .join("\n"));
+    }
     let anchor = |line: &str, keyword: &str| {
         line.split_once(keyword)
             .and_then(|(_, rest)| rest.split_whitespace().next())

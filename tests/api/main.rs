@@ -30,6 +30,7 @@ mod login_limits;
 mod memory;
 mod openapi;
 mod operating;
+mod playwright;
 mod postgres;
 mod rebinding;
 mod request_ids;

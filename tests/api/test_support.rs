@@ -1,6 +1,6 @@
 //! `--test-support` used the way a Playwright or Cypress suite uses it: the seed back between two
-//! tests, a readable 503 and a delay asked for with `Prefer`, a request found in the log by its
-//! id; off by default (the header does nothing, the admin endpoints do not exist), and refused on
+//! tests, a readable 503 and a delay asked for with `Prefer` (and `Vary: Prefer` on what a
+//! `Prefer` could change), a request found in the log by its id; off by default (the header does nothing, the admin endpoints do not exist), and refused on
 //! a public bind.
 //!
 //! Each test runs on both engines; the reset test also with a second instance on the same
@@ -198,6 +198,11 @@ async fn prefer_code_503_gives_a_503_the_page_can_read_and_changes_nothing() {
         header(fault.headers(), "preference-applied"),
         Some("code=503")
     );
+    let vary = tokens(fault.headers(), "vary");
+    assert!(
+        vary.contains(&"prefer".into()) && vary.contains(&"origin".into()),
+        "{vary:?}"
+    );
     for exposed in ["retry-after", "preference-applied"] {
         assert!(
             tokens(fault.headers(), "access-control-expose-headers").contains(&exposed.into()),
@@ -270,6 +275,54 @@ async fn prefer_delay_holds_the_answer_at_least_that_long() {
         Some("code=500, delay=250")
     );
     assert_problem(both, 500, "Prefer: code=500, delay=250").await;
+}
+
+#[tokio::test]
+async fn every_answer_a_prefer_could_have_changed_says_vary_prefer_and_only_those() {
+    let app = spawn_with_test_support().await;
+    let varies = |res: &reqwest::Response| tokens(res.headers(), "vary").contains(&"prefer".into());
+
+    // RFC 7240 §2: whether or not the request sent a `Prefer`, since one could have made it a
+    // fault: a cache must not answer a `Prefer: code=503` with it, nor the reverse.
+    let plain = app.get_all().await;
+    assert_eq!(plain.status(), 200);
+    assert!(varies(&plain), "{plain:?}");
+    let etag = header(plain.headers(), "etag").expect("an ETag").to_owned();
+    let not_modified = (app.article_request(Method::GET, "/delivery/all", ORIGIN))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(not_modified.status(), 304);
+    assert!(varies(&not_modified), "a 304 names what its 200 does");
+    let missing = (app.article_request(Method::GET, "/delivery/999", ORIGIN))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(missing.status(), 404);
+    assert!(varies(&missing), "{missing:?}");
+
+    // The same whatever the `Prefer`: a preflight, auth's 401, the public routes.
+    let preflight = app.preflight("/delivery/all", "GET", ORIGIN).await;
+    let anonymous = app.get_without_credentials("/delivery/all").await;
+    assert_eq!(anonymous.status(), 401);
+    let health = (app.request(Method::GET, "/health", ORIGIN))
+        .header("Prefer", "delay=1")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(
+        header(health.headers(), "preference-applied"),
+        Some("delay=1"),
+        "delayed, and says so"
+    );
+    for (what, res) in [
+        ("a preflight", &preflight),
+        ("a 401", &anonymous),
+        ("/health", &health),
+    ] {
+        assert!(!varies(res), "{what}: {res:?}");
+    }
 }
 
 #[tokio::test]
@@ -362,6 +415,10 @@ async fn off_by_default_prefer_does_nothing_and_the_admin_endpoints_do_not_exist
         .expect("GET");
     assert_eq!(res.status(), 200, "no fault");
     assert_eq!(header(res.headers(), "preference-applied"), None);
+    assert!(
+        !tokens(res.headers(), "vary").contains(&"prefer".into()),
+        "Prefer changes nothing, and Vary does not say it might: {res:?}"
+    );
     assert!(start.elapsed() < Duration::from_secs(10), "no delay");
 
     let preflight = (app.request(Method::OPTIONS, "/delivery/all", ORIGIN))
