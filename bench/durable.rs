@@ -51,8 +51,16 @@ fn main() {
                     }
                     let sent = Instant::now();
                     let reference = format!("D-{client}-{i}");
-                    queue.send(Creation { reference, done: done.clone() }).expect("writer");
-                    assert!(acked.recv().expect("writer"), "a unique reference was refused");
+                    queue
+                        .send(Creation {
+                            reference,
+                            done: done.clone(),
+                        })
+                        .expect("writer");
+                    assert!(
+                        acked.recv().expect("writer"),
+                        "a unique reference was refused"
+                    );
                     latencies.push(sent.elapsed());
                 }
                 latencies
@@ -82,8 +90,10 @@ fn main() {
 /// A fresh database with the service's schema, set up as the service sets up its own.
 fn open(db: &str, migrations: &str) -> Connection {
     let conn = Connection::open(db).expect("database file");
-    conn.pragma_update(None, "journal_mode", "WAL").expect("WAL");
-    conn.pragma_update(None, "synchronous", "FULL").expect("synchronous");
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .expect("WAL");
+    conn.pragma_update(None, "synchronous", "FULL")
+        .expect("synchronous");
     let mut files: Vec<_> = std::fs::read_dir(migrations)
         .expect("migrations directory")
         .map(|e| e.expect("entry").path())
