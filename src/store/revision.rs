@@ -8,6 +8,18 @@
 //! gone), the caller falls back to the async sqlx pool, which has the busy timeout and the 503
 //! handling.
 //!
+//! Cheaper still, when nothing was written: every commit to a WAL database, by any process,
+//! rewrites the *WAL-index header* at the start of the `-shm` file before it is acknowledged
+//! (two 48-byte copies, with a counter of transactions and the last frame; the format is
+//! documented at <https://www.sqlite.org/walformat.html>). Each probe reads those 96 bytes with
+//! one `pread` (no lock: SQLite's own readers read them the same way, copy 0 then copy 1, and take
+//! them only when both agree) and remembers them beside the revisions its last query found. While
+//! the header is byte for byte the one read *before* that query, no transaction has committed
+//! since, and the remembered revisions are the current ones; any other header (a commit, a
+//! commit being written, a reset WAL) means the query runs. Not covered: a writer in
+//! `locking_mode=EXCLUSIVE`, which keeps its WAL-index in its own memory (and locks every other
+//! reader out while it lives; docs/performance.md).
+//!
 //! PostgreSQL: the database is asked on every authenticated request. That is what keeps several
 //! instances exact: a password changed through instance A (or `delivery-api user`) is refused by
 //! instance B on its very next request, because B asks the database, not a notification that may
@@ -20,6 +32,7 @@
 //! fails, the caller falls back to the pool (and its 503 handling); the next read reconnects.
 
 use std::cell::{Cell, RefCell};
+use std::fs::File;
 use std::future::Future;
 use std::path::Path;
 use std::rc::Rc;
@@ -44,8 +57,8 @@ pub struct Revisions {
 
 /// One per worker thread (it is neither `Send` nor `Sync`).
 pub enum RevisionProbe {
-    /// A read-only connection to the SQLite file, read in-thread.
-    Sqlite(RefCell<Connection>),
+    /// A read-only connection to the SQLite file, read in-thread, and its WAL-index header.
+    Sqlite(SqliteProbe),
     /// A connection of this worker's own, its reads shared by the requests waiting at one time.
     Postgres(Rc<PgRead>),
     /// The SQLite file could not be opened: the pool answers.
@@ -66,17 +79,88 @@ impl RevisionProbe {
             .and_then(|c| c.busy_timeout(Duration::ZERO).map(|()| c))
             .inspect_err(|e| tracing::debug!(error = %e, "no in-thread revision probe"))
             .ok();
-        conn.map_or(Self::None, |c| Self::Sqlite(RefCell::new(c)))
+        conn.map_or(Self::None, |conn| {
+            Self::Sqlite(SqliteProbe {
+                conn: RefCell::new(conn),
+                wal_index: WalIndex::open(db_file),
+                last: Cell::new(None),
+            })
+        })
     }
 
     /// The current revisions; `None` means "ask the pool instead".
     pub async fn read(&self) -> Option<Revisions> {
         match self {
-            Self::Sqlite(conn) => read_sqlite(conn),
+            Self::Sqlite(probe) => probe.read(),
             Self::Postgres(shared) => shared.get().await,
             Self::None => None,
         }
     }
+}
+
+pub struct SqliteProbe {
+    conn: RefCell<Connection>,
+    /// `None` when the `-shm` file could not be opened (not in WAL mode): every read queries.
+    wal_index: Option<WalIndex>,
+    /// The WAL-index header read just before the last query, and what that query found.
+    last: Cell<Option<(WalIndexHeader, Revisions)>>,
+}
+
+impl SqliteProbe {
+    fn read(&self) -> Option<Revisions> {
+        let header = self.wal_index.as_ref().and_then(WalIndex::header);
+        if let (Some(header), Some((seen, revisions))) = (header, self.last.get())
+            && header == seen
+        {
+            return Some(revisions); // no commit since that query began
+        }
+        let revisions = read_sqlite(&self.conn)?;
+        self.last.set(header.map(|h| (h, revisions)));
+        Some(revisions)
+    }
+}
+
+/// Both copies of the WAL-index header, as the `-shm` file holds them.
+type WalIndexHeader = [u8; 48];
+
+/// The `-shm` file beside the database, opened for reading only.
+struct WalIndex(File);
+
+impl WalIndex {
+    fn open(db_file: &Path) -> Option<Self> {
+        let mut shm = db_file.as_os_str().to_owned();
+        shm.push("-shm");
+        File::open(shm)
+            .inspect_err(|e| tracing::debug!(error = %e, "no WAL-index to read"))
+            .ok()
+            .map(Self)
+    }
+
+    /// The header when its two copies agree and it is initialised; `None` while a commit is
+    /// rewriting it (or the file is too short): then the query decides.
+    fn header(&self) -> Option<WalIndexHeader> {
+        let mut both = [0u8; 96];
+        read_start(&self.0, &mut both)?;
+        let (first, second) = both.split_at(48);
+        let is_init = first[12] == 1; // the `isInit` byte of the documented layout
+        if first != second || !is_init {
+            return None;
+        }
+        let mut header = [0; 48];
+        header.copy_from_slice(first);
+        Some(header)
+    }
+}
+
+#[cfg(unix)]
+fn read_start(file: &File, buf: &mut [u8]) -> Option<()> {
+    use std::os::unix::fs::FileExt as _;
+    file.read_exact_at(buf, 0).ok()
+}
+
+#[cfg(not(unix))]
+fn read_start(_: &File, _: &mut [u8]) -> Option<()> {
+    None // without positioned reads, every revision read queries
 }
 
 fn read_sqlite(conn: &RefCell<Connection>) -> Option<Revisions> {
@@ -241,6 +325,47 @@ pub async fn current(probe: Option<&RevisionProbe>, db: &Db) -> sqlx::Result<Rev
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A WAL database with the two counters, and a writer connection of "another process".
+    fn wal_database(dir: &Path) -> (std::path::PathBuf, Connection) {
+        let path = dir.join("probe.db");
+        let writer = Connection::open(&path).expect("open");
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode=WAL;
+                 CREATE TABLE users_revision (revision INTEGER NOT NULL);
+                 CREATE TABLE deliveries_revision (revision INTEGER NOT NULL);
+                 INSERT INTO users_revision VALUES (0);
+                 INSERT INTO deliveries_revision VALUES (0);",
+            )
+            .expect("schema");
+        (path, writer)
+    }
+
+    /// While no transaction commits, the probe answers from the WAL-index header without a query;
+    /// the first read after any commit (by any connection) queries, and sees it.
+    #[test]
+    fn the_wal_index_header_spares_the_query_only_while_nothing_was_committed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (path, writer) = wal_database(dir.path());
+        let RevisionProbe::Sqlite(probe) = RevisionProbe::open_file(&path) else {
+            panic!("a probe for a WAL file");
+        };
+        assert!(probe.wal_index.is_some(), "the -shm file is read");
+        let at = |d: u32| Some(Revisions { users: 0, deliveries: u64::from(d) });
+        assert_eq!(probe.read(), at(0), "the first read queries");
+        for n in 1..=50 {
+            // The probe's connection is taken: a read that needs the query finds nothing.
+            let held = probe.conn.borrow_mut();
+            assert_eq!(probe.read(), at(n - 1), "no commit: the header answers");
+            writer
+                .execute("UPDATE deliveries_revision SET revision = ?1", [i64::from(n)])
+                .expect("write");
+            assert_eq!(probe.read(), None, "after a commit the header does not answer");
+            drop(held);
+            assert_eq!(probe.read(), at(n), "the query sees the commit");
+        }
+    }
 
     /// A read in flight when a request arrives is not that request's: it gets the next one,
     /// which sees what was written meanwhile. Requests that arrive together share one read.
