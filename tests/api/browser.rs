@@ -643,44 +643,6 @@ async fn from_another_server(kind: Kind, row: &str, status: &'static str, init: 
     browser.close().await;
 }
 
-/// Another API, at `http://localhost:PORT/delivery/all` (plain HTTP: a page may call localhost
-/// over http), that answers every request `status` with CORS headers for `origin`: methods GET and
-/// POST, headers Authorization and Accept.
-async fn other_server(status: &'static str, origin: String) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a port");
-    let url = format!(
-        "http://localhost:{}/delivery/all",
-        listener.local_addr().expect("addr").port()
-    );
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let origin = origin.clone();
-            tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let response = format!(
-                    "HTTP/1.1 {status}\r\n\
-                     access-control-allow-origin: {origin}\r\n\
-                     access-control-allow-methods: GET, POST\r\n\
-                     access-control-allow-headers: authorization, accept\r\n\
-                     vary: Origin\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    url
-}
-
 /// A preflight the browser has cached (`Access-Control-Max-Age`, `--cors-max-age` 600 s by
 /// default) is not sent again: restarted with `--auth-before-cors` on the same port, the server
 /// still serves the page's call, and the console says nothing, until a request the cache does not
