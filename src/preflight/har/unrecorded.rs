@@ -6,6 +6,65 @@
 use super::super::args::ARTICLE_ORIGIN;
 use super::Message;
 
+/// What a browser's network error code means here: Chromium's (`ERR_…`, its `_error`) and
+/// Firefox's (`NS_ERROR_…`, `SEC_ERROR_…`, as WebDriver BiDi and Playwright's `_failureText`
+/// give them).
+fn network_cause(code: &str, host: &str, origin: &str, https: bool) -> String {
+    let is = |names: &[&str]| names.contains(&code);
+    if code.starts_with("ERR_CERT_")
+        || code.contains("SEC_ERROR_")
+        || code.contains("MOZILLA_PKIX_ERROR_")
+    {
+        format!(
+            "the browser does not trust the server's certificate: the TLS handshake failed and \
+             nothing reached the server. Trust the CA that signed it (delivery-api: \
+             certs/dev-ca.crt, see certs/README.md), or open {origin}/ in a tab once and accept"
+        )
+    } else if is(&["ERR_CONNECTION_REFUSED", "NS_ERROR_CONNECTION_REFUSED"]) {
+        format!(
+            "nothing listens at {host}: the server is not running, or the page calls the wrong \
+             port (check the server's --bind against the page's API URL)"
+        )
+    } else if is(&["ERR_INVALID_HTTP_RESPONSE", "ERR_EMPTY_RESPONSE"]) && !https {
+        format!(
+            "what answered at {host} is not plain HTTP: the URL says http:// for a server that \
+             speaks HTTPS; call https://{host}"
+        )
+    } else if is(&[
+        "ERR_SSL_PROTOCOL_ERROR",
+        "ERR_SSL_VERSION_OR_CIPHER_MISMATCH",
+    ]) {
+        format!(
+            "the TLS handshake with {host} failed: the URL says https:// for a server that speaks \
+             plain HTTP, or the server's TLS is broken"
+        )
+    } else if is(&["ERR_NAME_NOT_RESOLVED", "NS_ERROR_UNKNOWN_HOST"]) {
+        format!("the host name in {origin} does not resolve")
+    } else if is(&[
+        "ERR_CONNECTION_RESET",
+        "ERR_CONNECTION_CLOSED",
+        "ERR_EMPTY_RESPONSE",
+        "NS_ERROR_NET_RESET",
+        "NS_ERROR_NET_INTERRUPT",
+    ]) {
+        format!("{host} closed the connection without an answer")
+    } else if is(&[
+        "ERR_TIMED_OUT",
+        "ERR_CONNECTION_TIMED_OUT",
+        "NS_ERROR_NET_TIMEOUT",
+    ]) {
+        format!("{host} did not answer in time")
+    } else if is(&["ERR_BLOCKED_BY_CLIENT"]) {
+        "an extension in the browser (an ad blocker?) blocked it".into()
+    } else if is(&["ERR_ABORTED", "NS_BINDING_ABORTED"]) {
+        "the page cancelled it (it navigated away, or aborted the call)".into()
+    } else if is(&["ERR_FAILED", "NS_ERROR_DOM_BAD_URI"]) {
+        "the browser refused it (its CORS check, or another block)".into()
+    } else {
+        "a network error".into()
+    }
+}
+
 /// Status 0: the browser recorded no answer. `error` is Chromium's `_error` (its
 /// `Network.loadingFailed` errorText, e.g. `net::ERR_CERT_AUTHORITY_INVALID`); Firefox's export
 /// has none. `after_passed_preflight`: a preflight went through, so the connection worked.
@@ -33,35 +92,7 @@ pub(super) fn no_answer(error: Option<&str>, url: &str, after_passed_preflight: 
              certificate warning?), or add --replay to send it again now"
         );
     };
-    let code = error.trim_start_matches("net::");
-    let cause = match code {
-        c if c.starts_with("ERR_CERT_") => format!(
-            "the browser does not trust the server's certificate: the TLS handshake failed and \
-             nothing reached the server. Trust the CA that signed it (delivery-api: \
-             certs/dev-ca.crt, see certs/README.md), or open {origin}/ in a tab once and accept"
-        ),
-        "ERR_CONNECTION_REFUSED" => format!(
-            "nothing listens at {host}: the server is not running, or the page calls the wrong \
-             port (check the server's --bind against the page's API URL)"
-        ),
-        "ERR_INVALID_HTTP_RESPONSE" | "ERR_EMPTY_RESPONSE" if !https => format!(
-            "what answered at {host} is not plain HTTP: the URL says http:// for a server that \
-             speaks HTTPS; call https://{host}"
-        ),
-        "ERR_SSL_PROTOCOL_ERROR" | "ERR_SSL_VERSION_OR_CIPHER_MISMATCH" => format!(
-            "the TLS handshake with {host} failed: the URL says https:// for a server that speaks \
-             plain HTTP, or the server's TLS is broken"
-        ),
-        "ERR_NAME_NOT_RESOLVED" => format!("the host name in {origin} does not resolve"),
-        "ERR_CONNECTION_RESET" | "ERR_CONNECTION_CLOSED" | "ERR_EMPTY_RESPONSE" => {
-            format!("{host} closed the connection without an answer")
-        }
-        "ERR_TIMED_OUT" | "ERR_CONNECTION_TIMED_OUT" => format!("{host} did not answer in time"),
-        "ERR_BLOCKED_BY_CLIENT" => "an extension in the browser (an ad blocker?) blocked it".into(),
-        "ERR_ABORTED" => "the page cancelled it (it navigated away, or aborted the call)".into(),
-        "ERR_FAILED" => "the browser refused it (its CORS check, or another block)".into(),
-        _ => "a network error".into(),
-    };
+    let cause = network_cause(error.trim_start_matches("net::"), &host, &origin, https);
     format!("{error}: {cause}")
 }
 
