@@ -166,7 +166,7 @@ async fn a_firefox_export_of_an_untrusted_certificate_lists_what_a_reasonless_st
         "== entry 1 (its preflight: entry 2)",
         "FAIL: the preflight got no HTTP answer",
         "the browser recorded no answer and no reason (status 0; Firefox's export writes none)",
-        "the browser does not trust the certificate, nothing listens at localhost:18443 (the \
+        "the browser does not trust the certificate, nothing listens at localhost:40431 (the \
          server is down, or the port is wrong), or the connection failed otherwise",
         "or add --replay to send it again now",
     ] {

@@ -12,7 +12,8 @@
 //!   That export writes no reason for a failed request (status 0 and nothing else; see
 //!   tests/api/har/README.md), so the HAR written here has none either: the reason BiDi gives
 //!   (`network.fetchError`'s errorText) is checked beside it, as what Firefox knows and does not
-//!   export.
+//!   export. A last test has Firefox's own exporter write its HAR of the same calls, and checks
+//!   that the doctor judges both alike.
 //!
 //! With `RECORD_HARS=DIR`, each recording is also saved there (how the `*-recorded-*.har` files
 //! in tests/api/har/ were made).
@@ -827,4 +828,161 @@ async fn recorded_in_chromium_a_cached_preflight_is_said_to_hide_the_order() {
 )]
 async fn recorded_in_firefox_a_cached_preflight_is_said_to_hide_the_order() {
     a_cached_preflight_recorded_in(Kind::Firefox).await;
+}
+
+/// The page Firefox's exporter needs: it writes a file once a page has loaded, so the call is a
+/// synchronous XHR made while the page loads (`?url=…&header=…`), the article's headers on it.
+const XHR_PAGE: &str = "<!doctype html><title>xhr</title><script>
+const q = new URLSearchParams(location.search);
+const x = new XMLHttpRequest();
+x.open('GET', q.get('url'), false);
+x.setRequestHeader('Authorization', 'Basic ' + btoa('demo:demo-password'));
+x.setRequestHeader('Content-Type', 'application/json');
+if (q.get('header')) x.setRequestHeader(q.get('header'), 'k');
+try { x.send(); document.title = 'status ' + x.status; } catch (e) { document.title = 'status 0'; }
+</script>";
+
+/// Firefox's own export (its DevTools HAR exporter, the one behind "Save All As HAR") and the HAR
+/// written from BiDi events for the same call get the same verdict and notes from the doctor:
+/// the recordings above stand for what a learner exports, in everything the doctor reads.
+#[tokio::test]
+#[cfg_attr(
+    not(firefox),
+    ignore = "needs firefox, geckodriver and certutil: apt-get install firefox-esr libnss3-tools; cargo install geckodriver --locked (.ci/run does)"
+)]
+async fn firefox_s_own_export_and_the_bidi_recording_are_judged_alike() {
+    let (page, root) = blank_page().await;
+    std::fs::write(root.path().join("xhr.html"), XHR_PAGE).expect("page");
+    let origin = page.origin();
+    let (app, _) = serve(Server::Right, &origin).await;
+    // Its own CA, which the browser does not trust.
+    let (untrusted, _) = serve(Server::Right, &origin).await;
+    let exports = tempfile::tempdir().expect("tempdir");
+    let browser = Browser::launch_firefox_exporting(&app, exports.path()).await;
+    let api = app.url("/delivery/all");
+    let closed = target_url(&app, None, Target::Closed);
+    let mut cases = vec![
+        (
+            "certificate-not-trusted",
+            untrusted.url("/delivery/all"),
+            "",
+        ),
+        ("server-down", closed, ""),
+        ("http-for-https", api.replacen("https://", "http://", 1), ""),
+        ("header-not-allowed", api.clone(), "X-Api-Key"),
+    ];
+    let mut failures = Vec::new();
+    for (name, url, header) in cases.drain(..) {
+        failures.extend(compare(&browser, exports.path(), &origin, name, &url, header).await);
+    }
+    // None of the above left a passed preflight in the cache: the same origin and URL again.
+    let port = url::Url::parse(&api).expect("url").port().expect("a port");
+    let allowed = origin.clone();
+    let _app = app
+        .restart(move |args| {
+            args.bind = format!("127.0.0.1:{port}").parse().expect("addr");
+            args.cors.allowed_origins = vec![allowed.parse().expect("origin")];
+            args.auth_before_cors = true;
+        })
+        .await;
+    let name = "auth-before-cors";
+    failures.extend(compare(&browser, exports.path(), &origin, name, &api, "").await);
+    browser.close().await;
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Loads the XHR page for `url` until Firefox's exporter writes a file for the load (DevTools
+/// opens after the first page, so the first loads may go unwritten), and compares the doctor's
+/// verdicts and notes on that file and on the BiDi recording of the same load.
+async fn compare(
+    browser: &Browser,
+    exports: &Path,
+    origin: &str,
+    name: &str,
+    url: &str,
+    header: &str,
+) -> Option<String> {
+    let mut page = url::Url::parse(&format!("{origin}/xhr.html")).expect("url");
+    page.query_pairs_mut()
+        .append_pair("url", url)
+        .append_pair("header", header);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let exported = loop {
+        let before = std::fs::read_dir(exports).expect("dir").count();
+        browser.network_events().await; // earlier loads'
+        browser.open(page.as_str()).await;
+        // Written after the load, if DevTools was open then (a condition, bounded).
+        let written = tokio::time::Instant::now() + Duration::from_secs(5);
+        let found = loop {
+            let har = newest_har(exports, before);
+            if har.is_some() || tokio::time::Instant::now() > written {
+                break har;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        if let Some(har) = found {
+            break har;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Firefox's HAR exporter wrote nothing in 90 s"
+        );
+    };
+    let mut events = Vec::new();
+    let settled = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !complete(Kind::Firefox, &events, &origin_of(url), "GET")
+        && tokio::time::Instant::now() < settled
+    {
+        events.extend(browser.network_events().await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (recorded, _) = har_from_bidi(&events, &origin_of(url));
+    let (_, of_export) = judge(&exported, &format!("firefox-exported-{name}"), &[]).await;
+    let (_, of_recording) = judge(&recorded, &format!("firefox-recorded-{name}"), &[]).await;
+    let (a, b) = (verdicts(&of_export), verdicts(&of_recording));
+    (a.len() < 2 || a != b).then(|| {
+        format!(
+            "{name}: Firefox's export and the BiDi recording are judged differently:\n\
+             {of_export}\nvs\n{of_recording}\nexport: {exported:#}\nrecording: {recorded:#}"
+        )
+    })
+}
+
+/// The newest HAR in `dir` once it holds more than `before` files and parses (it may still be
+/// being written).
+fn newest_har(dir: &Path, before: usize) -> Option<Value> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .collect();
+    if files.len() <= before {
+        return None;
+    }
+    files.sort_by_key(|e| e.metadata().and_then(|m| m.modified()).ok());
+    let text = std::fs::read_to_string(files.last()?.path()).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// A report's verdicts and notes, and how many exchanges were readable or blocked: what the
+/// doctor concluded, without the positions and headers (Firefox's export also holds the page).
+fn verdicts(report: &str) -> Vec<String> {
+    let mut kept = Vec::new();
+    let mut in_verdict = false;
+    for line in report.lines() {
+        if ["PASS:", "FAIL:", "PREFLIGHT ONLY:"]
+            .iter()
+            .any(|v| line.starts_with(v))
+        {
+            in_verdict = true;
+        }
+        if line.is_empty() {
+            in_verdict = false;
+        }
+        if in_verdict {
+            kept.push(line.to_owned());
+        } else if let Some((_, counts)) = line.split_once(".har: ") {
+            kept.push(counts.to_owned());
+        }
+    }
+    kept
 }

@@ -61,7 +61,7 @@ impl Browser {
     pub async fn launch_in(kind: Kind, app: &TestApp, trust_api: bool) -> Self {
         match kind {
             Kind::Chromium => Self::chromium(app, trust_api).await,
-            Kind::Firefox => Self::firefox(app, trust_api, false).await,
+            Kind::Firefox => Self::firefox(app, trust_api, false, None).await,
         }
     }
 
@@ -71,8 +71,15 @@ impl Browser {
     pub async fn launch_recording(kind: Kind, app: &TestApp, trust_api: bool) -> Self {
         match kind {
             Kind::Chromium => Self::chromium(app, trust_api).await,
-            Kind::Firefox => Self::firefox(app, trust_api, true).await,
+            Kind::Firefox => Self::firefox(app, trust_api, true, None).await,
         }
+    }
+
+    /// Firefox recording as [`Browser::launch_recording`] does, with DevTools open and its own
+    /// HAR exporter writing a file into `dir` each time a page has loaded (HAR automation,
+    /// `devtools.netmonitor.har.enableAutoExportToFile`): what "Save All As HAR" writes.
+    pub async fn launch_firefox_exporting(app: &TestApp, dir: &Path) -> Self {
+        Self::firefox(app, true, true, Some(dir)).await
     }
 
     async fn chromium(app: &TestApp, trust_api: bool) -> Self {
@@ -133,25 +140,14 @@ impl Browser {
         }
     }
 
-    async fn firefox(app: &TestApp, trust_api: bool, network: bool) -> Self {
+    async fn firefox(
+        app: &TestApp,
+        trust_api: bool,
+        network: bool,
+        exports: Option<&Path>,
+    ) -> Self {
         let (firefox, geckodriver) = find_firefox();
-        let profile = tempfile::tempdir().expect("profile dir");
-        let certs = sql_db(profile.path());
-        certutil(&["-N", "-d", &certs, "--empty-password"]);
-        if trust_api {
-            let ca = app.dir.path().join(delivery_api::tls::dev_ca::CA_CERT);
-            certutil(&[
-                "-A",
-                "-d",
-                &certs,
-                "-n",
-                "delivery-api test CA",
-                "-t",
-                "C,,",
-                "-i",
-                &ca.display().to_string(),
-            ]);
-        }
+        let profile = firefox_profile(app, trust_api);
         let (port, bidi_port) = (free_port(), free_port());
         let driver = tokio::process::Command::new(&geckodriver)
             .arg(format!("--port={port}"))
@@ -164,6 +160,17 @@ impl Browser {
             .spawn()
             .expect("geckodriver starts");
         wait_for_port(port, "geckodriver").await;
+        let mut args = vec![json!("-headless"), json!("-profile"), json!(profile.path())];
+        let mut prefs = firefox_prefs();
+        if let Some(dir) = exports {
+            // Firefox's own HAR exporter (the one behind "Save All As HAR"), run by DevTools
+            // when a page has loaded, with the toolbox open on the Network panel.
+            args.push(json!("-devtools"));
+            prefs["devtools.toolbox.selectedTool"] = json!("netmonitor");
+            prefs["devtools.netmonitor.har.enableAutoExportToFile"] = json!(true);
+            prefs["devtools.netmonitor.har.defaultLogDir"] = json!(dir);
+            prefs["devtools.netmonitor.har.defaultFileName"] = json!("export");
+        }
         let caps = json!({
             "browserName": "firefox",
             "acceptInsecureCerts": false,
@@ -172,8 +179,8 @@ impl Browser {
                 "binary": firefox,
                 // geckodriver uses a profile named in args in place (it writes `prefs` into its
                 // user.js) instead of copying a new one.
-                "args": ["-headless", "-profile", profile.path()],
-                "prefs": firefox_prefs(),
+                "args": args,
+                "prefs": prefs,
             },
         });
         let serde_json::Value::Object(caps) = caps else {
@@ -583,6 +590,29 @@ fn which(names: &[&str]) -> Option<PathBuf> {
             .map(|dir| dir.join(name))
             .find(|path| path.is_file())
     })
+}
+
+/// A new Firefox profile whose certificate database (written by NSS's certutil) trusts the app's
+/// CA, or (`trust_api: false`) nothing of ours.
+fn firefox_profile(app: &TestApp, trust_api: bool) -> TempDir {
+    let profile = tempfile::tempdir().expect("profile dir");
+    let certs = sql_db(profile.path());
+    certutil(&["-N", "-d", &certs, "--empty-password"]);
+    if trust_api {
+        let ca = app.dir.path().join(delivery_api::tls::dev_ca::CA_CERT);
+        certutil(&[
+            "-A",
+            "-d",
+            &certs,
+            "-n",
+            "delivery-api test CA",
+            "-t",
+            "C,,",
+            "-i",
+            &ca.display().to_string(),
+        ]);
+    }
+    profile
 }
 
 /// NSS's name for the SQLite certificate database (cert9.db, key4.db) in a profile directory.
