@@ -304,11 +304,20 @@ async fn refusal_detail(mut res: reqwest::Response) -> Option<String> {
     body["detail"].as_str().map(String::from)
 }
 
-/// The verdict, with a refused preflight's reason in the server's words when it gave one.
+/// The verdict, with a refused preflight's reason in the server's words when it gave one: one
+/// line of at most 300 characters, without control characters (any server may answer).
 pub(super) fn with_detail(verdict: String, preflight: Option<&Exchange>) -> String {
     match preflight.and_then(|p| p.detail.as_deref()) {
         Some(detail) if !preflight.is_some_and(Exchange::passed) => {
-            format!("{verdict} The server's answer says: {detail}")
+            let mut said: String = detail
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(301)
+                .collect();
+            if said.chars().count() > 300 {
+                said = said.chars().take(299).chain(['…']).collect();
+            }
+            format!("{verdict} The server's answer says: {said}")
         }
         _ => verdict,
     }

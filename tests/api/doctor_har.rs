@@ -333,6 +333,33 @@ async fn replay_of_a_400_preflight_quotes_the_servers_reason() {
     );
 }
 
+/// A refusal's reason is quoted as one bounded line: any server may have written it.
+#[tokio::test]
+async fn a_quoted_reason_is_one_line_without_control_characters() {
+    let url = "https://localhost:8443/delivery/all";
+    let detail = format!("\u{1b}[31mred\nnext line {}", "x".repeat(400));
+    let body = json!({"status": 400, "detail": detail}).to_string();
+    let har = json!({"log": {"version": "1.2", "entries": [
+        {"request": {"method": "OPTIONS", "url": url, "headers": [
+            {"name": "Origin", "value": ORIGIN},
+            {"name": "Access-Control-Request-Method", "value": "GET"},
+        ]}, "response": {"status": 400, "headers": [], "content": {"text": body}}},
+    ]}});
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("loud.har");
+    std::fs::write(&file, har.to_string()).expect("write");
+    let (code, out, err) = doctor(&["--har", &file.display().to_string()]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    let said = out
+        .lines()
+        .find_map(|l| l.split_once("The server's answer says: "))
+        .map(|(_, said)| said)
+        .unwrap_or_else(|| panic!("quoted: {out}"));
+    assert!(said.starts_with("[31mrednext line xxx"), "{said:?}");
+    assert_eq!(said.chars().count(), 300, "{said:?}");
+    assert!(said.ends_with('…') && !out.contains('\u{1b}'), "{said:?}");
+}
+
 /// A request that needs a preflight, recorded without one (Chromium, har_recorded.rs: the
 /// browser had cached it): what the file shows passes, and the doctor says what it cannot show.
 #[tokio::test]

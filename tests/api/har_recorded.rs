@@ -430,9 +430,9 @@ impl Case {
 
 const REFUSED: &str = "the preflight got 400: the CORS layer refused it";
 
-/// Every cause of docs/troubleshooting.md's tables a page on localhost can meet (row 9, mixed
-/// content, needs a page served over https from a host that is not localhost; row 3b a request
-/// the body guard refuses, which a page cannot make with fetch()).
+/// Every cause of docs/troubleshooting.md's tables a page on localhost can meet: not row 9 (mixed
+/// content needs an https page calling another host over http; http://localhost is let through)
+/// nor rows 3b and 3c (the body guard's and header-size refusals, other servers' error paths).
 const CASES: &[Case] = &[
     case(
         "ok",

@@ -112,8 +112,9 @@ impl Judged {
         let Some((_, a)) = actual else {
             return false;
         };
-        let failed = a.response.status <= 0 || a.response.error.is_some();
-        !self.blocked && failed && (self.readable || a.response.status <= 0)
+        let no_answer = a.response.status <= 0;
+        let error = a.response.error.as_deref().is_some_and(|e| !e.is_empty());
+        !self.blocked && (no_answer || (error && self.readable))
     }
 
     /// A rule fails on an answer the browser received (not a missing answer).
