@@ -83,6 +83,19 @@ const METHODS: [Method; 6] = [
     Method::DELETE,
 ];
 
+/// The methods this server allows (no flag changes them) and the request headers it allows
+/// whatever its flags (`--allow-header` adds to them). The doctor compares a refused preflight
+/// with them when the file it reads lacks the refusal's body (`preflight --har`).
+pub fn always_allowed() -> (Vec<String>, Vec<String>) {
+    (
+        METHODS.iter().map(ToString::to_string).collect(),
+        ALLOWED_HEADERS
+            .iter()
+            .map(|h| h.as_str().to_owned())
+            .collect(),
+    )
+}
+
 /// One allowed origin: a browser's serialised origin (`scheme://host[:port]`), or `*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AllowedOrigin {

@@ -7,6 +7,9 @@ use clap::Args;
 
 use crate::fetch;
 
+/// The article's page origin (Angular's dev server), which delivery-api also allows by default.
+pub(super) const ARTICLE_ORIGIN: &str = "http://localhost:4200";
+
 pub const PREFLIGHT_EXIT_CODES: &str = "\
 Exit status:
   0  a browser would let the page read the response
@@ -39,7 +42,7 @@ pub struct PreflightArgs {
     #[arg(long, requires = "har")]
     pub replay: bool,
     /// The page's origin, exactly as a browser sends it: scheme://host[:port] (or `null`).
-    #[arg(long, default_value = "http://localhost:4200", value_parser = page_origin)]
+    #[arg(long, default_value = ARTICLE_ORIGIN, value_parser = page_origin)]
     pub origin: String,
     /// The request's method.
     #[arg(long, default_value = "GET", value_parser = fetch_method)]

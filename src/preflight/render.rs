@@ -48,6 +48,9 @@ pub fn render(report: &Report) -> String {
         }
     }
     let _ = writeln!(out, "\n{}", report.verdict);
+    for note in &report.notes {
+        let _ = writeln!(out, "{note}");
+    }
     out
 }
 

@@ -33,6 +33,10 @@ pub struct Report {
     /// True when a browser would let the page read the actual response.
     pub readable: bool,
     pub verdict: String,
+    /// What the verdict rests on that the exchange itself does not show (with --har: what the
+    /// file cannot tell, and how to find it out), one line each, printed under the verdict.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// With --har --replay: the verdict when the same exchange is sent again now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replayed: Option<String>,
@@ -47,6 +51,10 @@ pub struct Exchange {
     /// Set when no response arrived (the browser reports status 0).
     pub error: Option<String>,
     pub checks: Vec<Check>,
+    /// A refused preflight's reason in the server's own words: the `detail` of its problem+json
+    /// body (this server names the origin, method or header it refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl Exchange {
@@ -97,6 +105,7 @@ pub async fn run(args: &PreflightArgs) -> anyhow::Result<Report> {
         ),
         None => verdict(&request, preflight.as_ref(), actual.as_ref(), readable),
     };
+    let verdict = with_detail(verdict, preflight.as_ref());
     let mut report = Report {
         recorded: None,
         url,
@@ -107,6 +116,7 @@ pub async fn run(args: &PreflightArgs) -> anyhow::Result<Report> {
         not_sent,
         readable,
         verdict,
+        notes: Vec::new(),
         replayed: None,
     };
     report.redact();
@@ -224,9 +234,12 @@ async fn send_preflight(client: &reqwest::Client, url: &str, req: &CorsRequest) 
         ("Sec-Fetch-Dest".to_owned(), "empty".to_owned()),
     ]);
     let sent = exchange(client, reqwest::Method::OPTIONS, url, &headers, None).await;
-    finish("OPTIONS", headers, sent, |res| {
+    let detail = sent.as_ref().ok().and_then(|(_, detail)| detail.clone());
+    let mut preflight = finish("OPTIONS", headers, sent.map(|(seen, _)| seen), |res| {
         rules::check_preflight(req, res)
-    })
+    });
+    preflight.detail = detail;
+    preflight
 }
 
 async fn send_actual(
@@ -240,7 +253,9 @@ async fn send_actual(
     // Checked when the request was built (`--method`): the method announced in the preflight
     // is the one sent here, never a substitute.
     let sent = match reqwest::Method::from_bytes(req.method.as_bytes()) {
-        Ok(method) => exchange(client, method, url, &headers, body).await,
+        Ok(method) => exchange(client, method, url, &headers, body)
+            .await
+            .map(|(seen, _)| seen),
         Err(_) => Err(format!("{:?} is not an HTTP method", req.method)),
     };
     finish(&req.method, headers, sent, |res| {
@@ -254,7 +269,7 @@ async fn exchange(
     url: &str,
     headers: &[(String, String)],
     body: Option<&str>,
-) -> Result<SeenResponse, String> {
+) -> Result<(SeenResponse, Option<String>), String> {
     let mut request = client.request(method, url);
     for (name, value) in headers {
         request = request.header(name, value);
@@ -263,7 +278,49 @@ async fn exchange(
         request = request.body(body.to_owned());
     }
     let res = request.send().await.map_err(describe_error)?;
-    Ok(seen(&res))
+    let seen = seen(&res);
+    Ok((seen, refusal_detail(res).await))
+}
+
+/// The `detail` of a 400's problem+json body: how this server says why it refused a preflight.
+/// Other answers' bodies are not read (a 200 may be a whole list of deliveries).
+async fn refusal_detail(mut res: reqwest::Response) -> Option<String> {
+    let problem = res
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if res.status() != reqwest::StatusCode::BAD_REQUEST || !problem {
+        return None;
+    }
+    // A few hundred bytes from this server; any server's, read up to 16 KiB.
+    let mut bytes = Vec::new();
+    while let Some(chunk) = res.chunk().await.ok()? {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > 16 * 1024 {
+            return None;
+        }
+    }
+    let body: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    body["detail"].as_str().map(String::from)
+}
+
+/// The verdict, with a refused preflight's reason in the server's words when it gave one: one
+/// line of at most 300 characters, without control characters (any server may answer).
+pub(super) fn with_detail(verdict: String, preflight: Option<&Exchange>) -> String {
+    match preflight.and_then(|p| p.detail.as_deref()) {
+        Some(detail) if !preflight.is_some_and(Exchange::passed) => {
+            let mut said: String = detail
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(301)
+                .collect();
+            if said.chars().count() > 300 {
+                said = said.chars().take(299).chain(['…']).collect();
+            }
+            format!("{verdict} The server's answer says: {said}")
+        }
+        _ => verdict,
+    }
 }
 
 /// A response as the CORS rules see it: status and headers (also used by this project's tests).
@@ -296,6 +353,7 @@ pub(super) fn finish(
             checks: check(&res),
             response: Some(res),
             error: None,
+            detail: None,
         },
         Err(error) => Exchange {
             method: method.to_owned(),
@@ -303,6 +361,7 @@ pub(super) fn finish(
             response: None,
             error: Some(error),
             checks: Vec::new(),
+            detail: None,
         },
     }
 }

@@ -7,7 +7,7 @@
 //! makes it a module with two tests, `…::chromium` and `…::firefox`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use base64::Engine;
@@ -739,76 +739,6 @@ async fn another_servers_401_after_a_passing_preflight_has_no_allow_origin(kind:
         assert_eq!(statuses, [200, 401], "the preflight, then the request");
     }
     browser.close().await;
-}
-
-/// How [`other_server`] answers: preflights (`OPTIONS`) with `preflight` and CORS headers for the
-/// page's origin; other requests with `actual`, with those headers if `actual_allows_origin`.
-#[derive(Clone, Copy)]
-struct Answers {
-    preflight: &'static str,
-    actual: &'static str,
-    actual_allows_origin: bool,
-}
-
-impl Answers {
-    /// Every request `status`, with CORS headers.
-    fn all(status: &'static str) -> Self {
-        Self {
-            preflight: status,
-            actual: status,
-            actual_allows_origin: true,
-        }
-    }
-}
-
-/// Another API, at `http://localhost:PORT/delivery/all` (plain HTTP: a page may call localhost
-/// over http), that answers as `answers` says, with CORS headers for `origin`: methods GET and
-/// POST, headers Authorization and Accept. Also returns how many connections it has accepted.
-async fn other_server(answers: Answers, origin: String) -> (String, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a port");
-    let url = format!(
-        "http://localhost:{}/delivery/all",
-        listener.local_addr().expect("addr").port()
-    );
-    let connections = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&connections);
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        while let Ok((mut stream, _)) = listener.accept().await {
-            counted.fetch_add(1, Ordering::SeqCst);
-            let origin = origin.clone();
-            tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let (status, cors) = match request.starts_with(b"OPTIONS ") {
-                    true => (answers.preflight, true),
-                    false => (answers.actual, answers.actual_allows_origin),
-                };
-                let cors = match cors {
-                    true => format!(
-                        "access-control-allow-origin: {origin}\r\n\
-                         access-control-allow-methods: GET, POST\r\n\
-                         access-control-allow-headers: authorization, accept\r\n"
-                    ),
-                    false => String::new(),
-                };
-                let response = format!(
-                    "HTTP/1.1 {status}\r\n{cors}\
-                     vary: Origin\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    (url, connections)
 }
 
 /// A preflight the browser has cached (`Access-Control-Max-Age`, `--cors-max-age` 600 s by

@@ -15,6 +15,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,6 +40,9 @@ pub struct Browser {
     pub kind: Kind,
     /// Firefox: the console lines received over WebDriver BiDi, not yet read by [`Browser::console`].
     bidi_log: Option<Arc<Mutex<Vec<String>>>>,
+    /// Firefox launched with [`Browser::launch_recording`]: the BiDi `network.*` events received
+    /// so far, not yet read by [`Browser::network_events`].
+    bidi_network: Option<Arc<Mutex<Vec<serde_json::Value>>>>,
     _bidi: Option<tokio::task::JoinHandle<()>>,
     _driver: tokio::process::Child,
     /// Set by [`Browser::close`]; otherwise (a test that panicked) dropping the session kills the
@@ -58,7 +62,7 @@ impl Browser {
     pub async fn launch_in(kind: Kind, app: &TestApp, trust_api: bool) -> Self {
         match kind {
             Kind::Chromium => Self::chromium(app, trust_api, None).await,
-            Kind::Firefox => Self::firefox(app, trust_api, None).await,
+            Kind::Firefox => Self::firefox(app, trust_api, None, false, None).await,
         }
     }
 
@@ -70,8 +74,25 @@ impl Browser {
     pub async fn launch_resolving(kind: Kind, app: &TestApp, host: &str) -> Self {
         match kind {
             Kind::Chromium => Self::chromium(app, true, Some(host)).await,
-            Kind::Firefox => Self::firefox(app, true, Some(host)).await,
+            Kind::Firefox => Self::firefox(app, true, Some(host), false, None).await,
         }
+    }
+
+    /// As [`Browser::launch_in`], and the browser's network events are kept for
+    /// [`Browser::network_events`]: Chromium's DevTools `Network.*` events (always in its
+    /// performance log), Firefox's WebDriver BiDi `network.*` events (subscribed to only here).
+    pub async fn launch_recording(kind: Kind, app: &TestApp, trust_api: bool) -> Self {
+        match kind {
+            Kind::Chromium => Self::chromium(app, trust_api, None).await,
+            Kind::Firefox => Self::firefox(app, trust_api, None, true, None).await,
+        }
+    }
+
+    /// Firefox recording as [`Browser::launch_recording`] does, with DevTools open and its own
+    /// HAR exporter writing a file into `dir` each time a page has loaded (HAR automation,
+    /// `devtools.netmonitor.har.enableAutoExportToFile`): what "Save All As HAR" writes.
+    pub async fn launch_firefox_exporting(app: &TestApp, dir: &Path) -> Self {
+        Self::firefox(app, true, None, true, Some(dir)).await
     }
 
     async fn chromium(app: &TestApp, trust_api: bool, host: Option<&str>) -> Self {
@@ -125,6 +146,7 @@ impl Browser {
             client,
             kind: Kind::Chromium,
             bidi_log: None,
+            bidi_network: None,
             _bidi: None,
             _driver: driver,
             _profile: profile,
@@ -132,29 +154,15 @@ impl Browser {
         }
     }
 
-    async fn firefox(app: &TestApp, trust_api: bool, host: Option<&str>) -> Self {
+    async fn firefox(
+        app: &TestApp,
+        trust_api: bool,
+        host: Option<&str>,
+        network: bool,
+        exports: Option<&Path>,
+    ) -> Self {
         let (firefox, geckodriver) = find_firefox();
-        let profile = tempfile::tempdir().expect("profile dir");
-        let certs = sql_db(profile.path());
-        certutil(&["-N", "-d", &certs, "--empty-password"]);
-        if trust_api {
-            let ca = app.dir.path().join(delivery_api::tls::dev_ca::CA_CERT);
-            certutil(&[
-                "-A",
-                "-d",
-                &certs,
-                "-n",
-                "delivery-api test CA",
-                "-t",
-                "C,,",
-                "-i",
-                &ca.display().to_string(),
-            ]);
-        }
-        let mut prefs = firefox_prefs();
-        if host.is_some() {
-            prefs["network.dns.forceResolve"] = json!("127.0.0.1");
-        }
+        let profile = firefox_profile(app, trust_api);
         let (port, bidi_port) = (free_port(), free_port());
         let driver = tokio::process::Command::new(&geckodriver)
             .arg(format!("--port={port}"))
@@ -167,6 +175,20 @@ impl Browser {
             .spawn()
             .expect("geckodriver starts");
         wait_for_port(port, "geckodriver").await;
+        let mut args = vec![json!("-headless"), json!("-profile"), json!(profile.path())];
+        let mut prefs = firefox_prefs();
+        if host.is_some() {
+            prefs["network.dns.forceResolve"] = json!("127.0.0.1");
+        }
+        if let Some(dir) = exports {
+            // Firefox's own HAR exporter (the one behind "Save All As HAR"), run by DevTools
+            // when a page has loaded, with the toolbox open on the Network panel.
+            args.push(json!("-devtools"));
+            prefs["devtools.toolbox.selectedTool"] = json!("netmonitor");
+            prefs["devtools.netmonitor.har.enableAutoExportToFile"] = json!(true);
+            prefs["devtools.netmonitor.har.defaultLogDir"] = json!(dir);
+            prefs["devtools.netmonitor.har.defaultFileName"] = json!("export");
+        }
         let caps = json!({
             "browserName": "firefox",
             "acceptInsecureCerts": false,
@@ -175,7 +197,7 @@ impl Browser {
                 "binary": firefox,
                 // geckodriver uses a profile named in args in place (it writes `prefs` into its
                 // user.js) instead of copying a new one.
-                "args": ["-headless", "-profile", profile.path()],
+                "args": args,
                 "prefs": prefs,
             },
         });
@@ -197,11 +219,12 @@ impl Browser {
             .and_then(|url| url.as_str())
             .expect("geckodriver returns webSocketUrl")
             .to_owned();
-        let (log, task) = bidi_console(&bidi_url).await;
+        let (log, events, task) = bidi_events(&bidi_url, network).await;
         Self {
             client,
             kind: Kind::Firefox,
             bidi_log: Some(log),
+            bidi_network: network.then_some(events),
             _bidi: Some(task),
             _driver: driver,
             _profile: profile,
@@ -336,6 +359,72 @@ impl Browser {
             .collect()
     }
 
+    /// The network events since the last call, each `{"method": …, "params": …}`: Chromium's
+    /// DevTools `Network.*` events, or Firefox's BiDi `network.*` events (a session started with
+    /// [`Browser::launch_recording`]).
+    pub async fn network_events(&self) -> Vec<serde_json::Value> {
+        match (self.kind, &self.bidi_network) {
+            (Kind::Chromium, _) => self.devtools_events().await,
+            (Kind::Firefox, Some(events)) => std::mem::take(&mut *events.lock().expect("events")),
+            (Kind::Firefox, None) => {
+                panic!("Firefox records network events only when launched with launch_recording")
+            }
+        }
+    }
+
+    /// DevTools → Network → "Disable cache", as the checkbox does it: Chromium's DevTools command
+    /// (`Network.setCacheDisabled`, through chromedriver), and Firefox's WebDriver BiDi one
+    /// (`network.setCacheBehavior` "bypass", on a second connection to the session).
+    pub async fn disable_cache(&self) {
+        match self.kind {
+            Kind::Chromium => {
+                let cdp = Cdp("Network.setCacheDisabled", json!({ "cacheDisabled": true }));
+                self.client
+                    .issue_cmd(cdp)
+                    .await
+                    .expect("Network.setCacheDisabled");
+            }
+            Kind::Firefox => {
+                use futures_util::{SinkExt, StreamExt};
+                use tokio_tungstenite::tungstenite::Message;
+                let url = self
+                    .client
+                    .capabilities()
+                    .and_then(|caps| caps.get("webSocketUrl"))
+                    .and_then(|url| url.as_str())
+                    .expect("geckodriver returns webSocketUrl")
+                    .to_owned();
+                let (mut socket, _) = tokio_tungstenite::connect_async(&url)
+                    .await
+                    .unwrap_or_else(|e| panic!("WebDriver BiDi at {url}: {e}"));
+                let command = json!({
+                    "id": 1,
+                    "method": "network.setCacheBehavior",
+                    "params": { "cacheBehavior": "bypass" },
+                });
+                socket
+                    .send(Message::text(command.to_string()))
+                    .await
+                    .expect("network.setCacheBehavior");
+                // In force once its answer arrives.
+                while let Some(message) = socket.next().await {
+                    let Ok(Message::Text(text)) = message else {
+                        continue;
+                    };
+                    let answer: serde_json::Value = serde_json::from_str(&text).expect("BiDi JSON");
+                    if answer["id"] == 1 {
+                        assert_eq!(
+                            answer["type"], "success",
+                            "network.setCacheBehavior: {answer}"
+                        );
+                        return;
+                    }
+                }
+                panic!("BiDi closed before answering network.setCacheBehavior");
+            }
+        }
+    }
+
     /// Saves a screenshot when DEMO_SCREENSHOTS names a directory (how docs/ was made). The
     /// docs show Chromium: in Firefox, `firefox-` is put before the name.
     pub async fn screenshot(&self, name: &str) {
@@ -386,6 +475,98 @@ impl Drop for Browser {
             }
         }
     }
+}
+
+/// chromedriver's (non-W3C) endpoint for a DevTools protocol command: `(method, params)`.
+#[derive(Debug)]
+struct Cdp(&'static str, serde_json::Value);
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({ "cmd": self.0, "params": self.1 });
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// How [`other_server`] answers: preflights (`OPTIONS`) with `preflight` and CORS headers for the
+/// page's origin; other requests with `actual`, with those headers if `actual_allows_origin`.
+#[derive(Clone, Copy)]
+pub struct Answers {
+    pub preflight: &'static str,
+    pub actual: &'static str,
+    pub actual_allows_origin: bool,
+}
+
+impl Answers {
+    /// Every request `status`, with CORS headers.
+    pub fn all(status: &'static str) -> Self {
+        Self {
+            preflight: status,
+            actual: status,
+            actual_allows_origin: true,
+        }
+    }
+}
+
+/// Another API, at `http://localhost:PORT/delivery/all` (plain HTTP: a page may call localhost
+/// over http), that answers as `answers` says, with CORS headers for `origin`: methods GET and
+/// POST, headers Authorization and Accept. Also returns how many connections it has accepted.
+pub async fn other_server(answers: Answers, origin: String) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let url = format!(
+        "http://localhost:{}/delivery/all",
+        listener.local_addr().expect("addr").port()
+    );
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&connections);
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let origin = origin.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let (status, cors) = match request.starts_with(b"OPTIONS ") {
+                    true => (answers.preflight, true),
+                    false => (answers.actual, answers.actual_allows_origin),
+                };
+                let cors = match cors {
+                    true => format!(
+                        "access-control-allow-origin: {origin}\r\n\
+                         access-control-allow-methods: GET, POST\r\n\
+                         access-control-allow-headers: authorization, accept\r\n"
+                    ),
+                    false => String::new(),
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\n{cors}\
+                     vary: Origin\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (url, connections)
 }
 
 /// chromedriver's (non-W3C) endpoint for its logs: "browser" (the console) or "performance"
@@ -493,6 +674,29 @@ fn which(names: &[&str]) -> Option<PathBuf> {
     })
 }
 
+/// A new Firefox profile whose certificate database (written by NSS's certutil) trusts the app's
+/// CA, or (`trust_api: false`) nothing of ours.
+fn firefox_profile(app: &TestApp, trust_api: bool) -> TempDir {
+    let profile = tempfile::tempdir().expect("profile dir");
+    let certs = sql_db(profile.path());
+    certutil(&["-N", "-d", &certs, "--empty-password"]);
+    if trust_api {
+        let ca = app.dir.path().join(delivery_api::tls::dev_ca::CA_CERT);
+        certutil(&[
+            "-A",
+            "-d",
+            &certs,
+            "-n",
+            "delivery-api test CA",
+            "-t",
+            "C,,",
+            "-i",
+            &ca.display().to_string(),
+        ]);
+    }
+    profile
+}
+
 /// NSS's name for the SQLite certificate database (cert9.db, key4.db) in a profile directory.
 fn sql_db(profile: &Path) -> String {
     format!("sql:{}", profile.display())
@@ -559,19 +763,36 @@ fn firefox_prefs() -> serde_json::Value {
     })
 }
 
+/// What a Firefox session's BiDi socket has delivered: console lines, `network.*` events.
+type BidiKept = (
+    Arc<Mutex<Vec<String>>>,
+    Arc<Mutex<Vec<serde_json::Value>>>,
+    tokio::task::JoinHandle<()>,
+);
+
 /// Subscribes to Firefox's console over WebDriver BiDi (`log.entryAdded`) and keeps each entry's
-/// text, until the session ends.
-async fn bidi_console(url: &str) -> (Arc<Mutex<Vec<String>>>, tokio::task::JoinHandle<()>) {
+/// text, until the session ends; with `network`, also to the `network` module's events
+/// (`beforeRequestSent`, `responseStarted`, `responseCompleted`, `fetchError`), kept whole.
+async fn bidi_events(url: &str, network: bool) -> BidiKept {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
 
     let (mut socket, _) = tokio_tungstenite::connect_async(url)
         .await
         .unwrap_or_else(|e| panic!("WebDriver BiDi at {url}: {e}"));
+    let mut events = vec!["log.entryAdded"];
+    if network {
+        events.extend([
+            "network.beforeRequestSent",
+            "network.responseStarted",
+            "network.responseCompleted",
+            "network.fetchError",
+        ]);
+    }
     let subscribe = json!({
         "id": 1,
         "method": "session.subscribe",
-        "params": { "events": ["log.entryAdded"] },
+        "params": { "events": events },
     });
     socket
         .send(Message::text(subscribe.to_string()))
@@ -594,19 +815,23 @@ async fn bidi_console(url: &str) -> (Arc<Mutex<Vec<String>>>, tokio::task::JoinH
         }
     }
     let log = Arc::new(Mutex::new(Vec::new()));
-    let kept = Arc::clone(&log);
+    let net = Arc::new(Mutex::new(Vec::new()));
+    let (kept_log, kept_net) = (Arc::clone(&log), Arc::clone(&net));
     let task = tokio::spawn(async move {
         while let Some(Ok(message)) = socket.next().await {
             let Message::Text(text) = message else {
                 continue;
             };
             let event: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            if event["method"] == "log.entryAdded"
+            let method = event["method"].as_str().unwrap_or_default();
+            if method == "log.entryAdded"
                 && let Some(line) = event["params"]["text"].as_str()
             {
-                kept.lock().expect("log").push(line.to_owned());
+                kept_log.lock().expect("log").push(line.to_owned());
+            } else if method.starts_with("network.") {
+                kept_net.lock().expect("network").push(event);
             }
         }
     });
-    (log, task)
+    (log, net, task)
 }

@@ -1,13 +1,21 @@
 //! `preflight --har FILE`: judges what the learner's own browser recorded. DevTools → Network →
 //! "Export HAR" (Chromium and Firefox; HAR 1.2) holds each request the page made, the preflights
 //! among them, with the headers both ways. Each cross-origin request is paired with its preflight
-//! and judged by the same Fetch rules as a replay (`crate::fetch`), into the same [`Report`].
+//! (here) and judged by the same Fetch rules as a replay (`crate::fetch`), into the same
+//! [`Report`] (`exchange.rs`).
 //!
-//! What a HAR does not hold is guessed as little as possible, and said:
+//! What a HAR does not hold is guessed as little as possible, and said (`unrecorded.rs`):
 //! - the page's origin: the request's `Origin`, else its `Referer`'s origin;
-//! - the credentials mode: "include" when the request carried a `Cookie` (or `--with-credentials`);
+//! - the credentials mode: "include" when the request carried a `Cookie` (or `--with-credentials`),
+//!   or when the browser refused a request that passes every rule without credentials;
 //! - headers a sanitised export removed (Authorization, Cookie): the preflight's
-//!   `Access-Control-Request-Headers` still names them.
+//!   `Access-Control-Request-Headers` still names them;
+//! - why nothing was answered (status 0): Chromium writes its network error (`_error`), Firefox
+//!   nothing;
+//! - which rule a 400 preflight broke: neither browser keeps a preflight's body.
+
+mod exchange;
+mod unrecorded;
 
 use std::path::Path;
 
@@ -15,8 +23,8 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use super::PreflightArgs;
-use super::run::{Exchange, Report, finish, normalize_method, verdict};
-use crate::fetch::{self as rules, CorsRequest, SeenResponse};
+use super::run::Report;
+use crate::fetch::SeenResponse;
 
 /// Largest HAR read. Exports with response bodies grow fast; the headers are what matters, and a
 /// bigger file can be re-exported without content ("Export HAR (sanitized)" or a filtered view).
@@ -47,10 +55,15 @@ struct Message {
     url: String,
     #[serde(default)]
     status: i64,
+    /// `HTTP/2`, `HTTP/1.1`; Firefox writes `HTTP/0.9` for bytes that are no HTTP response.
+    #[serde(rename = "httpVersion", default)]
+    http_version: String,
     #[serde(default)]
     headers: Vec<Header>,
-    /// Chromium's reason for a failed request, e.g. `net::ERR_FAILED`.
-    #[serde(rename = "_error", default)]
+    /// Why a request failed, in the browser's words: Chromium's `_error` (its
+    /// `Network.loadingFailed` errorText, e.g. `net::ERR_CERT_AUTHORITY_INVALID`), Playwright's
+    /// `_failureText`. Firefox's own export writes none.
+    #[serde(rename = "_error", alias = "_failureText", default)]
     error: Option<String>,
     /// A response's body, when the export kept it.
     #[serde(default)]
@@ -99,17 +112,20 @@ impl Message {
             && self.header("access-control-request-method").is_some()
     }
 
-    /// What the browser received, or why nothing (status 0: blocked, failed or never answered).
-    fn seen(&self) -> Result<SeenResponse, String> {
+    /// What the browser received, or why nothing: status 0 (blocked, failed or never
+    /// answered), or bytes that were no HTTP response. `url` is the request's.
+    fn seen(&self, url: &str, after_passed_preflight: bool) -> Result<SeenResponse, String> {
         if self.status <= 0 {
-            return Err(match &self.error {
-                Some(error) if !error.is_empty() => {
-                    format!("the browser recorded no response ({error}): the page sees status 0")
-                }
-                _ => {
-                    "the browser recorded no response (status 0): the page sees status 0".to_owned()
-                }
-            });
+            let error = self.error.as_deref().filter(|e| !e.is_empty());
+            return Err(unrecorded::no_answer(error, url, after_passed_preflight));
+        }
+        if let Some(why) = unrecorded::not_http(
+            self.status,
+            &self.http_version,
+            self.headers.is_empty(),
+            url,
+        ) {
+            return Err(why);
         }
         Ok(SeenResponse {
             status: u16::try_from(self.status).unwrap_or(0),
@@ -122,54 +138,6 @@ impl Message {
 pub fn judge(args: &PreflightArgs, file: &Path) -> anyhow::Result<Vec<Report>> {
     let har = read(file)?;
     let entries = &har.log.entries;
-    let mut paired = vec![false; entries.len()];
-    let picked = |i: usize, e: &Entry| {
-        args.entry.is_none_or(|n| n == i + 1)
-            && args
-                .url_contains
-                .as_deref()
-                .is_none_or(|s| e.request.url.contains(s))
-    };
-    let mut reports: Vec<(usize, Report)> = Vec::new();
-    for (i, entry) in entries.iter().enumerate() {
-        if entry.request.is_preflight() {
-            continue;
-        }
-        let Some(origin) = page_origin(&entry.request) else {
-            continue;
-        };
-        if !cross_origin(&origin, &entry.request.url) {
-            continue;
-        }
-        // The nearest unpaired preflight for it: before it, or after it (Chromium lists the
-        // request when the page makes it, then the preflight that request triggers).
-        let fits =
-            |j: &usize| !paired[*j] && preflight_for(&entries[*j].request, &entry.request, &origin);
-        let before = (0..i).rev().find(fits);
-        let after = (i + 1..entries.len()).find(fits);
-        let preflight = match (before, after) {
-            (Some(b), Some(a)) => Some(if i - b <= a - i { b } else { a }),
-            (b, a) => b.or(a),
-        };
-        if let Some(j) = preflight {
-            paired[j] = true;
-        }
-        if picked(i, entry) || preflight.is_some_and(|j| picked(j, &entries[j])) {
-            let pre = preflight.map(|j| (j, &entries[j]));
-            reports.push((i, report(args, &origin, pre, Some((i, entry)))));
-        }
-    }
-    // Preflights with no request after them: the browser stopped there (or the export did).
-    for (j, entry) in entries.iter().enumerate() {
-        if paired[j] || !entry.request.is_preflight() || !picked(j, entry) {
-            continue;
-        }
-        let Some(origin) = entry.request.header("origin").map(str::to_owned) else {
-            continue;
-        };
-        reports.push((j, report(args, &origin, Some((j, entry)), None)));
-    }
-    reports.sort_by_key(|(at, _)| *at);
     if entries.is_empty() {
         bail!(
             "{} holds no requests at all: the export was made before the page made its request. \
@@ -177,6 +145,27 @@ pub fn judge(args: &PreflightArgs, file: &Path) -> anyhow::Result<Vec<Report>> {
             file.display()
         );
     }
+    let picked = |i: Option<usize>| {
+        i.is_some_and(|i| {
+            args.entry.is_none_or(|n| n == i + 1)
+                && args
+                    .url_contains
+                    .as_deref()
+                    .is_none_or(|s| entries[i].request.url.contains(s))
+        })
+    };
+    let mut reports: Vec<(usize, Report)> = pairs(entries)
+        .into_iter()
+        .filter(|pair| picked(pair.actual) || picked(pair.preflight))
+        .map(|pair| {
+            let at = pair.actual.or(pair.preflight).unwrap_or_default();
+            let with = |i: Option<usize>| i.map(|i| (i, &entries[i]));
+            let report =
+                exchange::report(args, &pair.origin, with(pair.preflight), with(pair.actual));
+            (at, report)
+        })
+        .collect();
+    reports.sort_by_key(|(at, _)| *at);
     if reports.is_empty() {
         bail!(
             "{} holds {} requests and none of them is a cross-origin request{}: there is nothing \
@@ -192,6 +181,62 @@ pub fn judge(args: &PreflightArgs, file: &Path) -> anyhow::Result<Vec<Report>> {
         );
     }
     Ok(reports.into_iter().map(|(_, report)| report).collect())
+}
+
+/// One cross-origin exchange: positions in the file of the request and of its preflight.
+struct Pair {
+    origin: String,
+    preflight: Option<usize>,
+    actual: Option<usize>,
+}
+
+/// Each cross-origin request with the nearest unpaired preflight for it (same URL, origin and
+/// method), before or after it: Chromium lists the request when the page makes it, then the
+/// preflight it triggers, and so does Firefox. Then the preflights left over: the browser
+/// stopped there (or the export did).
+fn pairs(entries: &[Entry]) -> Vec<Pair> {
+    let mut paired = vec![false; entries.len()];
+    let mut pairs = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        if entry.request.is_preflight() {
+            continue;
+        }
+        let Some(origin) = page_origin(&entry.request) else {
+            continue;
+        };
+        if !cross_origin(&origin, &entry.request.url) {
+            continue;
+        }
+        let fits =
+            |j: &usize| !paired[*j] && preflight_for(&entries[*j].request, &entry.request, &origin);
+        let before = (0..i).rev().find(fits);
+        let after = (i + 1..entries.len()).find(fits);
+        let preflight = match (before, after) {
+            (Some(b), Some(a)) => Some(if i - b <= a - i { b } else { a }),
+            (b, a) => b.or(a),
+        };
+        if let Some(j) = preflight {
+            paired[j] = true;
+        }
+        pairs.push(Pair {
+            origin,
+            preflight,
+            actual: Some(i),
+        });
+    }
+    for (j, entry) in entries.iter().enumerate() {
+        if paired[j] || !entry.request.is_preflight() {
+            continue;
+        }
+        if let Some(origin) = entry.request.header("origin") {
+            pairs.push(Pair {
+                origin: origin.to_owned(),
+                preflight: Some(j),
+                actual: None,
+            });
+        }
+    }
+    pairs
 }
 
 fn read(file: &Path) -> anyhow::Result<Har> {
@@ -273,124 +318,6 @@ fn set_by_browser(name: &str) -> bool {
                 | "pragma"
                 | "cache-control"
         )
-}
-
-fn report(
-    args: &PreflightArgs,
-    origin: &str,
-    preflight: Option<(usize, &Entry)>,
-    actual: Option<(usize, &Entry)>,
-) -> Report {
-    let (url, method) = match (actual, preflight) {
-        (Some((_, a)), _) => (a.request.url.clone(), a.request.method.clone()),
-        (None, Some((_, p))) => (
-            p.request.url.clone(),
-            p.request
-                .header("access-control-request-method")
-                .unwrap_or_default()
-                .to_owned(),
-        ),
-        (None, None) => (String::new(), String::new()),
-    };
-    let request = page_request(args, origin, &method, preflight, actual);
-    let preflight_reasons = rules::preflight_reasons(&request);
-    let preflight_exchange = preflight.map(|(_, p)| {
-        finish(
-            "OPTIONS",
-            p.request.plain_headers(),
-            p.response.seen(),
-            |res| rules::check_preflight(&request, res),
-        )
-    });
-    let blocked = preflight_exchange
-        .as_ref()
-        .is_some_and(|p| p.error.is_some() || !rules::passes(&p.checks));
-    // After a failed preflight the browser never sends the request: an entry for it (Chromium
-    // lists one, status 0) is the browser's own refusal, not a response.
-    let actual_exchange = actual.filter(|_| !blocked).map(|(_, a)| {
-        finish(
-            &request.method,
-            a.request.plain_headers(),
-            a.response.seen(),
-            |res| rules::check_actual(&request, res),
-        )
-    });
-    let not_sent = (actual.is_none() && !blocked).then(|| {
-        "the file holds no request after this preflight: the page did not send it, or the \
-         export left it out"
-            .to_owned()
-    });
-    let readable = actual_exchange.as_ref().is_some_and(Exchange::passed);
-    let verdict = match &not_sent {
-        Some(why) => format!("PREFLIGHT ONLY: the preflight passes; {why}."),
-        None => verdict(
-            &request,
-            preflight_exchange.as_ref(),
-            actual_exchange.as_ref(),
-            readable,
-        ),
-    };
-    let verdict = match preflight.and_then(|(_, p)| p.response.problem_detail()) {
-        Some(detail) if blocked => format!("{verdict} The server's answer says: {detail}"),
-        _ => verdict,
-    };
-    let position = |x: Option<(usize, &Entry)>| x.map(|(i, _)| format!("entry {}", i + 1));
-    let recorded = match (position(actual), position(preflight)) {
-        (Some(a), Some(p)) => format!("{a} (its preflight: {p})"),
-        (Some(a), None) => format!("{a} (no preflight recorded)"),
-        (None, Some(p)) => format!("{p} (a preflight, with no request after it)"),
-        (None, None) => String::new(),
-    };
-    let mut report = Report {
-        recorded: Some(recorded),
-        url,
-        preflight_reasons,
-        preflight: preflight_exchange,
-        actual: actual_exchange,
-        not_sent,
-        readable,
-        verdict,
-        replayed: None,
-        request,
-    };
-    report.redact();
-    report
-}
-
-/// What the page asked for, as far as the file tells.
-fn page_request(
-    args: &PreflightArgs,
-    origin: &str,
-    method: &str,
-    preflight: Option<(usize, &Entry)>,
-    actual: Option<(usize, &Entry)>,
-) -> CorsRequest {
-    let mut headers: Vec<(String, String)> = actual
-        .map(|(_, a)| a.request.plain_headers())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(name, _)| !set_by_browser(name))
-        .collect();
-    // A sanitised export drops Authorization and Cookie: the preflight still names them.
-    let announced = preflight
-        .and_then(|(_, p)| p.request.header("access-control-request-headers"))
-        .unwrap_or_default();
-    for name in announced
-        .split(',')
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-    {
-        if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
-            headers.push((name.to_owned(), "<not in the file>".to_owned()));
-        }
-    }
-    let cookie = actual.is_some_and(|(_, a)| a.request.header("cookie").is_some());
-    CorsRequest {
-        origin: origin.to_owned(),
-        method: normalize_method(method),
-        headers,
-        with_credentials: args.with_credentials || cookie,
-    }
 }
 
 /// The flags that replay `report` against the server as it is now.
