@@ -162,14 +162,18 @@ mod watch {
                 match inotify.read_events(&mut buffer) {
                     Ok(read) => {
                         for event in read {
-                            if event.mask.intersects(EventMask::Q_OVERFLOW | EventMask::IGNORED) {
+                            if event
+                                .mask
+                                .intersects(EventMask::Q_OVERFLOW | EventMask::IGNORED)
+                            {
                                 *blind = true;
                             }
-                            let about_the_path = event.mask.intersects(
-                                EventMask::DELETE_SELF | EventMask::MOVE_SELF,
-                            ) || names
-                                .iter()
-                                .any(|(wd, name)| *wd == event.wd && event.name == Some(name.as_os_str()));
+                            let about_the_path = event
+                                .mask
+                                .intersects(EventMask::DELETE_SELF | EventMask::MOVE_SELF)
+                                || names.iter().any(|(wd, name)| {
+                                    *wd == event.wd && event.name == Some(name.as_os_str())
+                                });
                             if about_the_path {
                                 *events += 1;
                             }

@@ -352,16 +352,28 @@ mod tests {
             panic!("a probe for a WAL file");
         };
         assert!(probe.wal_index.is_some(), "the -shm file is read");
-        let at = |d: u32| Some(Revisions { users: 0, deliveries: u64::from(d) });
+        let at = |d: u32| {
+            Some(Revisions {
+                users: 0,
+                deliveries: u64::from(d),
+            })
+        };
         assert_eq!(probe.read(), at(0), "the first read queries");
         for n in 1..=50 {
             // The probe's connection is taken: a read that needs the query finds nothing.
             let held = probe.conn.borrow_mut();
             assert_eq!(probe.read(), at(n - 1), "no commit: the header answers");
             writer
-                .execute("UPDATE deliveries_revision SET revision = ?1", [i64::from(n)])
+                .execute(
+                    "UPDATE deliveries_revision SET revision = ?1",
+                    [i64::from(n)],
+                )
                 .expect("write");
-            assert_eq!(probe.read(), None, "after a commit the header does not answer");
+            assert_eq!(
+                probe.read(),
+                None,
+                "after a commit the header does not answer"
+            );
             drop(held);
             assert_eq!(probe.read(), at(n), "the query sees the commit");
         }
