@@ -19,6 +19,13 @@ SQLite's synchronous=FULL). The tables show one row per engine beside the ceilin
     python3 bench/bench.py                 # 32 connections, 5 s per run, 3 rounds, 100 rows
     python3 bench/bench.py --protocol h2 --no-scaling --no-flood
     python3 bench/bench.py --engines sqlite,pg,pg2 --no-scaling --no-flood
+    python3 bench/bench.py --baseline /tmp/old/delivery-api   # an older build, side by side
+
+It builds and runs the `release` profile (what `cargo run --release` builds; `--profile peak` for
+fat LTO). Besides req/s and latency it reports each process's CPU time per answer (user + system,
+all threads, from /proc), and ends with one line of ratios a script can read (`summary {...}`).
+POST is measured in rows created per second, against a second yardstick: bench/durable.rs, the
+same creations made durable by one writer with group commit and no HTTP (the disk's limit).
 
 Needs oha (`cargo install oha --locked`) and curl. Absolute figures move between runs on shared
 machines: compare the ratios, which are measured side by side.
@@ -244,6 +251,9 @@ def main():
                     help="service port; the ceiling uses port+1, PostgreSQL port+10, other instances port+3..")
     ap.add_argument("--engines", default="sqlite",
                     help="comma-separated: sqlite, pg (one instance on PostgreSQL), pg2 (two instances on one)")
+    ap.add_argument("--baseline", type=Path, metavar="BINARY",
+                    help="also run this delivery-api binary (e.g. an older commit's) on SQLite, as the "
+                         "target `base`, interleaved with the others: what a change bought, in one run")
     opts = ap.parse_args()
 
     if not shutil.which("oha"):
@@ -284,6 +294,17 @@ def main():
         # Each engine: (ports it serves on, its database); pg2 is two instances on one database.
         targets = {"sqlite": ([sport], db)} if "sqlite" in engines else {}
         pids = {sport: service.pid}
+        if opts.baseline:
+            base_db, bport = work / "base.db", opts.port + 6
+            procs.append(base := subprocess.Popen(
+                [opts.baseline, "serve", "--bind", f"127.0.0.1:{bport}", "--no-demo-page",
+                 "--database-url", f"sqlite://{base_db}", "--cert", work / "certs/localhost.crt",
+                 "--key", work / "certs/localhost.key"],
+                cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=open(work / "base.log", "w")))
+            wait_https(bport, cacert)
+            seed(base_db, opts.rows)
+            targets["base"] = ([bport], base_db)
+            pids[bport] = base.pid
         if "pg" in engines or "pg2" in engines:
             pg = Postgres(work, opts.port + 10)
             for name, ports in (("pg", [sport + 3]), ("pg2", [sport + 4, sport + 5])):
@@ -319,7 +340,8 @@ def main():
         def post_args(tag):
             lines = work / f"post-{tag}.txt"
             with open(lines, "w") as f:
-                for i in range(300_000):
+                # oha picks lines at random: the more lines, the fewer references sent twice (409).
+                for i in range(1_500_000):
                     f.write(json.dumps({"reference": f"P-{tag}-{i}", "recipient": "Bench",
                                         "address": "1 Post Road"}) + "\n")
             return ["-m", "POST", "-Z", str(lines), *good]
