@@ -410,13 +410,13 @@ pub(super) fn verdict(
             "FAIL: the browser blocks the request at the preflight; the page sees status 0. {reason}"
         );
     }
-    if let Some(reason) = actual
-        .filter(|_| !readable && preflight.is_some_and(Exchange::passed))
-        .and_then(outside_cors)
-    {
-        return format!("FAIL: the browser blocks the response; the page sees status 0. {reason}");
-    }
     if let Some(reason) = actual.filter(|_| !readable).and_then(no_cors_at_all) {
+        // After a preflight that passed, the server has a CORS layer: this response went around
+        // it (a 401 or 403 gets the rules' own reading: error responses must pass through CORS).
+        let reason = actual
+            .filter(|_| preflight.is_some_and(Exchange::passed))
+            .and_then(outside_cors)
+            .unwrap_or(reason);
         return format!("FAIL: the browser blocks the response; the page sees status 0. {reason}");
     }
     match actual {
@@ -435,14 +435,10 @@ pub(super) fn verdict(
     }
 }
 
-/// A response without `Access-Control-Allow-Origin` after a preflight that passed (troubleshooting
-/// rows 3b, 3c): the origin is allowed, so this response never went through the CORS layer.
+/// A response without CORS headers after a preflight that passed (troubleshooting row 3b): the
+/// origin is allowed, so this response never went through the CORS layer.
 fn outside_cors(x: &Exchange) -> Option<String> {
-    let res = x.response.as_ref()?;
-    if res.get("access-control-allow-origin").is_some() || (300..=399).contains(&res.status) {
-        return None;
-    }
-    let status = res.status;
+    let status = x.response.as_ref()?.status;
     Some(if status == 431 {
         "the request got 431 (request headers too large) without Access-Control-Allow-Origin, \
          after a preflight that passed: it was answered below the CORS layer (the HTTP layer \
@@ -453,8 +449,8 @@ fn outside_cors(x: &Exchange) -> Option<String> {
         format!(
             "the request got {status} without Access-Control-Allow-Origin, after a preflight that \
              passed: the response was produced outside the CORS layer (an error path that skips \
-             it: an auth middleware's error, a proxy's own answer). Make every response, errors \
-             included, pass through CORS (nginx: `add_header ... always`)"
+             it, or a proxy's own answer). Make every response, errors included, pass through \
+             CORS (nginx: `add_header ... always`)"
         )
     })
 }

@@ -564,10 +564,9 @@ const CASES: &[Case] = &[
         r#"{"headers": {"Content-Type": "text/plain"}}"#,
         1,
         &[
-            "FAIL: the browser blocks the response; the page sees status 0. the request got 401 \
-             without Access-Control-Allow-Origin, after a preflight that passed: the response was \
-             produced outside the CORS layer",
-            "Make every response, errors included, pass through CORS",
+            "FAIL: the browser blocks the response; the page sees status 0. the 401 has no \
+             usable CORS headers, so the page sees status 0 instead of 401: error responses (auth \
+             failures above all) must pass through the CORS layer",
         ],
     ),
     case(
