@@ -5,13 +5,14 @@
 //! [`Report`] (`exchange.rs`).
 //!
 //! What a HAR does not hold is guessed as little as possible, and said (`unrecorded.rs`):
-//! - the page's origin: the request's `Origin`, else its `Referer`'s origin;
+//! - the page's origin: the request's `Origin`, else its `Referer`'s origin, else the URL the
+//!   file gives its page (a request blocked as mixed content has neither header);
 //! - the credentials mode: "include" when the request carried a `Cookie` (or `--with-credentials`),
 //!   or when the browser refused a request that passes every rule without credentials;
 //! - headers a sanitised export removed (Authorization, Cookie): the preflight's
 //!   `Access-Control-Request-Headers` still names them;
 //! - why nothing was answered (status 0): Chromium writes its network error (`_error`), Firefox
-//!   nothing;
+//!   nothing; an http:// URL from an https page is mixed content, whatever either writes;
 //! - which rule a 400 preflight broke: neither browser keeps a preflight's body.
 
 mod exchange;
