@@ -411,6 +411,12 @@ pub(super) fn verdict(
         );
     }
     if let Some(reason) = actual.filter(|_| !readable).and_then(no_cors_at_all) {
+        // After a preflight that passed, the server has a CORS layer: this response went around
+        // it (a 401 or 403 gets the rules' own reading: error responses must pass through CORS).
+        let reason = actual
+            .filter(|_| preflight.is_some_and(Exchange::passed))
+            .and_then(outside_cors)
+            .unwrap_or(reason);
         return format!("FAIL: the browser blocks the response; the page sees status 0. {reason}");
     }
     match actual {
@@ -427,6 +433,26 @@ pub(super) fn verdict(
         ),
         None => "FAIL: no request was made".to_owned(),
     }
+}
+
+/// A response without CORS headers after a preflight that passed (troubleshooting row 3b): the
+/// origin is allowed, so this response never went through the CORS layer.
+fn outside_cors(x: &Exchange) -> Option<String> {
+    let status = x.response.as_ref()?.status;
+    Some(if status == 431 {
+        "the request got 431 (request headers too large) without Access-Control-Allow-Origin, \
+         after a preflight that passed: it was answered below the CORS layer (the HTTP layer \
+         refuses a header list past its limit before any middleware runs). Send smaller headers \
+         (a token or cookie that grew?), or raise the limit (delivery-api: --h2-max-header-list)"
+            .to_owned()
+    } else {
+        format!(
+            "the request got {status} without Access-Control-Allow-Origin, after a preflight that \
+             passed: the response was produced outside the CORS layer (an error path that skips \
+             it, or a proxy's own answer). Make every response, errors included, pass through \
+             CORS (nginx: `add_header ... always`)"
+        )
+    })
 }
 
 /// A response without a single `Access-Control-*` header, in plain words. Not for 400/401/403

@@ -817,7 +817,7 @@ async fn app_with_plain_page_and(
 
 /// A blank page without a Content-Security-Policy, at `http://localhost:PORT/`, or with `tls` at
 /// `https://localhost:PORT/`; returns its URL.
-async fn blank_page(tls: Option<tokio_rustls::TlsAcceptor>) -> String {
+pub(crate) async fn blank_page(tls: Option<tokio_rustls::TlsAcceptor>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a port");
@@ -861,7 +861,7 @@ async fn answer_blank(mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWr
 
 /// The app's own certificate and key (issued by its dev CA for `localhost`), for a page served
 /// over https that the test's browser trusts as it trusts the API.
-fn tls_of(app: &TestApp) -> tokio_rustls::TlsAcceptor {
+pub(crate) fn tls_of(app: &TestApp) -> tokio_rustls::TlsAcceptor {
     let files = delivery_api::tls::TlsFiles {
         cert: app.dir.path().join(delivery_api::tls::dev_ca::SERVER_CERT),
         key: app.dir.path().join(delivery_api::tls::dev_ca::SERVER_KEY),

@@ -39,7 +39,11 @@ pub(super) fn report(args: &PreflightArgs, origin: &str, preflight: At, actual: 
     }
     let verdict = judged.verdict(&request);
     let preflight_reasons = rules::preflight_reasons(&request);
-    if preflight.is_none() && actual.is_some() && !preflight_reasons.is_empty() {
+    // Mixed content is blocked before the preflight: none was due in the file.
+    let mixed = actual.is_some_and(|(_, a)| {
+        a.response.status <= 0 && unrecorded::mixed_content(origin, &a.request.url).is_some()
+    });
+    if preflight.is_none() && actual.is_some() && !mixed && !preflight_reasons.is_empty() {
         notes.push(unrecorded::NO_PREFLIGHT.to_owned());
     }
     if let Some((_, p)) = preflight.filter(|_| judged.blocked) {
@@ -75,7 +79,7 @@ struct Judged {
 impl Judged {
     fn new(request: &CorsRequest, preflight: At, actual: At) -> Self {
         let preflight = preflight.map(|(_, p)| {
-            let seen = p.response.seen(&p.request.url, false);
+            let seen = p.response.seen(&p.request.url, &request.origin, false);
             let mut x = finish("OPTIONS", p.request.plain_headers(), seen, |res| {
                 rules::check_preflight(request, res)
             });
@@ -86,7 +90,9 @@ impl Judged {
         // After a failed preflight the browser never sends the request: an entry for it (both
         // browsers list one, status 0) is the browser's own refusal, not a response.
         let actual_exchange = actual.filter(|_| !blocked).map(|(_, a)| {
-            let seen = a.response.seen(&a.request.url, preflight.is_some());
+            let seen = a
+                .response
+                .seen(&a.request.url, &request.origin, preflight.is_some());
             finish(&request.method, a.request.plain_headers(), seen, |res| {
                 rules::check_actual(request, res)
             })

@@ -5,13 +5,14 @@
 //! [`Report`] (`exchange.rs`).
 //!
 //! What a HAR does not hold is guessed as little as possible, and said (`unrecorded.rs`):
-//! - the page's origin: the request's `Origin`, else its `Referer`'s origin;
+//! - the page's origin: the request's `Origin`, else its `Referer`'s origin, else the URL the
+//!   file gives its page (a request blocked as mixed content has neither header);
 //! - the credentials mode: "include" when the request carried a `Cookie` (or `--with-credentials`),
 //!   or when the browser refused a request that passes every rule without credentials;
 //! - headers a sanitised export removed (Authorization, Cookie): the preflight's
 //!   `Access-Control-Request-Headers` still names them;
 //! - why nothing was answered (status 0): Chromium writes its network error (`_error`), Firefox
-//!   nothing;
+//!   nothing; an http:// URL from an https page is mixed content, whatever either writes;
 //! - which rule a 400 preflight broke: neither browser keeps a preflight's body.
 
 mod exchange;
@@ -38,12 +39,26 @@ struct Har {
 #[derive(Deserialize)]
 struct Log {
     entries: Vec<Entry>,
+    /// The pages the requests were made from: both browsers' exports write each page's URL as
+    /// its `title`.
+    #[serde(default)]
+    pages: Vec<Page>,
+}
+
+#[derive(Deserialize)]
+struct Page {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    title: String,
 }
 
 #[derive(Deserialize)]
 struct Entry {
     request: Message,
     response: Message,
+    #[serde(default)]
+    pageref: Option<String>,
 }
 
 /// A request or a response: what the rules need of either (bodies are skipped unread).
@@ -113,9 +128,18 @@ impl Message {
     }
 
     /// What the browser received, or why nothing: status 0 (blocked, failed or never
-    /// answered), or bytes that were no HTTP response. `url` is the request's.
-    fn seen(&self, url: &str, after_passed_preflight: bool) -> Result<SeenResponse, String> {
+    /// answered), or bytes that were no HTTP response. `url` is the request's, `origin` the
+    /// page's.
+    fn seen(
+        &self,
+        url: &str,
+        origin: &str,
+        after_passed_preflight: bool,
+    ) -> Result<SeenResponse, String> {
         if self.status <= 0 {
+            if let Some(why) = unrecorded::mixed_content(origin, url) {
+                return Err(why);
+            }
             let error = self.error.as_deref().filter(|e| !e.is_empty());
             return Err(unrecorded::no_answer(error, url, after_passed_preflight));
         }
@@ -138,10 +162,21 @@ impl Message {
 pub fn judge(args: &PreflightArgs, file: &Path) -> anyhow::Result<Vec<Report>> {
     let har = read(file)?;
     let entries = &har.log.entries;
+    let mixed = if har
+        .log
+        .pages
+        .iter()
+        .any(|p| p.title.starts_with("https://"))
+    {
+        unrecorded::MIXED_CONTENT_UNRECORDED
+    } else {
+        ""
+    };
     if entries.is_empty() {
         bail!(
             "{} holds no requests at all: the export was made before the page made its request. \
-             Keep DevTools open on the Network tab while you reproduce the failure, then export",
+             Keep DevTools open on the Network tab while you reproduce the failure, then \
+             export{mixed}",
             file.display()
         );
     }
@@ -154,7 +189,7 @@ pub fn judge(args: &PreflightArgs, file: &Path) -> anyhow::Result<Vec<Report>> {
                     .is_none_or(|s| entries[i].request.url.contains(s))
         })
     };
-    let mut reports: Vec<(usize, Report)> = pairs(entries)
+    let mut reports: Vec<(usize, Report)> = pairs(entries, &har.log.pages)
         .into_iter()
         .filter(|pair| picked(pair.actual) || picked(pair.preflight))
         .map(|pair| {
@@ -170,7 +205,7 @@ pub fn judge(args: &PreflightArgs, file: &Path) -> anyhow::Result<Vec<Report>> {
         bail!(
             "{} holds {} requests and none of them is a cross-origin request{}: there is nothing \
              for CORS to block. Export the HAR from the page that fails (DevTools → Network, with \
-             the failing request in the list), or check --entry / --url",
+             the failing request in the list), or check --entry / --url{mixed}",
             file.display(),
             entries.len(),
             if args.entry.is_some() || args.url_contains.is_some() {
@@ -194,14 +229,14 @@ struct Pair {
 /// method), before or after it: Chromium lists the request when the page makes it, then the
 /// preflight it triggers, and so does Firefox. Then the preflights left over: the browser
 /// stopped there (or the export did).
-fn pairs(entries: &[Entry]) -> Vec<Pair> {
+fn pairs(entries: &[Entry], pages: &[Page]) -> Vec<Pair> {
     let mut paired = vec![false; entries.len()];
     let mut pairs = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         if entry.request.is_preflight() {
             continue;
         }
-        let Some(origin) = page_origin(&entry.request) else {
+        let Some(origin) = page_origin(entry, pages) else {
             continue;
         };
         if !cross_origin(&origin, &entry.request.url) {
@@ -266,13 +301,24 @@ fn read(file: &Path) -> anyhow::Result<Har> {
     })
 }
 
-/// The origin of the page that made the request: `Origin`, else the `Referer`'s origin.
-fn page_origin(req: &Message) -> Option<String> {
+/// The origin of the page that made the request: `Origin`, else the `Referer`'s origin, else
+/// its page's (the URL both browsers write as the page's `title`). A request the browser blocked
+/// before sending it (mixed content) has neither header, and an https page sends no `Referer` to
+/// an http:// URL.
+fn page_origin(entry: &Entry, pages: &[Page]) -> Option<String> {
+    let req = &entry.request;
     if let Some(origin) = req.header("origin") {
         return Some(origin.to_owned());
     }
-    let referer = url::Url::parse(req.header("referer")?).ok()?;
-    Some(referer.origin().ascii_serialization())
+    let origin_of = |url: &str| {
+        let url = url::Url::parse(url).ok()?;
+        matches!(url.scheme(), "http" | "https").then(|| url.origin().ascii_serialization())
+    };
+    if let Some(origin) = req.header("referer").and_then(origin_of) {
+        return Some(origin);
+    }
+    let page = entry.pageref.as_deref()?;
+    origin_of(&pages.iter().find(|p| p.id == page)?.title)
 }
 
 fn cross_origin(origin: &str, url: &str) -> bool {

@@ -96,6 +96,32 @@ pub(super) fn no_answer(error: Option<&str>, url: &str, after_passed_preflight: 
     format!("{error}: {cause}")
 }
 
+/// Status 0 for an http:// URL called from an https page, by a host that is not loopback: mixed
+/// content, blocked before anything was sent, whatever error the browser wrote (Chromium's
+/// `_error` is empty for it, Firefox writes none). `http://localhost` and `http://127.0.0.1`
+/// count as potentially trustworthy, so they are not blocked.
+pub(super) fn mixed_content(origin: &str, url: &str) -> Option<String> {
+    let page = url::Url::parse(origin).ok()?;
+    let api = url::Url::parse(url).ok()?;
+    let loopback = match api.host()? {
+        url::Host::Domain(d) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    };
+    if page.scheme() != "https" || api.scheme() != "http" || loopback {
+        return None;
+    }
+    let https = url.replacen("http://", "https://", 1);
+    Some(format!(
+        "mixed content: an https page cannot call an http:// API; call it over https ({https}). \
+         The browser blocked it before sending anything (no preflight, nothing reached the \
+         server), and no CORS setting changes that"
+    ))
+}
+
 /// An "answer" with a status but not one header: bytes that were no HTTP response, read as
 /// HTTP/0.9 (Firefox records it so: status 200, `HTTP/0.9`, no headers; the browser tests
 /// observe it for `http://` on the TLS port). A real HTTP/1.1 or HTTP/2 answer has headers.
@@ -114,6 +140,13 @@ pub(super) fn not_http(status: i64, version: &str, no_headers: bool, url: &str) 
         }
     ))
 }
+
+/// Added to "no cross-origin request" when the file's page is https: Firefox records nothing of a
+/// call it blocks as mixed content (no WebDriver BiDi event either), Chromium a status-0 entry.
+pub(super) const MIXED_CONTENT_UNRECORDED: &str = ". The page is https: if it calls an http:// \
+    API by a name that is not loopback, that is mixed content: an https page cannot call an \
+    http:// API; call it over https. The browser blocks it before sending anything, and Firefox \
+    records nothing of it (its console says \"Blocked loading mixed active content\")";
 
 pub(super) const CREDENTIALS_INFERRED: &str = "The file does not record the credentials mode. \
     The browser refused a request that every rule lets through without credentials, and the same \

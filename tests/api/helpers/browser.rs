@@ -88,6 +88,15 @@ impl Browser {
         }
     }
 
+    /// As [`Browser::launch_recording`] (trusting the API), with `host` resolving to 127.0.0.1
+    /// as [`Browser::launch_resolving`] has it.
+    pub async fn launch_recording_resolving(kind: Kind, app: &TestApp, host: &str) -> Self {
+        match kind {
+            Kind::Chromium => Self::chromium(app, true, Some(host)).await,
+            Kind::Firefox => Self::firefox(app, true, Some(host), true, None).await,
+        }
+    }
+
     /// Firefox recording as [`Browser::launch_recording`] does, with DevTools open and its own
     /// HAR exporter writing a file into `dir` each time a page has loaded (HAR automation,
     /// `devtools.netmonitor.har.enableAutoExportToFile`): what "Save All As HAR" writes.
