@@ -174,9 +174,9 @@ pub fn judge(args: &PreflightArgs, file: &Path) -> anyhow::Result<Vec<Report>> {
     };
     if entries.is_empty() {
         bail!(
-            "{} holds no requests at all: the export was made before the page made its request. \
-             Keep DevTools open on the Network tab while you reproduce the failure, then \
-             export{mixed}",
+            "{} holds no requests at all: either the export was made before the page made its \
+             request (keep DevTools open on the Network tab while you reproduce the failure, then \
+             export), or the browser blocked the request before sending it{mixed}",
             file.display()
         );
     }
