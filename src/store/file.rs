@@ -6,9 +6,11 @@
 //! event *inside* any rename, unlink or create that could change what the path names, before that
 //! call returns. A check first empties that queue (one `read`, which usually finds nothing); only
 //! when something happened to one of those names since the last `stat` that found the file
-//! unchanged does it `stat` again (a path walk). Without inotify (another OS, its limits reached, a
-//! path through a symbolic link), every check is a `stat`. Not seen by the watches: a file system
-//! mounted over one of those directories after start-up.
+//! unchanged does it `stat` again (a path walk). Watches follow directories, not paths: once a
+//! directory on the way has moved or gone, they cannot speak for the path, and from then on every
+//! check is a `stat`, as it is without inotify (another OS, its limits reached, a path through a
+//! symbolic link). Not seen by the watches: a file system mounted over one of those directories
+//! after start-up.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -103,11 +105,13 @@ mod watch {
     #[derive(Debug)]
     struct State {
         inotify: Inotify,
-        /// Each watched directory and the one name in it that leads to the file.
+        /// Each watched directory and the one name in it that leads to the file (the file's own
+        /// name first).
         names: Vec<(WatchDescriptor, OsString)>,
         /// Events that concerned one of those names (or a watched directory itself).
         events: u64,
-        /// The queue overflowed, or a watch is gone: from now on, always `stat`.
+        /// The queue overflowed, a watch is gone, or a directory on the way moved: from now on,
+        /// always `stat`.
         blind: bool,
     }
 
@@ -162,20 +166,23 @@ mod watch {
                 match inotify.read_events(&mut buffer) {
                     Ok(read) => {
                         for event in read {
-                            if event
-                                .mask
-                                .intersects(EventMask::Q_OVERFLOW | EventMask::IGNORED)
+                            let named = |(wd, name): &(WatchDescriptor, OsString)| {
+                                *wd == event.wd && event.name == Some(name.as_os_str())
+                            };
+                            if names.first().is_some_and(named) {
+                                *events += 1; // the file's own name: a stat will tell
+                            } else if names.iter().skip(1).any(named)
+                                || event.mask.intersects(
+                                    EventMask::Q_OVERFLOW
+                                        | EventMask::IGNORED
+                                        | EventMask::DELETE_SELF
+                                        | EventMask::MOVE_SELF,
+                                )
                             {
+                                // A directory on the way moved, went or was replaced: the
+                                // watches now follow directories that may no longer lead to
+                                // the file, and cannot say anything about the path any more.
                                 *blind = true;
-                            }
-                            let about_the_path = event
-                                .mask
-                                .intersects(EventMask::DELETE_SELF | EventMask::MOVE_SELF)
-                                || names.iter().any(|(wd, name)| {
-                                    *wd == event.wd && event.name == Some(name.as_os_str())
-                                });
-                            if about_the_path {
-                                *events += 1;
                             }
                         }
                     }
@@ -264,6 +271,26 @@ mod tests {
         std::fs::rename(dir.path().join("data"), dir.path().join("data.old")).expect("aside");
         file_in(&dir.path().join("data/current")); // a new file at the same path
         assert!(file.check().is_err(), "another file at the path");
+    }
+
+    /// The watches follow directories, not paths: once the file's directory was moved aside and
+    /// another put in its place, they say nothing about the path, so every check is a `stat`
+    /// (found by an attack: the file moved into the new directory, then replaced, was missed).
+    #[test]
+    fn after_its_directory_was_swapped_a_replaced_file_is_still_noticed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let current = dir.path().join("data/current");
+        let file = file_in(&current);
+        let old = dir.path().join("data/current.old");
+        std::fs::rename(&current, &old).expect("aside");
+        std::fs::create_dir(&current).expect("new dir");
+        assert!(file.check().is_err(), "no file in the new directory");
+        std::fs::rename(old.join("test.db"), file.path()).expect("the file moved in");
+        assert!(file.check().is_ok(), "the same file, at the path again");
+        let other = current.join("other.db");
+        std::fs::write(&other, b"two").expect("other");
+        std::fs::rename(&other, file.path()).expect("replace");
+        assert!(file.check().is_err(), "replaced in the new directory");
     }
 
     #[test]
