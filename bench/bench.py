@@ -244,6 +244,8 @@ def main():
     ap.add_argument("--profile", default="release",
                     help="cargo profile to build and run: release (what `cargo run --release` builds, the "
                          "default) or peak (fat LTO, one codegen unit)")
+    ap.add_argument("--only", metavar="TEXT",
+                    help="only the scenarios whose name contains TEXT (e.g. POST, preflight, {id})")
     ap.add_argument("--no-scaling", action="store_true")
     ap.add_argument("--no-flood", action="store_true")
     ap.add_argument("--flood-only", action="store_true", help="only the flood comparison")
@@ -390,6 +392,8 @@ def main():
         for protocol in protocols if not opts.flood_only else []:
             results = []
             for i, (name, spath, cpath, make_args) in enumerate(scenarios):
+                if opts.only and opts.only not in name:
+                    continue
                 c, s = side_by_side(name, spath, cpath, make_args, protocol, opts.connections)
                 results.append((name, c, s, {t: checks[t][i] for t in s}))
             print_table(results, opts, protocol, opts.connections)
@@ -399,6 +403,8 @@ def main():
             for protocol in protocols:
                 results = []
                 for i, (name, spath, cpath, make_args) in enumerate(scenarios[:4]):
+                    if opts.only and opts.only not in name:
+                        continue
                     c, s = side_by_side(name, spath, cpath, make_args, protocol, 1)
                     results.append((name, c, s, {t: checks[t][i] for t in s}))
                 print_table(results, opts, protocol, 1)

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params_from_iter};
 
-/// Rows per statement, as the service's group commit (`store/deliveries.rs`).
+/// Rows per statement, as the service's group commit on PostgreSQL (`store/deliveries/creator.rs`).
 const MAX_BATCH: usize = 128;
 
 struct Creation {

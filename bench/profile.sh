@@ -3,7 +3,7 @@
 # PROFILE=peak), seeds 100 deliveries, loads METHOD PATH with oha (32 connections, HTTP/1.1) as the
 # article's page sends it (OPTIONS: a preflight; POST: a new delivery each time) and records 8 s
 # with `perf record -g`; prints requests/s, then the inclusive share of the symbols that matter
-# (TOP=N: the N symbols with the most self time instead; HTTP2=1: over HTTP/2).
+# (TOP=N: the N symbols with the most self time instead; HTTP2=1: over HTTP/2; CONNS=N: N connections).
 #
 #   bash bench/profile.sh /delivery/1              # needs perf, oha, curl, python3, a built target/release
 #   bash bench/profile.sh /delivery/all OPTIONS
@@ -41,7 +41,7 @@ case "$method" in
   *) args=(-m "$method" -a demo:demo-password) ;;
 esac
 [ -n "${HTTP2:-}" ] && args+=(--http2)
-oha -z 12s -c 32 --no-tui --insecure -H "Origin: http://localhost:4200" "${args[@]}" \
+oha -z 12s -c "${CONNS:-32}" --no-tui --insecure -H "Origin: http://localhost:4200" "${args[@]}" \
   "https://localhost:$port$path" >oha.txt &
 load=$!
 sleep 2

@@ -32,7 +32,7 @@ pub fn classify(e: &sqlx::Error) -> Failure {
     }
 }
 
-fn classify_sqlite(code: i32) -> Failure {
+pub(super) fn classify_sqlite(code: i32) -> Failure {
     use rusqlite::ffi;
     match code & 0xff {
         ffi::SQLITE_FULL => Failure::Full,

@@ -5,7 +5,7 @@
 
 use super::Db;
 
-/// The queries on `deliveries` (`deliveries.rs`): they differ only in the columns and "now".
+/// The queries on `deliveries` (`deliveries/`): they differ only in the columns and "now".
 pub(super) struct DeliverySql {
     /// The columns of a `Delivery`, for SELECT and RETURNING.
     pub columns: &'static str,

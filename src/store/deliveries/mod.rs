@@ -10,14 +10,17 @@
 //! happens when the statement is reset, and its error is dropped. That acknowledged writes that
 //! were never stored. (An explicit transaction would surface it too, but sqlx then loses track
 //! of a transaction that SQLite rolled back by itself after the failed COMMIT, and the
-//! connection keeps the write lock: every other writer waits out the busy timeout.)
+//! connection keeps the write lock: every other writer waits out the busy timeout.) Creations are
+//! the exception: their group commit (`creator.rs`) drives SQLite directly, one transaction per
+//! batch, and rolls a failed COMMIT back itself.
 
-use std::collections::HashMap;
+mod creator;
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
-use tokio::sync::{mpsc, oneshot};
 
-use super::{Db, Failure, StoreError, on_either};
+pub use creator::Creator;
+
+use super::{Db, StoreError, on_either};
 
 /// Stored as its name (`as_str`); the migrations' CHECK constraint keeps it one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,155 +270,6 @@ pub async fn create(db: &Db, new: &NewDelivery) -> Result<Delivery, StoreError> 
         .into_iter()
         .next()
         .ok_or_else(|| anyhow::anyhow!("INSERT … RETURNING returned no row").into())
-}
-
-/// Group commit for [`create`]: concurrent creations are written by one task, as one `INSERT` of
-/// many rows, so one commit (one fsync: SQLite's `synchronous=FULL`, PostgreSQL's WAL flush)
-/// acknowledges a whole batch instead of one row. Each request is still answered only after the commit that stored its row. While a
-/// batch is being written the next one gathers: nothing waits on a timer, and a lone request is
-/// written at once, as before.
-#[derive(Clone)]
-pub struct Creator {
-    queue: mpsc::Sender<Creation>,
-}
-
-struct Creation {
-    new: NewDelivery,
-    done: oneshot::Sender<Result<Delivery, StoreError>>,
-}
-
-/// Rows per statement: 4 parameters each, far below SQLite's 32,766 and PostgreSQL's 65,535.
-const MAX_BATCH: usize = 128;
-
-impl Creator {
-    /// Starts the writing task (on the current Tokio runtime); it ends when every handle is dropped.
-    pub fn start(db: Db) -> Self {
-        let (queue, mut pending) = mpsc::channel::<Creation>(4 * MAX_BATCH);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(MAX_BATCH);
-            let mut writer = Writer::default();
-            while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                write_batch(&db, &mut writer, std::mem::take(&mut batch)).await;
-            }
-        });
-        Self { queue }
-    }
-
-    /// Creates a delivery; returns once its row is committed.
-    pub async fn create(&self, new: NewDelivery) -> Result<Delivery, StoreError> {
-        let (done, outcome) = oneshot::channel();
-        let gone = || StoreError::Other(anyhow::anyhow!("the delivery writer has stopped"));
-        self.queue
-            .send(Creation { new, done })
-            .await
-            .map_err(|_| gone())?;
-        outcome.await.map_err(|_| gone())?
-    }
-}
-
-/// One statement for the batch, committed as it finishes. A reference that already exists (or
-/// comes twice in the batch) is skipped by `ON CONFLICT DO NOTHING` and absent from `RETURNING`:
-/// that request gets 409, the others their rows. If the statement fails because the database is
-/// full or unavailable (down, locked, an I/O error), every creation in the batch gets that same
-/// answer (507 or 503) at once: trying 128 rows one by one against a database that is down would
-/// keep the last one waiting 128 timeouts, and after an I/O error on PostgreSQL the batch may have
-/// been committed, where a retry would call the client's own row a duplicate (409). Any other
-/// failure (a bug, a constraint one row breaks) is tried row by row, so each gets its own answer.
-async fn write_batch(db: &Db, writer: &mut Writer, batch: Vec<Creation>) {
-    tracing::debug!(rows = batch.len(), "creating deliveries, one commit");
-    if batch.len() > 1 {
-        let values = (0..batch.len())
-            .map(|i| {
-                let p = 4 * i;
-                format!("(${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4)
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "INSERT INTO deliveries (reference, recipient, address, status) VALUES {values}
-             ON CONFLICT (reference) DO NOTHING
-             RETURNING {}",
-            db.sql().deliveries.columns
-        );
-        // Only placeholders vary; every value is bound.
-        macro_rules! insert {
-            () => {{
-                let mut insert = sqlx::query_as(sqlx::AssertSqlSafe(sql));
-                for Creation { new, .. } in &batch {
-                    insert = insert
-                        .bind(&new.reference)
-                        .bind(&new.recipient)
-                        .bind(&new.address)
-                        .bind(new.status.as_str());
-                }
-                insert
-            }};
-        }
-        // fetch_all: to the last step, the commit (see the module comment).
-        let inserted: sqlx::Result<Vec<Delivery>> = match db {
-            Db::Sqlite { pool, .. } => match writer.connection(pool).await {
-                Ok(conn) => {
-                    let inserted = insert!().fetch_all(&mut **conn).await;
-                    if inserted.is_err() {
-                        writer.0 = None; // a connection that failed is not kept
-                    }
-                    inserted
-                }
-                Err(e) => Err(e),
-            },
-            Db::Postgres(pool) => super::within_deadline(insert!().fetch_all(pool)).await,
-        };
-        let rows = match inserted {
-            Ok(rows) => Some(rows),
-            Err(e) => match super::classify(&e) {
-                Failure::Other => None, // below: row by row
-                failure => {
-                    let why = e.to_string();
-                    for Creation { done, .. } in batch {
-                        let _ = done.send(Err(StoreError::Failed(failure, why.clone())));
-                    }
-                    return;
-                }
-            },
-        };
-        if let Some(rows) = rows {
-            // Committed. RETURNING's row order is unspecified: match rows by their reference,
-            // and check the row is this request's (of two with one reference, the first won).
-            let mut rows: HashMap<String, Delivery> =
-                rows.into_iter().map(|d| (d.reference.clone(), d)).collect();
-            for Creation { new, done } in batch {
-                let row = rows
-                    .remove(&new.reference)
-                    .filter(|row| row.is(&new))
-                    .ok_or(StoreError::DuplicateReference(new.reference));
-                let _ = done.send(row);
-            }
-            return;
-        }
-    }
-    for Creation { new, done } in batch {
-        let _ = done.send(create(db, &new).await);
-    }
-}
-
-/// SQLite: the batches' own connection, kept between batches. A commit through another
-/// connection makes SQLite drop a connection's whole page cache, so taking any pooled connection
-/// for each batch re-read the table's and index's pages every time (`pread`: 6% of a POST's CPU
-/// in bench/profile.sh); one connection that does every batch keeps them, and its prepared
-/// statements, between commits. Taken from the pool at the first batch; let go after a failure.
-#[derive(Default)]
-struct Writer(Option<sqlx::pool::PoolConnection<sqlx::Sqlite>>);
-
-impl Writer {
-    async fn connection(
-        &mut self,
-        pool: &sqlx::SqlitePool,
-    ) -> sqlx::Result<&mut sqlx::pool::PoolConnection<sqlx::Sqlite>> {
-        if self.0.is_none() {
-            self.0 = Some(pool.acquire().await?);
-        }
-        self.0.as_mut().ok_or_else(|| sqlx::Error::PoolClosed) // just set: not reached
-    }
 }
 
 impl Delivery {
