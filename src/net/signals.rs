@@ -14,7 +14,7 @@ pub struct Signals {
 impl Signals {
     /// SIGINT (Ctrl-C), SIGTERM (`kill`, service managers), SIGHUP (the terminal went away),
     /// SIGQUIT, SIGUSR1 and SIGUSR2: every signal whose default action ends the process and that
-    /// a process may catch.
+    /// a process may catch. And SIGXFSZ is ignored (below).
     pub fn listen() -> std::io::Result<Self> {
         #[cfg(unix)]
         {
@@ -31,6 +31,12 @@ impl Signals {
             for (name, kind) in kinds {
                 each.push((name, signal(kind)?));
             }
+            // A write past the file-size limit (`ulimit -f`, a service manager's LimitFSIZE)
+            // would otherwise end the process on the spot, as SIGXFSZ's default action. Ignored,
+            // the write fails with EFBIG and is answered like a full disk, 507 or 503, with
+            // nothing acknowledged that was not stored (PostgreSQL ignores it for that reason).
+            // SAFETY: setting a signal's disposition to SIG_IGN runs no code of ours.
+            unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
             Ok(Self { each })
         }
         #[cfg(not(unix))]
