@@ -121,15 +121,32 @@ mod sqlite {
                     continue;
                 }
             };
+            // Whoever closes the pool waits for every connection to come back: this one too.
+            let mut closing = std::pin::pin!(pool.close_event());
             loop {
                 if let Err(e) = write(&conn, &mut batch) {
                     fail_all(&mut batch, classify(&e), &e.to_string());
                     continue 'connect; // the connection goes back to the pool
                 }
-                if !gather(&mut pending, &mut batch) {
-                    return;
+                match runtime.block_on(next_or_closing(&mut pending, closing.as_mut())) {
+                    Some(Some(first)) => take_waiting(first, &mut pending, &mut batch),
+                    Some(None) => return, // every Creator is gone
+                    // Let the connection go; the next creations find the pool closed (503).
+                    None => continue 'connect,
                 }
             }
+        }
+    }
+
+    /// The next creation, or `None` once the pool is being closed.
+    async fn next_or_closing(
+        pending: &mut mpsc::Receiver<Creation>,
+        closing: std::pin::Pin<&mut sqlx::pool::CloseEvent>,
+    ) -> Option<Option<Creation>> {
+        tokio::select! {
+            biased;
+            () = closing => None,
+            next = pending.recv() => Some(next),
         }
     }
 
@@ -139,6 +156,16 @@ mod sqlite {
         let Some(first) = pending.blocking_recv() else {
             return false;
         };
+        take_waiting(first, pending, batch);
+        true
+    }
+
+    /// `first`, and every other creation already waiting (up to a batch).
+    fn take_waiting(
+        first: Creation,
+        pending: &mut mpsc::Receiver<Creation>,
+        batch: &mut Vec<Creation>,
+    ) {
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match pending.try_recv() {
@@ -146,7 +173,6 @@ mod sqlite {
                 Err(_) => break,
             }
         }
-        true
     }
 
     /// One transaction for the batch, each creation its own statement: a duplicate reference is
@@ -154,7 +180,7 @@ mod sqlite {
     /// others go on. Answers every creation once the COMMIT has returned (the fsync done). An
     /// error that is not one row's (the lock not had within the busy timeout, a full disk, an
     /// I/O error, a failed COMMIT) rolls the whole batch back and is returned, unanswered.
-    fn write(conn: &Connection, batch: &mut Vec<Creation>) -> rusqlite::Result<()> {
+    pub(super) fn write(conn: &Connection, batch: &mut Vec<Creation>) -> rusqlite::Result<()> {
         tracing::debug!(rows = batch.len(), "creating deliveries, one commit");
         // IMMEDIATE: the write lock now (waiting up to the busy timeout), not at the first insert.
         conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
@@ -229,7 +255,7 @@ mod sqlite {
     }
 
     /// As `store::classify` does for sqlx's errors: by SQLite's primary result code.
-    fn classify(e: &rusqlite::Error) -> Failure {
+    pub(super) fn classify(e: &rusqlite::Error) -> Failure {
         match e {
             rusqlite::Error::SqliteFailure(ffi::Error { extended_code, .. }, _) => {
                 crate::store::failure::classify_sqlite(*extended_code)
@@ -316,5 +342,132 @@ mod postgres {
         for Creation { new, done } in batch {
             let _ = done.send(create(db, &new).await);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::*;
+    use crate::store::connect::SQLITE_MIGRATIONS;
+
+    /// A migrated database file, opened as the writer opens it (WAL, `synchronous=FULL`).
+    fn database(dir: &std::path::Path) -> (std::path::PathBuf, Connection) {
+        let path = dir.join("creator.db");
+        let conn = Connection::open(&path).expect("open");
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+            .expect("pragmas");
+        for (_, _, sql) in SQLITE_MIGRATIONS {
+            conn.execute_batch(sql).expect("migration");
+        }
+        (path, conn)
+    }
+
+    fn creation(
+        reference: &str,
+        recipient: &str,
+    ) -> (Creation, oneshot::Receiver<Result<Delivery, StoreError>>) {
+        let (done, answer) = oneshot::channel();
+        let new = NewDelivery {
+            reference: reference.to_owned(),
+            recipient: recipient.to_owned(),
+            address: "1 Test Road".to_owned(),
+            status: Status::Pending,
+        };
+        (Creation { new, done }, answer)
+    }
+
+    fn stored(conn: &Connection, like: &str) -> Vec<String> {
+        let mut query = conn
+            .prepare("SELECT reference FROM deliveries WHERE reference LIKE ?1 ORDER BY id")
+            .expect("query");
+        query
+            .query_map([like], |row| row.get(0))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
+    /// One commit for the batch, and an answer for each creation of its own: its row, 409 for
+    /// a reference that exists or came earlier in the batch, and an error for the one row the
+    /// database refuses (here a CHECK constraint the API would have caught first), while the
+    /// rows around it are stored.
+    #[test]
+    fn each_creation_of_a_batch_gets_its_own_answer() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (_, conn) = database(dir.path());
+        let mut batch = Vec::new();
+        let mut answers = Vec::new();
+        for (reference, recipient) in [
+            ("B-1", "Ana"),
+            ("B-2", "   "),          // CHECK (length(trim(recipient)) > 0)
+            ("B-1", "Bea"),          // the first B-1 wins
+            ("DLV-2026-0001", "Cy"), // seeded by the migrations
+            ("B-3", "Dan"),
+        ] {
+            let (c, answer) = creation(reference, recipient);
+            batch.push(c);
+            answers.push(answer);
+        }
+        sqlite::write(&conn, &mut batch).expect("the batch is committed");
+        assert!(batch.is_empty(), "every creation answered");
+        let answers: Vec<_> = answers
+            .into_iter()
+            .map(|mut a| a.try_recv().expect("answered"))
+            .collect();
+        let row = |i: usize| answers[i].as_ref().expect("a row");
+        assert_eq!(
+            (row(0).reference.as_str(), row(0).recipient.as_str()),
+            ("B-1", "Ana")
+        );
+        assert!(
+            matches!(answers[1], Err(StoreError::Other(_))),
+            "{:?}",
+            answers[1]
+        );
+        assert!(matches!(&answers[2], Err(StoreError::DuplicateReference(r)) if r == "B-1"));
+        assert!(
+            matches!(&answers[3], Err(StoreError::DuplicateReference(r)) if r == "DLV-2026-0001")
+        );
+        assert_eq!(row(4).reference, "B-3");
+        assert!(row(4).id > row(0).id);
+        assert_eq!(stored(&conn, "B-%"), ["B-1", "B-3"]);
+    }
+
+    /// A batch that cannot commit (here: another connection holds the write lock past the busy
+    /// timeout) stores nothing, answers nobody itself, and is handed back whole for one shared
+    /// answer (503); the connection is usable for the next batch.
+    #[test]
+    fn a_batch_that_cannot_commit_stores_nothing_and_is_handed_back_whole() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (path, conn) = database(dir.path());
+        conn.busy_timeout(std::time::Duration::from_millis(50))
+            .expect("busy timeout");
+        let locker = Connection::open(&path).expect("open");
+        locker
+            .execute_batch("BEGIN IMMEDIATE")
+            .expect("the write lock");
+
+        let (first, mut first_answer) = creation("L-1", "Ana");
+        let (second, _) = creation("L-2", "Bea");
+        let mut batch = vec![first, second];
+        let e = sqlite::write(&conn, &mut batch).expect_err("the lock is taken");
+        assert_eq!(sqlite::classify(&e), Failure::Unavailable, "{e}");
+        assert_eq!(batch.len(), 2, "handed back, unanswered");
+        assert!(first_answer.try_recv().is_err(), "not answered by write");
+        fail_all(&mut batch, Failure::Unavailable, &e.to_string());
+        assert!(matches!(
+            first_answer.try_recv(),
+            Ok(Err(StoreError::Failed(Failure::Unavailable, _)))
+        ));
+
+        locker.execute_batch("ROLLBACK").expect("release");
+        assert!(conn.is_autocommit(), "no transaction left open");
+        assert_eq!(stored(&conn, "L-%"), Vec::<String>::new());
+        let (again, _) = creation("L-1", "Ana");
+        let mut batch = vec![again];
+        sqlite::write(&conn, &mut batch).expect("written once the lock is free");
+        assert_eq!(stored(&conn, "L-%"), ["L-1"]);
     }
 }
