@@ -129,12 +129,12 @@ pub async fn remove(db: &Db, name: &str) -> sqlx::Result<bool> {
 /// Unicode NFC (RFC 7617 §2.1: with `charset="UTF-8"`, user names and passwords are compared in
 /// Normalization Form C): "é" typed as one code point or as "e" + a combining accent is the same.
 /// Applied to every name and password that comes in, from a request or from `delivery-api user`.
-pub fn nfc(text: &str) -> String {
+pub fn nfc<S: AsRef<str> + Into<String>>(text: S) -> String {
     use unicode_normalization::UnicodeNormalization as _;
-    if text.is_ascii() {
-        return text.to_owned(); // ASCII is always in NFC: no table lookups on every request
+    if text.as_ref().is_ascii() {
+        return text.into(); // ASCII is always in NFC: no table lookups (or copy) on every request
     }
-    text.nfc().collect()
+    text.as_ref().nfc().collect()
 }
 
 /// Whether any user, ever, can have this name (what Basic auth can carry: 1 to 64 characters, no colon,
