@@ -25,7 +25,10 @@ It builds and runs the `release` profile (what `cargo run --release` builds; `--
 fat LTO). Besides req/s and latency it reports each process's CPU time per answer (user + system,
 all threads, from /proc), and ends with one line of ratios a script can read (`summary {...}`).
 POST is measured in rows created per second, against a second yardstick: bench/durable.rs, the
-same creations made durable by one writer with group commit and no HTTP (the disk's limit).
+same creations made durable by one writer with group commit and no HTTP (the disk's limit). The read
+scenarios also run the ceiling as a `same head` ceiling: answering the service's own status and header
+fields (recorded from it), so that what sending those fields costs shows apart from the rest.
+`--pin` puts oha on one CPU and the servers on the others (without it, the client preempts them).
 
 Needs oha (`cargo install oha --locked`) and curl. Absolute figures move between runs on shared
 machines: compare the ratios, which are measured side by side.
@@ -47,6 +50,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ORIGIN = "http://localhost:4200"
 DURABLE_BIN = None  # set in main(): target/<profile>/examples/durable
+OHA = ["oha"]  # with --pin: taskset's prefix first
 ARTICLE_HEADERS = [
     "Origin: " + ORIGIN,
     "Accept: application/json, text/plain, */*",
@@ -162,7 +166,7 @@ def cpu_seconds(pids):
 
 
 def oha(url, args, duration, connections, protocol="http1", pids=()):
-    cmd = ["oha", "-z", f"{duration}s", "-c", str(connections), "--no-tui", "--insecure",
+    cmd = [*OHA, "-z", f"{duration}s", "-c", str(connections), "--no-tui", "--insecure",
            "--output-format", "json", *(["--http2"] if protocol == "h2" else []), *args, url]
     cpu = cpu_seconds(pids)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -212,7 +216,7 @@ def oha_both(urls, args, duration, connections, protocol, pids=()):
     half = max(1, connections // 2)
     cpu = cpu_seconds(pids)
     procs = [subprocess.Popen(
-        ["oha", "-z", f"{duration}s", "-c", str(half), "--no-tui", "--insecure", "--output-format", "json",
+        [*OHA, "-z", f"{duration}s", "-c", str(half), "--no-tui", "--insecure", "--output-format", "json",
          *(["--http2"] if protocol == "h2" else []), *a, u], stdout=subprocess.PIPE, text=True)
         for u, a in zip(urls, args)]
     outs = [json.loads(p.communicate()[0]) for p in procs]
@@ -256,8 +260,17 @@ def main():
     ap.add_argument("--baseline", type=Path, metavar="BINARY",
                     help="also run this delivery-api binary (e.g. an older commit's) on SQLite, as the "
                          "target `base`, interleaved with the others: what a change bought, in one run")
+    ap.add_argument("--pin", action="store_true",
+                    help="oha on CPU 0, everything else (the targets, their yardsticks) on the other CPUs: "
+                         "the client no longer preempts the servers (docs/performance.md, 'Tails')")
     opts = ap.parse_args()
 
+    if opts.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            sys.exit("--pin needs two CPUs or more")
+        OHA[:0] = ["taskset", "-c", str(cpus[0])]  # the client on the first CPU
+        os.sched_setaffinity(0, cpus[1:])  # this process, and so every server it starts, on the rest
     if not shutil.which("oha"):
         sys.exit("oha is missing: cargo install oha --locked")
     if not opts.no_build:
@@ -332,6 +345,16 @@ def main():
         procs.append(ceiling)
         pids[cport] = ceiling.pid
         wait_https(cport, cacert, "/ping")
+        # The same-head ceiling: the bare ceiling answering the service's own status and header
+        # fields (recorded here), a fresh X-Request-Id each time. The read scenarios run it too.
+        hport = opts.port + 7
+        record_heads(sport, cacert, first_id, work / "heads.txt")
+        procs.append(same_head := subprocess.Popen(
+            [ceiling_bin, f"127.0.0.1:{hport}", work / "certs/localhost.crt", work / "certs/localhost.key",
+             work / "list.json", work / "one.json", work / "heads.txt"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        pids[hport] = same_head.pid
+        wait_https(hport, cacert, "/ping")
 
         hdrs = sum((["-H", h] for h in ARTICLE_HEADERS), [])
         preflight = ["-m", "OPTIONS", "-H", "Origin: " + ORIGIN, "-H", "Access-Control-Request-Method: GET",
@@ -360,7 +383,8 @@ def main():
 
         def side_by_side(name, spath, cpath, make_args, protocol, connections):
             """Median over rounds of each target, all interleaved (ceiling, sqlite, pg, pg2, ...)."""
-            order = [("ceiling", [cport], cpath)] + [
+            same_head = [("same head", [hport], cpath)] if key(name) in READS else []
+            order = [("ceiling", [cport], cpath)] + same_head + [
                 (t, ports, spath) for t, (ports, _) in targets.items() if connections > 1 or len(ports) == 1]
             runs = {t: [] for t, _, _ in order}
             if name.startswith("POST"):
@@ -383,6 +407,8 @@ def main():
                 for _, target_db in targets.values():
                     seed(target_db, opts.rows)  # back to N rows for the next scenarios
             yardsticks = {"ceiling": median_run(runs.pop("ceiling"))}
+            if "same head" in runs:
+                yardsticks["same head"] = median_run(runs.pop("same head"))
             if "durable" in runs:
                 yardsticks["durable"] = median_run(runs.pop("durable"))
             return yardsticks, {t: median_run(r) for t, r in runs.items()}
@@ -411,7 +437,7 @@ def main():
                 summary[f"{protocol}x1"] = summarize_ratios(results)
         if summary:
             # One line a script can read: `grep '^summary ' | cut -c9- | jq`.
-            print("\nsummary " + json.dumps({"profile": opts.profile, "rounds": opts.rounds, **summary}))
+            print("\nsummary " + json.dumps({"profile": opts.profile, "rounds": opts.rounds, "pinned": opts.pin, **summary}))
         if not opts.no_scaling and not opts.flood_only:
             scaling(sport, cacert, db, good, opts)
         if not opts.no_flood:
@@ -464,6 +490,34 @@ KEYS = {"preflight": "preflight", "GET /delivery/all": "get_all", "GET /delivery
         "POST": "post", "GET, wrong": "wrong_password"}
 
 
+# The scenarios the same-head ceiling runs in: fixed answers it can replay.
+READS = ("preflight", "get_all", "get_one")
+
+
+def record_heads(port, cacert, first_id, out):
+    """The status and header fields the service answers to each read scenario's request (as oha
+    sends it), written for the same-head ceiling under the ceiling's paths. The date and framing
+    fields are the ceiling's own to write."""
+    auth = ["-u", "demo:demo-password", *sum((["-H", h] for h in ARTICLE_HEADERS), [])]
+    preflight = ["-X", "OPTIONS", "-H", "Origin: " + ORIGIN, "-H", "Access-Control-Request-Method: GET",
+                 "-H", "Access-Control-Request-Headers: authorization,content-type"]
+    framing = {"date", "content-length", "transfer-encoding", "connection", "keep-alive"}
+    lines = []
+    for method, spath, cpath, args in (("OPTIONS", "/delivery/all", "/delivery/all", preflight),
+                                       ("GET", "/delivery/all", "/delivery/all", auth),
+                                       ("GET", f"/delivery/{first_id}", "/one", auth)):
+        r = subprocess.run(["curl", "-s", "-i", "--http1.1", "--cacert", cacert, *args,
+                            f"https://localhost:{port}{spath}"], capture_output=True, check=True)
+        head, _, body = r.stdout.partition(b"\r\n\r\n")
+        status, *fields = head.decode().split("\r\n")
+        lines += [f"{method} {cpath}\t:status\t{status.split()[1]}", f"{method} {cpath}\t:body\t{int(bool(body))}"]
+        for field in fields:
+            name, _, value = field.partition(":")
+            if name.lower() not in framing:
+                lines.append(f"{method} {cpath}\t{name.lower()}\t{value.strip()}")
+    out.write_text("\n".join(lines) + "\n")
+
+
 def key(name):
     return next(k for prefix, k in KEYS.items() if name.startswith(prefix))
 
@@ -475,22 +529,24 @@ def print_table(results, opts, protocol, connections):
     what = "one connection, sequential requests" if connections == 1 else f"{connections} connections"
     print(f"\n{'HTTP/2' if protocol == 'h2' else 'HTTP/1.1'}, {what}, {opts.duration:g} s x {opts.rounds} "
           f"interleaved rounds per target (median), HTTPS on loopback, {os.cpu_count()} CPUs, "
-          f"{opts.profile} profile\n")
-    head = f"{'scenario':36} {'target':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} " \
+          f"{opts.profile} profile{', oha pinned to its own CPU' if opts.pin else ''}\n")
+    head = f"{'scenario':36} {'target':9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} " \
            f"{'CPU µs':>7} {'rps ratio':>9} {'p99 ratio':>9}  check"
     print(head)
     print("-" * len(head))
     for name, yardsticks, services, check in results:
         post = key(name) == "post"
         rate = "ok_rps" if post else "rps"
-        for label, y in yardsticks.items():
-            print(f"{name if label == 'ceiling' else '':36} {label:8} {y[rate]:9.0f} {y['p50']:8.2f} "
-                  f"{y['p99']:8.2f} {y['non2xx']:8d} {y['cpu_us']:7.1f}")
-        if post:
-            print(f"{'':36} {'in series':8} {in_series(yardsticks):9.0f}")
         c = yardsticks["durable" if post else "ceiling"]
+        for label, y in yardsticks.items():
+            # The same-head ceiling's ratios are to the bare ceiling: what the fields alone cost.
+            ratios = f" {y[rate] / c[rate]:9.2f} {y['p99'] / c['p99']:9.2f}" if label == "same head" else ""
+            print(f"{name if label == 'ceiling' else '':36} {label:9} {y[rate]:9.0f} {y['p50']:8.2f} "
+                  f"{y['p99']:8.2f} {y['non2xx']:8d} {y['cpu_us']:7.1f}{ratios}")
+        if post:
+            print(f"{'':36} {'in series':9} {in_series(yardsticks):9.0f}")
         for target, s in services.items():
-            print(f"{'':36} {target:8} {s[rate]:9.0f} {s['p50']:8.2f} {s['p99']:8.2f} {s['non2xx']:8d} "
+            print(f"{'':36} {target:9} {s[rate]:9.0f} {s['p50']:8.2f} {s['p99']:8.2f} {s['non2xx']:8d} "
                   f"{s['cpu_us']:7.1f} {s[rate] / c[rate]:9.2f} {s['p99'] / c['p99']:9.2f}  {check[target]}")
     for name, _, services, _ in results:
         for target, s in services.items():
@@ -500,7 +556,8 @@ def print_table(results, opts, protocol, connections):
     print("(POST: created/s, and its ratios are to the durable-write limit (bench/durable.rs, the same "
           "creations, one writer, no HTTP);\n 'in series' is 1 / (1/ceiling + 1/durable): HTTPS and the "
           "durable write one after the other, see in_series();\n the 409s are references oha sent twice: "
-          "it picks body lines at random. The wrong-password 401s are expected.)")
+          "it picks body lines at random. The wrong-password 401s are expected.\n 'same head' is the ceiling "
+          "answering the service's own status and header fields: its ratios are to the bare ceiling.)")
 
 
 def in_series(yardsticks):
@@ -528,6 +585,9 @@ def summarize_ratios(results):
                 "rps": round(s[rate]), "rps_ratio": round(s[rate] / y[rate], 3),
                 "p99_ratio": round(s["p99"] / y["p99"], 3), "cpu_us": round(s["cpu_us"], 1),
                 "ceiling_cpu_us": round(c["cpu_us"], 1),
+                **({"rps_vs_same_head": round(s[rate] / h[rate], 3),
+                    "same_head_vs_ceiling": round(h[rate] / c[rate], 3),
+                    "same_head_cpu_us": round(h["cpu_us"], 1)} if (h := yardsticks.get("same head")) else {}),
                 **({"rps_vs_ceiling": round(s[rate] / c[rate], 3),
                     "p99_vs_ceiling": round(s["p99"] / c["p99"], 3),
                     "rps_vs_in_series": round(s[rate] / in_series(yardsticks), 3)} if k == "post" else {}),
@@ -540,7 +600,7 @@ def flood(port, good, bad, opts, label):
     url = f"https://localhost:{port}/delivery/all"
     alone = oha(url, good, opts.duration, 16)
     flooder = subprocess.Popen(
-        ["oha", "-z", f"{opts.duration + 2}s", "-c", "16", "--no-tui", "--insecure", "--output-format", "json",
+        [*OHA, "-z", f"{opts.duration + 2}s", "-c", "16", "--no-tui", "--insecure", "--output-format", "json",
          *bad, url], stdout=subprocess.PIPE, text=True)
     time.sleep(1)
     during = oha(url, good, opts.duration, 16)
