@@ -149,6 +149,35 @@ mod properties {
             prop_assert_eq!(creds.password.expose_secret(), users::nfc(&password));
         }
 
+        /// The decoding here is actix-web-httpauth's, done without its copies: on any token
+        /// (valid base64 of anything, or not base64 at all) both accept the same user and
+        /// password, or both refuse.
+        #[test]
+        fn decodes_as_actix_web_httpauth_does(
+            raw in proptest::collection::vec(any::<u8>(), 0..40),
+            noise in "[A-Za-z0-9+/=: ]{0,12}",
+            encode in any::<bool>(),
+        ) {
+            let token = if encode {
+                base64::engine::general_purpose::STANDARD.encode(&raw)
+            } else {
+                noise
+            };
+            let value = HeaderValue::from_str(&format!("Basic {token}")).expect("ASCII");
+            use actix_web_httpauth::headers::authorization::{Basic, Scheme as _};
+            let theirs = Basic::parse(&value)
+                .ok()
+                .and_then(|b| Some((b.user_id().to_string(), b.password()?.to_string())))
+                .filter(|(user, _)| !user.is_empty() && users::possible_name(&users::nfc(user.as_str())));
+            let ours = Credentials::from_header(Some(&value))
+                .ok()
+                .map(|c| (c.user, c.password.expose_secret().to_owned()));
+            prop_assert_eq!(
+                ours,
+                theirs.map(|(user, password)| (users::nfc(user), users::nfc(password)))
+            );
+        }
+
         #[test]
         fn any_header_bytes_are_refused_or_accepted_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             if let Ok(value) = HeaderValue::from_bytes(&bytes) {
